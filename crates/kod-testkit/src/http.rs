@@ -196,19 +196,22 @@ fn serve(
         let mut start = 0u64;
         let mut status = "200 OK";
         let mut extra = String::new();
-        if let Some(r) = headers.get("range").and_then(|r| r.strip_prefix("bytes=")) {
-            if let Some(s) = r.split('-').next().and_then(|s| s.parse::<u64>().ok()) {
-                if s >= total {
-                    write!(
-                        out,
-                        "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n\r\n"
-                    )?;
-                    continue;
-                }
-                start = s;
-                status = "206 Partial Content";
-                extra = format!("Content-Range: bytes {s}-{}/{total}\r\n", total - 1);
+        let range_start = headers
+            .get("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split('-').next())
+            .and_then(|s| s.parse::<u64>().ok());
+        if let Some(s) = range_start {
+            if s >= total {
+                write!(
+                    out,
+                    "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n\r\n"
+                )?;
+                continue;
             }
+            start = s;
+            status = "206 Partial Content";
+            extra = format!("Content-Range: bytes {s}-{}/{total}\r\n", total - 1);
         }
         let slice = &body[start as usize..];
         write!(
