@@ -1,0 +1,56 @@
+//! Repository backends for kod: read a distribution's repositories
+//! (metadata, signatures, package indices) and present their packages in one
+//! format-neutral [`Index`] that the solver works on.
+//!
+//! The [`model`] is shared by every backend; each backend is a module behind
+//! the [`Backend`] trait. Debian ([`debian`]) is the first.
+#![deny(missing_docs)]
+
+pub mod debian;
+mod index;
+pub mod model;
+
+use std::path::PathBuf;
+
+pub use index::{Index, RecordId};
+pub use model::{
+    ArchQualifier, Dependencies, Location, MultiArch, Op, Origin, OriginId, PackageRecord,
+    Priority, Provide, Relation, Scheme, Sha256, Text, Version, VersionError,
+};
+
+/// How a load uses what is already cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// Ask the repository whether its signed metadata changed (a conditional
+    /// request), download only what changed, reuse the parsed index when
+    /// nothing did.
+    #[default]
+    Revalidate,
+    /// Download the signed metadata again and rebuild the parsed index
+    /// (`kod pkg update`); index files whose hash is cached are reused.
+    Refresh,
+    /// Use only the cache; fail if something is missing from it.
+    Offline,
+}
+
+/// Options common to every backend's load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Directory that holds downloaded metadata and parsed indices.
+    pub cache_dir: PathBuf,
+    /// How the cache is used.
+    pub freshness: Freshness,
+}
+
+/// A repository format: turns repository specifications into an [`Index`].
+pub trait Backend {
+    /// What names one repository of this format (mirror, suites, keys...).
+    type Source;
+    /// What goes wrong while loading.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Loads the records of every repository in `sources` into one index,
+    /// verifying signatures and hashes, and using the cache as `options`
+    /// say.
+    fn load(&self, sources: &[Self::Source], options: &LoadOptions) -> Result<Index, Self::Error>;
+}
