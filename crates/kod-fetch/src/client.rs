@@ -78,6 +78,14 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     agent: ureq::Agent,
     opts: ClientOptions,
@@ -108,7 +116,6 @@ impl Failure {
 }
 
 /// A response body positioned at byte `start` of the file.
-#[allow(dead_code)] // used by the package Fetcher (next commit)
 pub(crate) struct Stream {
     /// The body from `start` on.
     pub reader: Box<dyn Read + Send>,
@@ -205,7 +212,6 @@ impl Client {
     /// Opens `url` for streaming from byte `offset` (a `Range` request when
     /// `offset > 0`). When the server cannot honour the range (it ignores it,
     /// or the file is shorter), the stream starts at 0 instead.
-    #[allow(dead_code)] // used by the package Fetcher (next commit)
     pub(crate) fn open(&self, url: &str, offset: u64) -> Result<Stream, Failure> {
         match local_path(url).map_err(Failure::Fatal)? {
             Some(path) => open_local(url, path, offset),
@@ -213,7 +219,6 @@ impl Client {
         }
     }
 
-    #[allow(dead_code)] // used by the package Fetcher (next commit)
     fn open_http(&self, url: &str, offset: u64) -> Result<Stream, Failure> {
         let mut req = self.inner.agent.get(url);
         if offset > 0 {
@@ -330,7 +335,6 @@ fn sleep_unless(cancel: &AtomicBool, d: Duration) -> bool {
 }
 
 /// The start offset of a `Content-Range: bytes START-END/TOTAL` header.
-#[allow(dead_code)] // used by the package Fetcher (next commit)
 fn range_start(v: &str) -> Option<u64> {
     v.trim()
         .strip_prefix("bytes ")?
@@ -470,7 +474,6 @@ fn local_conditional(
     })
 }
 
-#[allow(dead_code)] // used by the package Fetcher (next commit)
 fn open_local(url: &str, path: PathBuf, offset: u64) -> Result<Stream, Failure> {
     let fatal = |path, e| Failure::Fatal(local_error(url, path, e));
     let mut file = File::open(&path).map_err(|e| fatal(path.clone(), e))?;

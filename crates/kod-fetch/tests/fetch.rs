@@ -1,0 +1,450 @@
+//! `Fetcher::fetch_all` against the fixture server and file:// URLs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kod_fetch::{Cache, Client, ClientOptions, Download, FetchError, Fetcher, Progress, to_hex};
+use kod_testkit::http::{Fault, FileServer};
+use sha2::{Digest, Sha256};
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+struct Fixture {
+    _mirror: tempfile::TempDir,
+    mirror: PathBuf,
+    _cache: tempfile::TempDir,
+    cache_dir: PathBuf,
+    srv: FileServer,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mirror = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let srv = FileServer::start(mirror.path());
+        Fixture {
+            mirror: mirror.path().to_path_buf(),
+            _mirror: mirror,
+            cache_dir: cache.path().to_path_buf(),
+            _cache: cache,
+            srv,
+        }
+    }
+
+    /// Puts `data` on the mirror at pool/NAME and describes it.
+    fn publish(&self, name: &str, data: &[u8]) -> Download {
+        std::fs::create_dir_all(self.mirror.join("pool")).unwrap();
+        std::fs::write(self.mirror.join("pool").join(name), data).unwrap();
+        Download {
+            urls: vec![format!("{}/pool/{name}", self.srv.url())],
+            size: data.len() as u64,
+            sha256: sha(data),
+            label: format!("{name} 1.0-1"),
+        }
+    }
+
+    fn fetcher(&self, retries: u32) -> Fetcher {
+        let client = Client::new(ClientOptions {
+            retries,
+            initial_backoff: Duration::from_millis(5),
+            ..ClientOptions::default()
+        });
+        Fetcher::new(client, Cache::open(&self.cache_dir).unwrap()).with_progress(Progress::Quiet)
+    }
+
+    fn partial_files(&self) -> Vec<PathBuf> {
+        files_under(&self.cache_dir.join("partial"))
+    }
+
+    fn requests(&self) -> usize {
+        self.srv.log().len()
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn partial_path(f: &Fixture, d: &Download) -> PathBuf {
+    f.cache_dir
+        .join("partial")
+        .join(format!("{}.part", to_hex(&d.sha256)))
+}
+
+#[test]
+fn parallel_fetch_of_many_files_lands_verified_in_the_cache() {
+    let f = Fixture::new();
+    let mut data = Vec::new();
+    let mut items = Vec::new();
+    for i in 0..50u64 {
+        // 0 bytes up to ~1 MB, uneven.
+        let len = ((i * i * 7919) % 1_000_003) as usize * (i % 5 != 0) as usize;
+        let d = bytes(i + 1, len);
+        items.push(f.publish(&format!("p{i}.deb"), &d));
+        data.push(d);
+    }
+    // The same file twice in one request is fetched once.
+    items.push(items[3].clone());
+    data.push(data[3].clone());
+
+    let fetcher = f.fetcher(3).with_jobs(8);
+    let paths = fetcher.fetch_all(&items).unwrap();
+    assert_eq!(paths.len(), items.len());
+    for ((p, d), item) in paths.iter().zip(&data).zip(&items) {
+        assert_eq!(p, &fetcher.cache().path_of(&item.sha256));
+        assert_eq!(&std::fs::read(p).unwrap(), d, "{}", item.label);
+        assert!(fetcher.cache().contains(&item.sha256));
+    }
+    assert_eq!(f.srv.hits("/pool/p3.deb"), 1);
+    assert!(f.partial_files().is_empty(), "{:?}", f.partial_files());
+
+    let before = f.requests();
+    assert_eq!(fetcher.fetch_all(&items).unwrap(), paths);
+    assert_eq!(f.requests(), before, "a warm cache makes no request");
+}
+
+#[test]
+fn hash_mismatch_leaves_nothing_in_the_cache() {
+    let f = Fixture::new();
+    let mut d = f.publish("evil.deb", &bytes(7, 100_000));
+    let good = bytes(8, 100_000);
+    d.sha256 = sha(&good);
+    let fetcher = f.fetcher(3);
+    let err = fetcher.fetch_all(std::slice::from_ref(&d)).unwrap_err();
+    match &err {
+        FetchError::HashMismatch {
+            label,
+            url,
+            expected,
+            actual,
+        } => {
+            assert_eq!(label, "evil.deb 1.0-1");
+            assert_eq!(url, &d.urls[0]);
+            assert_eq!(expected, &to_hex(&sha(&good)));
+            assert_eq!(actual, &to_hex(&sha(&bytes(7, 100_000))));
+        }
+        other => panic!("expected HashMismatch, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("evil.deb 1.0-1") && msg.contains(&d.urls[0]),
+        "{msg}"
+    );
+    assert!(!fetcher.cache().contains(&d.sha256));
+    assert!(files_under(&f.cache_dir.join("blobs")).is_empty());
+    assert!(f.partial_files().is_empty(), "{:?}", f.partial_files());
+    assert_eq!(
+        f.srv.hits("/pool/evil.deb"),
+        1,
+        "a hash mismatch is not retried"
+    );
+}
+
+#[test]
+fn size_mismatch_longer_and_shorter() {
+    let f = Fixture::new();
+    let data = bytes(9, 50_000);
+    let fetcher = f.fetcher(3);
+    for (name, served) in [
+        ("long.deb", bytes(9, 50_001)),
+        ("short.deb", data[..49_000].to_vec()),
+    ] {
+        let mut d = f.publish(name, &served);
+        d.size = data.len() as u64;
+        d.sha256 = sha(&data);
+        let err = fetcher.fetch_all(&[d.clone()]).unwrap_err();
+        match err {
+            FetchError::SizeMismatch {
+                expected,
+                actual,
+                ref url,
+                ..
+            } => {
+                assert_eq!(expected, 50_000);
+                assert_eq!(actual, served.len() as u64);
+                assert_eq!(url, &d.urls[0]);
+            }
+            other => panic!("{name}: expected SizeMismatch, got {other:?}"),
+        }
+        assert!(!fetcher.cache().contains(&d.sha256));
+    }
+    assert!(f.partial_files().is_empty(), "{:?}", f.partial_files());
+}
+
+#[test]
+fn dropped_connection_is_resumed_with_range() {
+    let f = Fixture::new();
+    let data = bytes(10, 1_000_000);
+    let d = f.publish("big.deb", &data);
+    f.srv.set_fault(
+        "/pool/big.deb",
+        Fault {
+            fail_first: 0,
+            truncate_at: Some((300_000, 1)),
+        },
+    );
+    let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    let log = f.srv.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0].contains("range=None"), "{log:?}");
+    assert!(log[1].contains(r#"range=Some("bytes=300000-")"#), "{log:?}");
+}
+
+#[test]
+fn connection_dropping_every_time_fails_cleanly_then_resumes_next_run() {
+    let f = Fixture::new();
+    let data = bytes(11, 1_000_000);
+    let d = f.publish("flaky.deb", &data);
+    f.srv.set_fault(
+        "/pool/flaky.deb",
+        Fault {
+            fail_first: 0,
+            truncate_at: Some((10_000, usize::MAX)),
+        },
+    );
+    let fetcher = f.fetcher(3);
+    let err = fetcher.fetch_all(std::slice::from_ref(&d)).unwrap_err();
+    assert!(
+        matches!(err, FetchError::Network { attempts: 4, ref url, .. } if url == &d.urls[0]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&d.urls[0]));
+    assert_eq!(f.srv.hits("/pool/flaky.deb"), 4);
+    assert!(!fetcher.cache().contains(&d.sha256));
+    assert!(files_under(&f.cache_dir.join("blobs")).is_empty());
+    // What arrived is kept for the next run ...
+    let part = partial_path(&f, &d);
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 40_000);
+
+    // ... which resumes from there once the network is back.
+    f.srv.set_fault("/pool/flaky.deb", Fault::default());
+    let paths = fetcher.fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    assert!(
+        f.srv
+            .log()
+            .last()
+            .unwrap()
+            .contains(r#"range=Some("bytes=40000-")"#)
+    );
+    assert!(!part.exists());
+}
+
+#[test]
+fn wrong_partial_bytes_are_refetched_from_scratch() {
+    let f = Fixture::new();
+    let data = bytes(12, 200_000);
+    let d = f.publish("stale.deb", &data);
+    // A partial file from some earlier run whose bytes are wrong.
+    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
+    std::fs::write(partial_path(&f, &d), bytes(99, 5_000)).unwrap();
+    let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    let log = f.srv.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0].contains(r#"range=Some("bytes=5000-")"#), "{log:?}");
+    assert!(log[1].contains("range=None"), "{log:?}");
+}
+
+#[test]
+fn complete_partial_from_an_earlier_run_needs_no_request() {
+    let f = Fixture::new();
+    let data = bytes(13, 70_000);
+    let d = f.publish("done.deb", &data);
+    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
+    std::fs::write(partial_path(&f, &d), &data).unwrap();
+    let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    assert_eq!(f.requests(), 0);
+}
+
+#[test]
+fn second_mirror_is_used_when_the_first_is_down() {
+    let f = Fixture::new();
+    let data = bytes(14, 120_000);
+    let mut d = f.publish("m.deb", &data);
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/pool/m.deb", l.local_addr().unwrap())
+    };
+    let broken = Fixture::new(); // answers 503 for ever
+    broken.srv.set_fault(
+        "/pool/m.deb",
+        Fault {
+            fail_first: usize::MAX,
+            truncate_at: None,
+        },
+    );
+    let good = d.urls.remove(0);
+    d.urls = vec![down, format!("{}/pool/m.deb", broken.srv.url()), good];
+    let paths = f.fetcher(1).fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    assert_eq!(broken.srv.hits("/pool/m.deb"), 2);
+    assert_eq!(f.srv.hits("/pool/m.deb"), 1);
+}
+
+#[test]
+fn every_mirror_failing_names_each() {
+    let f = Fixture::new();
+    let d = Download {
+        urls: vec![
+            format!("{}/pool/a.deb", f.srv.url()),
+            format!("{}/other/a.deb", f.srv.url()),
+        ],
+        size: 10,
+        sha256: sha(b"0123456789"),
+        label: "a 1".into(),
+    };
+    let err = f.fetcher(1).fetch_all(&[d]).unwrap_err();
+    let FetchError::Mirrors { label, errors } = &err else {
+        panic!("expected Mirrors, got {err:?}");
+    };
+    assert_eq!(label, "a 1");
+    assert!(matches!(
+        errors[..],
+        [FetchError::NotFound { .. }, FetchError::NotFound { .. }]
+    ));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/pool/a.deb") && msg.contains("/other/a.deb"),
+        "{msg}"
+    );
+    assert!(f.partial_files().is_empty());
+}
+
+#[test]
+fn file_urls_are_fetched_and_verified() {
+    let f = Fixture::new();
+    let data = bytes(15, 300_000);
+    let mut d = f.publish("local.deb", &data);
+    d.urls = vec![format!("file://{}/pool/local.deb", f.mirror.display())];
+    let fetcher = f.fetcher(3);
+    let paths = fetcher.fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    assert_eq!(f.requests(), 0);
+
+    let mut bad = f.publish("other.deb", &bytes(16, 1000));
+    bad.urls = vec![format!("file://{}/pool/other.deb", f.mirror.display())];
+    bad.sha256 = sha(b"something else");
+    assert!(matches!(
+        fetcher.fetch_all(&[bad]).unwrap_err(),
+        FetchError::HashMismatch { .. }
+    ));
+}
+
+#[test]
+fn one_failure_stops_the_others_promptly() {
+    let f = Fixture::new();
+    let slow = f.publish("slow.deb", &bytes(17, 1000));
+    f.srv.set_fault(
+        "/pool/slow.deb",
+        Fault {
+            fail_first: usize::MAX,
+            truncate_at: None,
+        },
+    );
+    let missing = Download {
+        urls: vec![format!("{}/pool/missing.deb", f.srv.url())],
+        size: 5,
+        sha256: sha(b"abcde"),
+        label: "missing 1".into(),
+    };
+    // Without cancellation the 503s would be retried for about a minute.
+    let client = Client::new(ClientOptions {
+        retries: 6,
+        initial_backoff: Duration::from_secs(1),
+        ..ClientOptions::default()
+    });
+    let fetcher =
+        Fetcher::new(client, Cache::open(&f.cache_dir).unwrap()).with_progress(Progress::Quiet);
+    let t = Instant::now();
+    let err = fetcher.fetch_all(&[slow, missing]).unwrap_err();
+    assert!(matches!(err, FetchError::NotFound { .. }), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(f.partial_files().is_empty(), "{:?}", f.partial_files());
+}
+
+#[test]
+fn two_fetchers_share_one_cache() {
+    let f = Fixture::new();
+    let items: Vec<Download> = (0..20)
+        .map(|i| f.publish(&format!("s{i}.deb"), &bytes(100 + i, 200_000)))
+        .collect();
+    let a = f.fetcher(3);
+    let b = f.fetcher(3);
+    let (pa, pb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.fetch_all(&items).unwrap());
+        let tb = s.spawn(|| b.fetch_all(&items).unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert_eq!(pa, pb);
+    for (p, i) in pa.iter().zip(100..) {
+        assert_eq!(std::fs::read(p).unwrap(), bytes(i, 200_000));
+    }
+    assert!(f.partial_files().is_empty(), "{:?}", f.partial_files());
+}
+
+#[test]
+fn plain_progress_lines() {
+    let f = Fixture::new();
+    let a = f.publish("a.deb", &bytes(20, 1_500_000));
+    let b = f.publish("b.deb", &bytes(21, 2_000));
+    let c = f.publish("c.deb", &bytes(22, 3_000));
+    let fetcher = f.fetcher(3);
+    fetcher.fetch_all(std::slice::from_ref(&c)).unwrap();
+
+    let sink = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let fetcher = fetcher.with_progress(Progress::Lines(sink.clone()));
+    fetcher.fetch_all(&[a, b, c]).unwrap();
+    let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let mut per_file = lines[..2].to_vec();
+    per_file.sort();
+    assert_eq!(
+        per_file,
+        [
+            "fetched a.deb 1.0-1 (1.50 MB)",
+            "fetched b.deb 1.0-1 (2.00 kB)"
+        ]
+    );
+    let summary = lines[2];
+    assert!(
+        summary.starts_with("fetched 2 files, 1.50 MB in ")
+            && summary.ends_with("/s); 1 already in the cache"),
+        "{summary}"
+    );
+
+    sink.lock().unwrap().clear();
+    fetcher
+        .fetch_all(&[f.publish("c.deb", &bytes(22, 3_000))])
+        .unwrap();
+    let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
+    assert_eq!(out, "nothing to fetch; 1 already in the cache\n");
+}
