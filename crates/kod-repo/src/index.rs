@@ -1,8 +1,10 @@
 //! The loaded package index: every record of the loaded repositories, with
 //! lookups by name and by provided (virtual) name, and search.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::{SmallVec, smallvec};
 
 use crate::model::{Origin, OriginId, PackageRecord, Provide, Text};
 
@@ -20,16 +22,8 @@ pub struct Index {
     architectures: Vec<Text>,
     origins: Vec<Origin>,
     records: Vec<PackageRecord>,
-    by_name: FxHashMap<Text, Vec<RecordId>>,
-    by_provides: FxHashMap<Text, Vec<(RecordId, u32)>>,
-}
-
-/// The part of an [`Index`] that is stored; the lookup tables are rebuilt.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct IndexParts {
-    pub architectures: Vec<Text>,
-    pub origins: Vec<Origin>,
-    pub records: Vec<PackageRecord>,
+    by_name: FxHashMap<Text, SmallVec<[RecordId; 2]>>,
+    by_provides: FxHashMap<Text, SmallVec<[(RecordId, u32); 1]>>,
 }
 
 impl Index {
@@ -52,22 +46,22 @@ impl Index {
                 .all(|r| (r.origin.0 as usize) < origins.len()),
             "a record names an unknown origin"
         );
-        let mut by_name: FxHashMap<Text, Vec<RecordId>> = FxHashMap::default();
-        let mut by_provides: FxHashMap<Text, Vec<(RecordId, u32)>> = FxHashMap::default();
+        let mut by_name: FxHashMap<Text, SmallVec<[RecordId; 2]>> = FxHashMap::default();
+        let mut by_provides: FxHashMap<Text, SmallVec<[(RecordId, u32); 1]>> = FxHashMap::default();
         by_name.reserve(records.len());
         for (i, r) in records.iter().enumerate() {
             let id = RecordId(i as u32);
             match by_name.get_mut(&r.name) {
                 Some(v) => v.push(id),
                 None => {
-                    by_name.insert(r.name.clone(), vec![id]);
+                    by_name.insert(r.name.clone(), smallvec![id]);
                 }
             }
             for (j, p) in r.provides.iter().enumerate() {
                 match by_provides.get_mut(&p.name) {
                     Some(v) => v.push((id, j as u32)),
                     None => {
-                        by_provides.insert(p.name.clone(), vec![(id, j as u32)]);
+                        by_provides.insert(p.name.clone(), smallvec![(id, j as u32)]);
                     }
                 }
             }
@@ -78,18 +72,6 @@ impl Index {
             records,
             by_name,
             by_provides,
-        }
-    }
-
-    pub(crate) fn from_parts(parts: IndexParts) -> Index {
-        Index::new(parts.architectures, parts.origins, parts.records)
-    }
-
-    pub(crate) fn to_parts(&self) -> IndexPartsRef<'_> {
-        IndexPartsRef {
-            architectures: &self.architectures,
-            origins: &self.origins,
-            records: &self.records,
         }
     }
 
@@ -219,14 +201,6 @@ impl Index {
     }
 }
 
-/// A borrowed [`IndexParts`], to store an index without cloning it.
-#[derive(Serialize)]
-pub(crate) struct IndexPartsRef<'a> {
-    pub architectures: &'a [Text],
-    pub origins: &'a [Origin],
-    pub records: &'a [PackageRecord],
-}
-
 /// `needle` must already be lower case.
 fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
@@ -239,7 +213,10 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
 
 /// The first bytes of a stored index; bump the digit when the layout of
 /// the model changes.
-const MAGIC: &[u8; 8] = b"KODIDX1\n";
+const MAGIC: &[u8; 8] = b"KODIDX2\n";
+
+/// Records per independently decoded chunk of a stored index.
+const CHUNK: usize = 4096;
 
 /// A stored index could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -254,22 +231,68 @@ pub struct StoreError {
     pub source: std::io::Error,
 }
 
+/// The head of a stored index: everything but the records, and where each
+/// chunk of records lies in the body.
+#[derive(Serialize, Deserialize)]
+struct StoredHead {
+    architectures: Vec<Text>,
+    origins: Vec<Origin>,
+    /// (records in the chunk, bytes of the chunk), in order.
+    chunks: Vec<(u32, u64)>,
+}
+
 impl Index {
     /// Writes the index to `path` in kod's binary form, tagged with `key`
     /// (a digest of everything the index was built from). The file is
     /// written beside `path` and renamed into place.
+    ///
+    /// The layout: magic, key, the length of the head, the head (postcard),
+    /// then the records in chunks (postcard, one record after the other) so
+    /// that [`Index::load_stored`] decodes them on all cores.
     pub fn store(&self, path: &std::path::Path, key: &crate::Sha256) -> Result<(), StoreError> {
         let err = |source| StoreError {
             path: path.to_path_buf(),
             source,
         };
-        let mut out = Vec::with_capacity(64 << 20);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&key.0);
-        let out = postcard::to_extend(&self.to_parts(), out)
-            .map_err(|e| err(std::io::Error::other(e)))?;
+        let postcard_err = |e: postcard::Error| err(std::io::Error::other(e));
+        let bodies: Vec<Vec<u8>> = self
+            .records
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let mut out = Vec::with_capacity(chunk.len() * 400);
+                for r in chunk {
+                    out = postcard::to_extend(r, out)?;
+                }
+                Ok(out)
+            })
+            .collect::<Result<_, postcard::Error>>()
+            .map_err(postcard_err)?;
+        let head = StoredHead {
+            architectures: self.architectures.clone(),
+            origins: self.origins.clone(),
+            chunks: self
+                .records
+                .chunks(CHUNK)
+                .zip(&bodies)
+                .map(|(c, b)| (c.len() as u32, b.len() as u64))
+                .collect(),
+        };
+        let head = postcard::to_stdvec(&head).map_err(postcard_err)?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &out).map_err(err)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
+        use std::io::Write;
+        file.write_all(MAGIC).map_err(err)?;
+        file.write_all(&key.0).map_err(err)?;
+        file.write_all(&(head.len() as u64).to_le_bytes())
+            .map_err(err)?;
+        file.write_all(&head).map_err(err)?;
+        for b in &bodies {
+            file.write_all(b).map_err(err)?;
+        }
+        file.into_inner()
+            .map_err(|e| err(e.into_error()))?
+            .sync_all()
+            .map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
     }
 
@@ -278,17 +301,53 @@ impl Index {
     /// inputs, or cannot be decoded (the caller rebuilds it).
     pub fn load_stored(path: &std::path::Path, key: &crate::Sha256) -> Option<Index> {
         let data = std::fs::read(path).ok()?;
-        let rest = data.strip_prefix(MAGIC.as_slice())?;
-        let (stored_key, body) = rest.split_at_checked(32)?;
-        if stored_key != key.0 {
-            return None;
-        }
-        match postcard::from_bytes::<IndexParts>(body) {
-            Ok(parts) => Some(Index::from_parts(parts)),
+        match decode(&data, key) {
+            Ok(index) => index,
             Err(e) => {
                 tracing::warn!("ignoring unreadable parsed index {}: {e}", path.display());
                 None
             }
         }
     }
+}
+
+/// Decodes a stored index; `Ok(None)` when it is not one or has another key.
+fn decode(data: &[u8], key: &crate::Sha256) -> Result<Option<Index>, postcard::Error> {
+    let Some(rest) = data.strip_prefix(MAGIC.as_slice()) else {
+        return Ok(None);
+    };
+    let Some((stored_key, rest)) = rest.split_at_checked(32) else {
+        return Ok(None);
+    };
+    if stored_key != key.0 {
+        return Ok(None);
+    }
+    let bad = postcard::Error::DeserializeUnexpectedEnd;
+    let (len, rest) = rest.split_at_checked(8).ok_or(bad.clone())?;
+    let len = u64::from_le_bytes(len.try_into().map_err(|_| bad.clone())?) as usize;
+    let (head, mut body) = rest.split_at_checked(len).ok_or(bad.clone())?;
+    let head: StoredHead = postcard::from_bytes(head)?;
+    let mut slices = Vec::with_capacity(head.chunks.len());
+    for &(n, bytes) in &head.chunks {
+        let (this, next) = body.split_at_checked(bytes as usize).ok_or(bad.clone())?;
+        slices.push((n as usize, this));
+        body = next;
+    }
+    let chunks: Vec<Vec<PackageRecord>> = slices
+        .into_par_iter()
+        .map(|(n, mut bytes)| {
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (r, rest) = postcard::take_from_bytes(bytes)?;
+                out.push(r);
+                bytes = rest;
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, postcard::Error>>()?;
+    let mut records = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+    for c in chunks {
+        records.extend(c);
+    }
+    Ok(Some(Index::new(head.architectures, head.origins, records)))
 }

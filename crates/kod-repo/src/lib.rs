@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 pub use index::{Index, RecordId};
 pub use model::{
-    ArchQualifier, Dependencies, Location, MultiArch, Op, Origin, OriginId, PackageRecord,
-    Priority, Provide, Relation, Scheme, Sha256, Text, Version, VersionError,
+    Alternatives, ArchQualifier, Dependencies, Location, MultiArch, Op, Origin, OriginId,
+    PackageRecord, Priority, Provide, Relation, Scheme, Sha256, Text, Version, VersionError,
 };
 
 /// How a load uses what is already cached.

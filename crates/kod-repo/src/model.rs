@@ -211,9 +211,13 @@ impl fmt::Display for Relation {
     }
 }
 
+/// One dependency: a disjunction of alternatives (`a | b`). Derefs to a
+/// slice of relations; one alternative, the common case, is stored inline.
+pub type Alternatives = smallvec::SmallVec<[Relation; 1]>;
+
 /// A conjunction of dependencies, each a disjunction of alternatives:
 /// `a | b, c` is `[[a, b], [c]]`.
-pub type Dependencies = Vec<Vec<Relation>>;
+pub type Dependencies = Vec<Alternatives>;
 
 /// A virtual package a record provides, optionally with a version
 /// (`Provides: foo (= 1.2)`).
