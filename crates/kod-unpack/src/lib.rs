@@ -1,0 +1,309 @@
+//! kod-unpack: confined, parallel extraction of package archives into a
+//! target root.
+//!
+//! Its one job: take package files (`.deb` today; the entry-writing core in
+//! `writer` is format-independent so `.pkg.tar.zst` and `.rpm` readers can
+//! reuse it) and write their contents into a root directory, never outside
+//! it, many packages at once, returning what the package database needs
+//! (control members, the `.list`, conffiles, md5sums) and what was changed
+//! (for rollback).
+//!
+//! - [`unpack_all`] unpacks a batch in parallel (rayon); [`unpack_deb`] one
+//!   package; [`read_meta`] only reads a package's control part.
+//! - Confinement: every path is resolved from the root's descriptor with
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`; `..` entries,
+//!   writes through symlinks that leave the root, and hard links to
+//!   anything but a file the same package installed before are refused.
+//! - Files are written as `PATH.dpkg-new` and renamed over `PATH` (atomic
+//!   in a live root); nothing is fsynced: the caller syncs once at commit.
+//! - Two packages of one batch shipping one path: see [`unpack_all`].
+//! - [`setup_merged_usr`] creates the merged-/usr symlinks in an empty root.
+#![deny(missing_docs)]
+
+mod claims;
+mod deb;
+mod error;
+mod usrmerge;
+mod writer;
+
+use std::cmp::Reverse;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+pub use deb::{Control, ControlMember, DebMeta};
+pub use error::{Failure, Reason, UnpackError};
+pub use usrmerge::{merged_usr_dirs, setup_merged_usr};
+
+use claims::{Claims, PkgFacts, parse_relations};
+use deb::{Data, Located, read_deb};
+use writer::{Root, Writer, list_path};
+
+/// What to do when setting an entry's owner is not permitted (EPERM, e.g.
+/// when not running as root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// Set the archive's numeric uid/gid; EPERM is an error.
+    #[default]
+    Archive,
+    /// Set the archive's uid/gid where permitted; where not (EPERM), keep
+    /// the unpacking user's. Only for roots that are not booted as systems
+    /// (tests, rootless environments whose user namespace maps ids later).
+    SkipIfNotPermitted,
+}
+
+/// Where conffiles (the paths in a package's `conffiles`) end up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Conffiles {
+    /// Left as `PATH.dpkg-new`, as `dpkg --unpack` leaves them, for
+    /// `dpkg --configure` to install (it compares them with what is on disk
+    /// and records their hashes).
+    #[default]
+    LeaveDpkgNew,
+    /// Renamed into place like any other file (as `dpkg-deb -x` does).
+    Install,
+}
+
+/// How to unpack.
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// Owner handling.
+    pub ownership: Ownership,
+    /// Conffile handling.
+    pub conffiles: Conffiles,
+}
+
+/// What one package changed in the root, for rollback. Paths are
+/// `/`-rooted, relative to the root, as written (through any directory
+/// symlink such as merged /usr's `bin -> usr/bin`): resolve them confined
+/// to the root when undoing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Paths that did not exist before and were created, in creation order
+    /// (undo in reverse order). Conffiles left as `.dpkg-new` appear under
+    /// that name.
+    pub created: Vec<PathBuf>,
+    /// Paths that existed and were replaced (their old content is gone:
+    /// unpack into a fresh root or a snapshot to be able to restore them).
+    pub replaced: Vec<PathBuf>,
+}
+
+/// One unpacked package.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// The archive it came from.
+    pub archive: PathBuf,
+    /// Its control part.
+    pub meta: DebMeta,
+    /// What dpkg's `info/PACKAGE.list` holds (and `dpkg -L` prints): every
+    /// directory and file of the archive in archive order, `/.` first,
+    /// without paths that another package of the batch took over.
+    pub list: Vec<PathBuf>,
+    /// Regular files (and hard links) written.
+    pub files: u64,
+    /// Bytes of regular file content written.
+    pub bytes: u64,
+    /// What changed in the root.
+    pub changes: Changes,
+}
+
+impl Unpacked {
+    /// The package name.
+    pub fn package(&self) -> &str {
+        self.meta.control.package()
+    }
+
+    /// The contents of `info/PACKAGE.list`: one path a line.
+    pub fn list_file(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &self.list {
+            out.extend_from_slice(p.as_os_str().as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+fn file_name(deb: &Path) -> String {
+    deb.file_name().map_or_else(
+        || deb.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Reads only the control part of a `.deb`.
+pub fn read_meta(deb: &Path) -> Result<DebMeta, Failure> {
+    read_deb(deb, Data::Skip).map_err(|(member, path, reason)| Failure {
+        package: file_name(deb),
+        archive: deb.to_path_buf(),
+        member,
+        path,
+        reason,
+    })
+}
+
+/// Unpacks one `.deb` into `root`; see [`unpack_all`].
+pub fn unpack_deb(
+    deb: &Path,
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<Unpacked, UnpackError> {
+    let mut v = unpack_all(&[deb], root, options)?;
+    v.pop().ok_or_else(|| UnpackError {
+        failures: Vec::new(),
+        changes: Vec::new(),
+    })
+}
+
+fn facts(meta: &DebMeta) -> Result<PkgFacts, Reason> {
+    let c = &meta.control;
+    let version = c
+        .get("Version")
+        .map(|v| {
+            v.parse()
+                .map_err(|e| Reason::Format(format!("bad Version {v:?}: {e:?}")))
+        })
+        .transpose()?;
+    let replaces = parse_relations(c.get("Replaces").unwrap_or_default())
+        .map_err(|e| Reason::Format(format!("bad Replaces field: {e}")))?;
+    Ok(PkgFacts {
+        name: c.package().to_string(),
+        version,
+        multi_arch_same: c.get("Multi-Arch") == Some("same"),
+        replaces,
+    })
+}
+
+/// Unpacks every `.deb` of `debs` into `root`, packages in parallel, and
+/// returns one [`Unpacked`] per package, in the order given.
+///
+/// Two packages of the batch shipping the same path: directories are
+/// shared; a directory against a non-directory is an error naming both;
+/// for two non-directories, the later package in `debs` wins if its
+/// control declares `Replaces` on the earlier one (what `dpkg --unpack` in
+/// that order would do), else the earlier wins if it declares `Replaces` on
+/// the later; else two instances of one `Multi-Arch: same` package share
+/// it; else it is an error naming both packages and the path. The outcome
+/// does not depend on thread timing. The loser neither writes the path nor
+/// lists it.
+///
+/// On failure every package still running stops early; nothing is left as
+/// `.dpkg-new` by a failed or stopped package, and [`UnpackError::changes`]
+/// says what each package had written.
+pub fn unpack_all<P: AsRef<Path> + Sync>(
+    debs: &[P],
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<Vec<Unpacked>, UnpackError> {
+    let root_handle = Root::open(root).map_err(|e| UnpackError {
+        failures: vec![Failure {
+            package: "(none)".into(),
+            archive: root.to_path_buf(),
+            member: None,
+            path: None,
+            reason: Reason::io("open the target root", e),
+        }],
+        changes: Vec::new(),
+    })?;
+    let claims = Claims::new(debs.len());
+    let cancel = AtomicBool::new(false);
+    // Biggest first, so that the last package to finish is a small one.
+    let mut order: Vec<usize> = (0..debs.len()).collect();
+    order.sort_by_key(|&i| {
+        Reverse(
+            std::fs::metadata(debs[i].as_ref())
+                .map(|m| m.len())
+                .unwrap_or(0),
+        )
+    });
+    let mut results: Vec<(usize, Result<Unpacked, (Option<Failure>, Changes)>)> = order
+        .par_iter()
+        .map(|&i| {
+            let r = unpack_one(debs[i].as_ref(), i, &root_handle, options, &claims, &cancel);
+            if r.is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            (i, r)
+        })
+        .collect();
+    results.sort_by_key(|(i, _)| *i);
+
+    if results.iter().any(|(_, r)| r.is_err()) {
+        let mut failures = Vec::new();
+        let mut changes = Vec::new();
+        for (_, r) in results {
+            match r {
+                Ok(u) => changes.push(u.changes),
+                Err((f, c)) => {
+                    failures.extend(f);
+                    changes.push(c);
+                }
+            }
+        }
+        return Err(UnpackError { failures, changes });
+    }
+    let mut unpacked: Vec<Unpacked> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+    for (pkg, path) in claims.take_lost() {
+        let lost = list_path(&path);
+        let list = &mut unpacked[pkg].list;
+        if let Some(pos) = list.iter().position(|p| *p == lost) {
+            list.remove(pos);
+        }
+    }
+    Ok(unpacked)
+}
+
+fn unpack_one(
+    deb: &Path,
+    index: usize,
+    root: &Root,
+    options: &UnpackOptions,
+    claims: &Claims,
+    cancel: &AtomicBool,
+) -> Result<Unpacked, (Option<Failure>, Changes)> {
+    let mut writer = Writer::new(root, options, claims, index, cancel);
+    let before = |meta: &DebMeta| -> Result<(), Reason> {
+        claims.set_facts(index, facts(meta)?);
+        Ok(())
+    };
+    let result = read_deb(
+        deb,
+        Data::Write {
+            writer: &mut writer,
+            before: &before,
+        },
+    )
+    .and_then(|meta| {
+        writer
+            .finish()
+            .map(|()| meta)
+            .map_err(|r: Reason| -> Located { (None, None, r) })
+    });
+    match result {
+        Ok(meta) => {
+            let written = std::mem::take(&mut writer.written);
+            Ok(Unpacked {
+                archive: deb.to_path_buf(),
+                meta,
+                list: written.list.iter().map(|p| list_path(p)).collect(),
+                files: written.files,
+                bytes: written.bytes,
+                changes: written.changes,
+            })
+        }
+        Err((member, path, reason)) => {
+            writer.abort();
+            let changes = std::mem::take(&mut writer.written.changes);
+            let failure = (!matches!(reason, Reason::Cancelled)).then(|| Failure {
+                package: claims.package_name(index).unwrap_or_else(|| file_name(deb)),
+                archive: deb.to_path_buf(),
+                member,
+                path,
+                reason,
+            });
+            Err((failure, changes))
+        }
+    }
+}

@@ -1,0 +1,727 @@
+//! The format-independent core: writing archive entries into a root,
+//! confined to it.
+//!
+//! Every archive format (a `.deb`'s data.tar, later a `.pkg.tar.zst` or an
+//! `.rpm`'s cpio payload) is turned into a stream of [`Entry`] values and
+//! handed to one [`Writer`] per package. The writer:
+//!
+//! - opens each entry's parent directory with `openat2(RESOLVE_BENEATH |
+//!   RESOLVE_NO_MAGICLINKS)` from the root's descriptor, so relative
+//!   symlinks that stay inside the root (merged-/usr `bin -> usr/bin`) are
+//!   followed, and anything that would leave the root (absolute symlinks,
+//!   `..` past the top) is refused; the last component is then created
+//!   with `*at` calls that never follow it;
+//! - writes files, symlinks, hard links and device nodes to
+//!   `NAME.dpkg-new` and renames them over `NAME`, as dpkg does; never
+//!   fsyncs;
+//! - keeps existing directories (and symlinks to directories) untouched,
+//!   as dpkg does, and sets owner, mode (including setuid/setgid) and mtime
+//!   of what it creates;
+//! - accepts hard links only to regular files the same package installed
+//!   before;
+//! - records the `.list` of the package and what it created or replaced.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, Uid,
+};
+use rustix::io::Errno;
+
+use crate::claims::{Claims, Decision, Key};
+use crate::error::Reason;
+use crate::{Changes, Conffiles, Ownership, UnpackOptions};
+
+/// One archive entry, already parsed from whatever container carries it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The path relative to the root, normalized by [`normalize`]: no
+    /// leading `./` or `/`, no `.` or empty components; empty for the root.
+    pub(crate) path: Vec<u8>,
+    pub(crate) kind: EntryKind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// Seconds since the epoch.
+    pub(crate) mtime: i64,
+}
+
+/// What an entry is.
+#[derive(Debug)]
+pub(crate) enum EntryKind {
+    Directory,
+    /// A regular file of this size; its bytes follow in the data reader.
+    File(u64),
+    Symlink(Vec<u8>),
+    /// A hard link to this archive path (raw, not yet normalized).
+    HardLink(Vec<u8>),
+    CharDevice(u32, u32),
+    BlockDevice(u32, u32),
+    Fifo,
+}
+
+impl EntryKind {
+    fn noun(&self) -> &'static str {
+        match self {
+            EntryKind::Directory => "directory",
+            EntryKind::File(_) => "file",
+            EntryKind::Symlink(_) => "symlink",
+            EntryKind::HardLink(_) => "hard link",
+            EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) => "device node",
+            EntryKind::Fifo => "fifo",
+        }
+    }
+}
+
+/// Splits a raw archive path into clean components: leading `/`, `.` and
+/// empty components dropped, `..` refused.
+pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>, Reason> {
+    let mut out = Vec::with_capacity(raw.len());
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err(Reason::DotDot),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b"", path),
+    }
+}
+
+fn with_suffix(name: &[u8], suffix: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(name.len() + suffix.len());
+    v.extend_from_slice(name);
+    v.extend_from_slice(suffix);
+    v
+}
+
+/// `/` + path, the form of dpkg's `.list` (`/.` for the root).
+pub(crate) fn list_path(path: &[u8]) -> PathBuf {
+    if path.is_empty() {
+        return PathBuf::from("/.");
+    }
+    PathBuf::from(OsString::from_vec(with_suffix(b"/", path)))
+}
+
+const DPKG_NEW: &[u8] = b".dpkg-new";
+
+/// The target root, opened once.
+#[derive(Debug)]
+pub(crate) struct Root {
+    fd: OwnedFd,
+}
+
+/// A directory inside the root, resolved confined.
+#[derive(Debug)]
+struct Dir {
+    path: Vec<u8>,
+    fd: OwnedFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl Root {
+    pub(crate) fn open(path: &Path) -> io::Result<Root> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root { fd })
+    }
+
+    /// Opens `rel` as a directory, resolving it beneath the root.
+    fn open_dir(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
+        let p: &[u8] = if rel.is_empty() { b"." } else { rel };
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(
+                &self.fd,
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                // EAGAIN: a concurrent rename raced with a `..` lookup.
+                Err(Errno::AGAIN) if tries < 64 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+}
+
+fn resolve_error(path: &[u8], e: Errno, op: &'static str) -> Reason {
+    if e == Errno::XDEV {
+        Reason::OutsideRoot {
+            path: String::from_utf8_lossy(path).into_owned(),
+        }
+    } else {
+        Reason::io(op, e)
+    }
+}
+
+/// What one package wrote, kept by its writer.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub(crate) list: Vec<Vec<u8>>,
+    pub(crate) changes: Changes,
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+}
+
+/// The `.dpkg-new` being written now, removed if the entry fails.
+struct InFlight {
+    dir: Rc<Dir>,
+    name: Vec<u8>,
+    claim: Option<Key>,
+}
+
+/// Writes the entries of one package into the root.
+pub(crate) struct Writer<'a> {
+    root: &'a Root,
+    options: &'a UnpackOptions,
+    claims: &'a Claims,
+    pkg: usize,
+    cancel: &'a AtomicBool,
+    cached: Option<Rc<Dir>>,
+    conffiles: HashSet<Vec<u8>>,
+    /// Regular files this package installed (hard-link targets).
+    regular: HashSet<Vec<u8>>,
+    /// Directories created, with their mtime, set once the package is done.
+    dir_times: Vec<(Vec<u8>, i64)>,
+    /// Conffiles left as `.dpkg-new` (removed again if the package fails).
+    pending: Vec<(Rc<Dir>, Vec<u8>)>,
+    in_flight: Option<InFlight>,
+    buf: Vec<u8>,
+    pub(crate) written: Written,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(
+        root: &'a Root,
+        options: &'a UnpackOptions,
+        claims: &'a Claims,
+        pkg: usize,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        Writer {
+            root,
+            options,
+            claims,
+            pkg,
+            cancel,
+            cached: None,
+            conffiles: HashSet::new(),
+            regular: HashSet::new(),
+            dir_times: Vec::new(),
+            pending: Vec::new(),
+            in_flight: None,
+            buf: Vec::new(),
+            written: Written::default(),
+        }
+    }
+
+    /// The package's conffiles (absolute paths as in `conffiles`).
+    pub(crate) fn set_conffiles(&mut self, paths: &[PathBuf]) {
+        self.conffiles = paths
+            .iter()
+            .filter_map(|p| normalize(p.as_os_str().as_bytes()).ok())
+            .collect();
+    }
+
+    /// Writes one entry; `data` yields a regular file's bytes.
+    pub(crate) fn write(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), Reason> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Reason::Cancelled);
+        }
+        let r = self.write_entry(entry, data);
+        if r.is_err() {
+            self.abandon_in_flight();
+        }
+        r
+    }
+
+    fn write_entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), Reason> {
+        if e.path.is_empty() {
+            // The root itself (`./`): kept as it is, like any existing dir.
+            self.written.list.push(Vec::new());
+            return Ok(());
+        }
+        let (parent, name) = split_parent(&e.path);
+        let dir = self.parent(parent)?;
+        let key = Key {
+            dev: dir.dev,
+            ino: dir.ino,
+            name: name.into(),
+        };
+        let listed = match &e.kind {
+            EntryKind::Directory => {
+                self.claims.claim_dir(key, self.pkg, &e.path)?;
+                self.directory(&dir, name, e)?;
+                true
+            }
+            kind => {
+                if let EntryKind::Symlink(target) = kind
+                    && self.keeps_existing_dir(&dir, name, &e.path, target)?
+                {
+                    true
+                } else {
+                    match self.claims.claim(key.clone(), self.pkg, &e.path)? {
+                        Decision::Skip => {
+                            if let EntryKind::File(_) = kind {
+                                self.regular.insert(e.path.clone());
+                            }
+                            false
+                        }
+                        Decision::Write => {
+                            self.in_flight = Some(InFlight {
+                                dir: dir.clone(),
+                                name: with_suffix(name, DPKG_NEW),
+                                claim: Some(key),
+                            });
+                            self.non_directory(&dir, name, e, data)?;
+                            true
+                        }
+                    }
+                }
+            }
+        };
+        if listed {
+            self.written.list.push(e.path.clone());
+        }
+        Ok(())
+    }
+
+    /// The parent directory of an entry, from a one-entry cache (archives
+    /// list a directory's entries together).
+    fn parent(&mut self, parent: &[u8]) -> Result<Rc<Dir>, Reason> {
+        if let Some(d) = &self.cached
+            && d.path == parent
+        {
+            return Ok(d.clone());
+        }
+        let fd = match self.root.open_dir(parent) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => self.make_parents(parent)?,
+            Err(e) => return Err(resolve_error(parent, e, "open the parent directory")),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Reason::io("stat the parent directory", e))?;
+        let d = Rc::new(Dir {
+            path: parent.to_vec(),
+            fd,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        });
+        self.cached = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Creates missing parent directories (0755 root:root), as tar does for
+    /// archives that do not list them.
+    fn make_parents(&mut self, path: &[u8]) -> Result<OwnedFd, Reason> {
+        let mut fd = self
+            .root
+            .open_dir(b"")
+            .map_err(|e| Reason::io("open the root", e))?;
+        let mut end = 0;
+        for comp in path.split(|&b| b == b'/') {
+            end += comp.len();
+            let prefix = &path[..end];
+            fd = match self.root.open_dir(prefix) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) => self.written.changes.created.push(list_path(prefix)),
+                        Err(Errno::EXIST) => {}
+                        Err(e) => return Err(Reason::io("create a missing parent directory", e)),
+                    }
+                    self.root
+                        .open_dir(prefix)
+                        .map_err(|e| resolve_error(prefix, e, "open a parent directory"))?
+                }
+                Err(e) => return Err(resolve_error(prefix, e, "open a parent directory")),
+            };
+            end += 1;
+        }
+        Ok(fd)
+    }
+
+    fn chown_result(&self, r: Result<(), Errno>, e: &Entry) -> Result<(), Reason> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(Errno::PERM) if self.options.ownership == Ownership::SkipIfNotPermitted => Ok(()),
+            Err(Errno::PERM) => Err(Reason::Ownership {
+                uid: e.uid,
+                gid: e.gid,
+                source: Errno::PERM.into(),
+            }),
+            Err(err) => Err(Reason::io("set the owner", err)),
+        }
+    }
+
+    fn owner(e: &Entry) -> (Option<Uid>, Option<rustix::fs::Gid>) {
+        (
+            Some(Uid::from_raw(e.uid)),
+            Some(rustix::fs::Gid::from_raw(e.gid)),
+        )
+    }
+
+    fn directory(&mut self, dir: &Rc<Dir>, name: &[u8], e: &Entry) -> Result<(), Reason> {
+        match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => {
+                let (u, g) = Self::owner(e);
+                let r = rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW);
+                self.chown_result(r, e)?;
+                rustix::fs::chmodat(
+                    &dir.fd,
+                    name,
+                    Mode::from_raw_mode(e.mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(|err| Reason::io("set the mode", err))?;
+                self.written.changes.created.push(list_path(&e.path));
+                self.dir_times.push((e.path.clone(), e.mtime));
+                Ok(())
+            }
+            // Existing directories, or symlinks to directories inside the
+            // root (merged /usr), are kept as they are, as dpkg does.
+            Err(Errno::EXIST) => match self.root.open_dir(&e.path) {
+                Ok(_) => Ok(()),
+                Err(Errno::NOTDIR | Errno::NOENT) => Err(Reason::Replace {
+                    path: String::from_utf8_lossy(&e.path).into_owned(),
+                    existing: "a non-directory (or a dangling symlink)",
+                    new: "directory",
+                }),
+                Err(err) => Err(resolve_error(&e.path, err, "open an existing directory")),
+            },
+            Err(err) => Err(Reason::io("create the directory", err)),
+        }
+    }
+
+    /// dpkg keeps an existing directory where the archive has a symlink,
+    /// and an existing symlink that resolves to the same directory as the
+    /// new one would.
+    fn keeps_existing_dir(
+        &self,
+        dir: &Dir,
+        name: &[u8],
+        path: &[u8],
+        target: &[u8],
+    ) -> Result<bool, Reason> {
+        let st = match rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(Reason::io("stat the existing path", e)),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Ok(true),
+            FileType::Symlink => {
+                let Ok(old) = self.root.open_dir(path) else {
+                    return Ok(false);
+                };
+                let new_rel = if let Some(abs) = target.strip_prefix(b"/") {
+                    abs.to_vec()
+                } else if dir.path.is_empty() {
+                    target.to_vec()
+                } else {
+                    [&dir.path[..], b"/", target].concat()
+                };
+                let Ok(new) = self.root.open_dir(&new_rel) else {
+                    return Ok(false);
+                };
+                let (Ok(a), Ok(b)) = (rustix::fs::fstat(&old), rustix::fs::fstat(&new)) else {
+                    return Ok(false);
+                };
+                Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn non_directory(
+        &mut self,
+        dir: &Rc<Dir>,
+        name: &[u8],
+        e: &Entry,
+        data: &mut dyn Read,
+    ) -> Result<(), Reason> {
+        let new = with_suffix(name, DPKG_NEW);
+        match rustix::fs::unlinkat(&dir.fd, &new[..], AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(err) => return Err(Reason::io("remove a stale .dpkg-new", err)),
+        }
+        let (u, g) = Self::owner(e);
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: e.mtime,
+                tv_nsec: 0,
+            },
+            last_modification: Timespec {
+                tv_sec: e.mtime,
+                tv_nsec: 0,
+            },
+        };
+        let mode = Mode::from_raw_mode(e.mode & 0o7777);
+        let mut conffile = false;
+        match &e.kind {
+            EntryKind::File(size) => {
+                let fd = rustix::fs::openat(
+                    &dir.fd,
+                    &new[..],
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|err| Reason::io("create the .dpkg-new file", err))?;
+                let mut file = File::from(fd);
+                let copied = self.copy(data, &mut file)?;
+                if copied != *size {
+                    return Err(Reason::Format(format!(
+                        "the archive ended inside the file ({copied} of {size} bytes)"
+                    )));
+                }
+                let r = rustix::fs::fchown(&file, u, g);
+                self.chown_result(r, e)?;
+                rustix::fs::fchmod(&file, mode).map_err(|err| Reason::io("set the mode", err))?;
+                rustix::fs::futimens(&file, &times)
+                    .map_err(|err| Reason::io("set the mtime", err))?;
+                drop(file);
+                self.regular.insert(e.path.clone());
+                self.written.files += 1;
+                self.written.bytes += size;
+                conffile = self.options.conffiles == Conffiles::LeaveDpkgNew
+                    && self.conffiles.contains(&e.path);
+            }
+            EntryKind::HardLink(raw) => {
+                let target = normalize(raw)?;
+                if !self.regular.contains(&target) {
+                    return Err(Reason::HardLinkTarget {
+                        target: String::from_utf8_lossy(raw).into_owned(),
+                    });
+                }
+                let (tparent, tname) = split_parent(&target);
+                let tdir = self.root.open_dir(tparent).map_err(|err| {
+                    resolve_error(tparent, err, "open the link target's directory")
+                })?;
+                rustix::fs::linkat(&tdir, tname, &dir.fd, &new[..], AtFlags::empty())
+                    .map_err(|err| Reason::io("create the hard link", err))?;
+                self.regular.insert(e.path.clone());
+                self.written.files += 1;
+            }
+            EntryKind::Symlink(target) => {
+                rustix::fs::symlinkat(&target[..], &dir.fd, &new[..])
+                    .map_err(|err| Reason::io("create the symlink", err))?;
+                let r = rustix::fs::chownat(&dir.fd, &new[..], u, g, AtFlags::SYMLINK_NOFOLLOW);
+                self.chown_result(r, e)?;
+                rustix::fs::utimensat(&dir.fd, &new[..], &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| Reason::io("set the mtime", err))?;
+            }
+            EntryKind::CharDevice(maj, min) | EntryKind::BlockDevice(maj, min) => {
+                let ft = if matches!(e.kind, EntryKind::CharDevice(..)) {
+                    FileType::CharacterDevice
+                } else {
+                    FileType::BlockDevice
+                };
+                rustix::fs::mknodat(
+                    &dir.fd,
+                    &new[..],
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    rustix::fs::makedev(*maj, *min),
+                )
+                .map_err(|err| Reason::io("create the device node", err))?;
+                self.node_meta(dir, &new, e, mode, &times)?;
+            }
+            EntryKind::Fifo => {
+                rustix::fs::mknodat(
+                    &dir.fd,
+                    &new[..],
+                    FileType::Fifo,
+                    Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(|err| Reason::io("create the fifo", err))?;
+                self.node_meta(dir, &new, e, mode, &times)?;
+            }
+            EntryKind::Directory => unreachable!("directories are written by directory()"),
+        }
+        if conffile {
+            // Left for `dpkg --configure` to install, as `dpkg --unpack` does.
+            self.written
+                .changes
+                .created
+                .push(list_path(&with_suffix(&e.path, DPKG_NEW)));
+            self.pending.push((dir.clone(), new));
+        } else {
+            self.place(dir, name, &new, e)?;
+        }
+        if let Some(InFlight { claim: Some(k), .. }) = self.in_flight.take() {
+            self.claims.release(&k);
+        }
+        Ok(())
+    }
+
+    fn node_meta(
+        &self,
+        dir: &Dir,
+        new: &[u8],
+        e: &Entry,
+        mode: Mode,
+        times: &Timestamps,
+    ) -> Result<(), Reason> {
+        let (u, g) = Self::owner(e);
+        let r = rustix::fs::chownat(&dir.fd, new, u, g, AtFlags::SYMLINK_NOFOLLOW);
+        self.chown_result(r, e)?;
+        rustix::fs::chmodat(&dir.fd, new, mode, AtFlags::empty())
+            .map_err(|err| Reason::io("set the mode", err))?;
+        rustix::fs::utimensat(&dir.fd, new, times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|err| Reason::io("set the mtime", err))
+    }
+
+    /// Renames `new` over `name`, recording whether something was replaced.
+    fn place(&mut self, dir: &Dir, name: &[u8], new: &[u8], e: &Entry) -> Result<(), Reason> {
+        let replace = || match rustix::fs::renameat(&dir.fd, new, &dir.fd, name) {
+            Ok(()) => Ok(()),
+            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => Err(Reason::Replace {
+                path: String::from_utf8_lossy(&e.path).into_owned(),
+                existing: "a directory",
+                new: e.kind.noun(),
+            }),
+            Err(err) => Err(Reason::io("rename the .dpkg-new into place", err)),
+        };
+        let replaced =
+            match rustix::fs::renameat_with(&dir.fd, new, &dir.fd, name, RenameFlags::NOREPLACE) {
+                Ok(()) => false,
+                Err(Errno::EXIST) => {
+                    replace()?;
+                    true
+                }
+                // Filesystems without RENAME_NOREPLACE.
+                Err(Errno::INVAL) => {
+                    let existed =
+                        rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+                    replace()?;
+                    existed
+                }
+                Err(err) => return Err(Reason::io("rename the .dpkg-new into place", err)),
+            };
+        let path = list_path(&e.path);
+        if replaced {
+            self.written.changes.replaced.push(path);
+        } else {
+            self.written.changes.created.push(path);
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, data: &mut dyn Read, out: &mut File) -> Result<u64, Reason> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 256 * 1024];
+        }
+        let mut total = 0u64;
+        loop {
+            let n = match data.read(&mut self.buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(Reason::Io {
+                        op: "read the archive",
+                        source: err,
+                    });
+                }
+            };
+            out.write_all(&self.buf[..n])
+                .map_err(|err| Reason::io("write the file", err))?;
+            total += n as u64;
+        }
+    }
+
+    /// Removes the `.dpkg-new` of a failed entry and releases its claim.
+    fn abandon_in_flight(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            let _ = rustix::fs::unlinkat(&f.dir.fd, &f.name[..], AtFlags::empty());
+            if let Some(k) = f.claim {
+                self.claims.release(&k);
+            }
+        }
+    }
+
+    /// The package failed: removes the conffiles left as `.dpkg-new`.
+    pub(crate) fn abort(&mut self) {
+        self.abandon_in_flight();
+        for (dir, new) in self.pending.drain(..) {
+            let _ = rustix::fs::unlinkat(&dir.fd, &new[..], AtFlags::empty());
+        }
+    }
+
+    /// All entries are written: sets the mtimes of the directories created.
+    pub(crate) fn finish(&mut self) -> Result<(), Reason> {
+        self.cached = None;
+        for (path, mtime) in std::mem::take(&mut self.dir_times) {
+            let (parent, name) = split_parent(&path);
+            let fd = self
+                .root
+                .open_dir(parent)
+                .map_err(|e| resolve_error(parent, e, "open a directory to set its mtime"))?;
+            let t = Timespec {
+                tv_sec: mtime,
+                tv_nsec: 0,
+            };
+            rustix::fs::utimensat(
+                &fd,
+                name,
+                &Timestamps {
+                    last_access: t,
+                    last_modification: t,
+                },
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Reason::io("set a directory's mtime", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_strips_dot_and_slashes_and_refuses_dotdot() {
+        assert_eq!(normalize(b"./usr//bin/./ls").expect("ok"), b"usr/bin/ls");
+        assert_eq!(normalize(b"./").expect("ok"), b"");
+        assert_eq!(normalize(b"/etc/x/").expect("ok"), b"etc/x");
+        assert!(matches!(normalize(b"./../x"), Err(Reason::DotDot)));
+        assert!(matches!(normalize(b"a/../../x"), Err(Reason::DotDot)));
+    }
+
+    #[test]
+    fn list_paths_are_absolute_with_dot_for_the_root() {
+        assert_eq!(list_path(b""), PathBuf::from("/."));
+        assert_eq!(list_path(b"usr/bin"), PathBuf::from("/usr/bin"));
+    }
+}
