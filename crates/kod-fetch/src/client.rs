@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use ureq::http::StatusCode;
+use ureq::tls::{RootCerts, TlsConfig};
 
 use crate::FetchError;
 
@@ -134,6 +135,13 @@ impl Client {
     pub fn new(opts: ClientOptions) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // The system's CA store, as apt and curl use: it holds the
+            // authorities an administrator added (e.g. for a TLS proxy).
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .user_agent(opts.user_agent.as_str())
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_recv_response(Some(opts.read_timeout))
