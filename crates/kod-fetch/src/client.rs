@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ureq::http::StatusCode;
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::FetchError;
+use crate::resolver::CachingResolver;
 
 /// How the [`Client`] talks to servers.
 #[derive(Clone, Debug)]
@@ -133,7 +135,7 @@ static NEVER: AtomicBool = AtomicBool::new(false);
 impl Client {
     /// A client with these options.
     pub fn new(opts: ClientOptions) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             // The system's CA store, as apt and curl use: it holds the
             // authorities an administrator added (e.g. for a TLS proxy).
@@ -146,9 +148,14 @@ impl Client {
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_recv_response(Some(opts.read_timeout))
             .timeout_per_read(Some(opts.read_timeout))
+            .max_idle_connections(32)
             .max_idle_connections_per_host(16)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         Client {
             inner: Arc::new(Inner { agent, opts }),
         }

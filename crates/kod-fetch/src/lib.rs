@@ -12,6 +12,7 @@ mod client;
 mod error;
 mod fetcher;
 mod progress;
+mod resolver;
 
 pub use cache::Cache;
 pub use client::{Client, ClientOptions, Conditional, Validators};
