@@ -1,0 +1,434 @@
+//! The command line: every subcommand, its flags and its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kod: one Lua file describes a whole machine. kod installs it onto a disk
+/// or an image straight from distribution repositories, rebuilds it into
+/// Btrfs generations you can boot back into, opens throwaway shells with
+/// extra packages, and runs programs from other distributions' environments.
+#[derive(Debug, Parser)]
+#[command(name = "kod", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Print every external command kod runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print the external commands instead of running them (as KodOS does).
+    #[arg(short, long, global = true)]
+    pub debug: bool,
+
+    /// The configuration: a file, or a directory holding configuration.lua.
+    /// Default: /etc/kod, then /etc/kodos.
+    #[arg(short, long, global = true, value_name = "FILE|DIR")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags of commands that change a machine.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DryRun {
+    /// Print exactly what would happen, and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of commands that list or plan.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Json {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// kod's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the full desired state a configuration describes: repositories,
+    /// disks, boot, locale, network, users, packages per source, services,
+    /// and what configuration helpers do in each stage. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        json: Json,
+    },
+
+    /// Install the configured system onto its disk (or a disk image):
+    /// partition, format, build generation 0, make it bootable.
+    Install {
+        /// Where the new system is mounted while it is built.
+        #[arg(short, long, default_value = "/mnt")]
+        mount_point: PathBuf,
+        /// Install onto this disk image file (created if missing) instead of
+        /// the configured device.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// Do not ask before wiping the disk.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+
+    /// Bring the system in line with the configuration. With -n, build a new
+    /// generation beside the running one and make it the next boot; the
+    /// running system is untouched.
+    Rebuild {
+        /// Build a new generation instead of changing the running one.
+        #[arg(short = 'n', long)]
+        new_generation: bool,
+        /// Refresh repositories and upgrade packages first.
+        #[arg(short, long)]
+        update: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+
+    /// Apply a user's part of the configuration: dotfiles, program
+    /// configurations, user services.
+    RebuildUser {
+        /// The user (default: the caller).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+
+    /// Open a shell on a throwaway overlay of the running system with extra
+    /// packages; the overlay is discarded on exit.
+    Shell {
+        /// A package to add (repeatable; `aur:` and `flatpak:` prefixes allowed).
+        #[arg(short, long = "package", value_name = "PKG")]
+        packages: Vec<String>,
+        /// Command to run instead of an interactive shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+
+    /// List, delete and garbage-collect generations.
+    Generations {
+        #[command(subcommand)]
+        action: Option<GenerationsAction>,
+        #[command(flatten)]
+        json: Json,
+    },
+
+    /// Build a root filesystem of a distribution into a directory, like
+    /// mmdebstrap.
+    Bootstrap {
+        /// DISTRO:SUITE, e.g. debian:bookworm.
+        distro: String,
+        /// The directory to build into (must be empty or absent).
+        dir: PathBuf,
+        /// Package set: essential, minbase (= required), important, standard.
+        #[arg(long, default_value = "minbase")]
+        variant: String,
+        /// More packages, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "P,...")]
+        include: Vec<String>,
+        /// Mirror URL (default: configuration, KOD_DEBIAN_MIRROR, then the
+        /// host's apt sources).
+        #[arg(long)]
+        mirror: Option<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
+    },
+
+    /// Query repositories and install or remove packages in a root.
+    Pkg {
+        #[command(subcommand)]
+        action: PkgAction,
+    },
+
+    /// Environments of other distributions: create, fill, export programs.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+
+    /// Run a command in an environment as yourself: same user, home,
+    /// working directory, environment and terminal.
+    Run {
+        /// The environment.
+        name: String,
+        /// Also bind-mount this host path (repeatable).
+        #[arg(long, value_name = "PATH")]
+        volume: Vec<PathBuf>,
+        /// The command and its arguments (default: your shell).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+
+    /// Whole-OS snapshots (btrfs, or rsync where btrfs is absent).
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
+
+    /// Switch to another installed OS or snapshot, with kexec when possible.
+    SwitchOs {
+        /// The OS or snapshot to switch to.
+        target: String,
+        /// Reboot through the firmware instead of kexec.
+        #[arg(long)]
+        no_kexec: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+
+    /// Show the running OS: generation, booted entry, snapshots, environments.
+    OsStatus {
+        #[command(flatten)]
+        json: Json,
+    },
+
+    /// Boot an installed image (or one of its generations) in qemu.
+    Vm {
+        /// The disk image.
+        image: PathBuf,
+        /// Boot this generation instead of the default entry.
+        #[arg(long)]
+        generation: Option<u32>,
+    },
+}
+
+/// `kod generations` actions.
+#[derive(Debug, Subcommand)]
+pub enum GenerationsAction {
+    /// List generations (the default).
+    List,
+    /// Delete generations by number (never the booted one).
+    Delete {
+        /// Generation numbers.
+        ids: Vec<u32>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Delete all but the newest N generations (and the booted one).
+    Gc {
+        /// How many to keep.
+        #[arg(long, default_value_t = 5)]
+        keep: u32,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+}
+
+/// `kod pkg` actions.
+#[derive(Debug, Subcommand)]
+pub enum PkgAction {
+    /// Refresh repository metadata.
+    Update {
+        /// DISTRO:SUITE instead of the configuration's repositories.
+        #[arg(long)]
+        distro: Option<String>,
+    },
+    /// Search package names and descriptions.
+    Search {
+        /// A substring or regular expression.
+        pattern: String,
+        /// DISTRO:SUITE instead of the configuration's repositories.
+        #[arg(long)]
+        distro: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Show a package's metadata.
+    Show {
+        /// Package name.
+        name: String,
+        /// DISTRO:SUITE instead of the configuration's repositories.
+        #[arg(long)]
+        distro: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Install packages (P or P=VERSION) into a root.
+    Install {
+        /// The root directory.
+        #[arg(long)]
+        root: PathBuf,
+        /// Packages.
+        #[arg(required = true)]
+        packages: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove packages from a root, listing what goes with them.
+    Remove {
+        /// The root directory.
+        #[arg(long)]
+        root: PathBuf,
+        /// Packages.
+        #[arg(required = true)]
+        packages: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
+    },
+}
+
+/// `kod env` actions.
+#[derive(Debug, Subcommand)]
+pub enum EnvAction {
+    /// Create an environment from a distribution's repositories.
+    Create {
+        /// Its name.
+        name: String,
+        /// DISTRO:RELEASE, e.g. debian:sid.
+        #[arg(long)]
+        distro: String,
+        /// Packages to install, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "P,...")]
+        packages: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Adopt an existing root directory or root tarball as an environment.
+    Import {
+        /// Its name.
+        name: String,
+        /// A directory or a tarball.
+        source: PathBuf,
+        /// A label for its distribution, e.g. alpine:3.20.
+        #[arg(long)]
+        distro: String,
+    },
+    /// Install packages into an environment.
+    Install {
+        /// The environment.
+        name: String,
+        /// Packages.
+        #[arg(required = true)]
+        packages: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Remove packages from an environment.
+    Remove {
+        /// The environment.
+        name: String,
+        /// Packages.
+        #[arg(required = true)]
+        packages: Vec<String>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// List environments.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Show environments' distro, size, packages, exports, view and conflicts.
+    Status {
+        /// One environment (default: all).
+        name: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Delete an environment and its exports.
+    Delete {
+        /// The environment.
+        name: String,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Remove cached packages no environment uses.
+    Cleanup {
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Export programs (or, with --app, a desktop application) to the host.
+    Export {
+        /// The environment.
+        name: String,
+        /// Programs to export.
+        bins: Vec<String>,
+        /// A desktop application id to export.
+        #[arg(long, value_name = "DESKTOP_ID")]
+        app: Vec<String>,
+    },
+    /// Remove exported programs or applications.
+    Unexport {
+        /// The environment.
+        name: String,
+        /// Programs to unexport.
+        bins: Vec<String>,
+        /// Desktop application ids to unexport.
+        #[arg(long, value_name = "DESKTOP_ID")]
+        app: Vec<String>,
+    },
+    /// Choose how exports appear: `unified` (one bin directory) or
+    /// `isolated` (one per environment).
+    View {
+        /// unified or isolated.
+        mode: String,
+    },
+    /// In the isolated view, point the stable path at this environment.
+    Switch {
+        /// The environment.
+        name: String,
+    },
+    /// Create, update and export the configuration's environments.
+    Sync {
+        /// Also delete environments the configuration no longer declares.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+}
+
+/// `kod snapshot` actions.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotAction {
+    /// Snapshot the running OS.
+    Create {
+        /// A name for it.
+        name: String,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// List snapshots.
+    List {
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Delete a snapshot.
+    Delete {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+}
+
+impl Command {
+    /// The subcommand's name as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan { .. } => "plan",
+            Command::Install { .. } => "install",
+            Command::Rebuild { .. } => "rebuild",
+            Command::RebuildUser { .. } => "rebuild-user",
+            Command::Shell { .. } => "shell",
+            Command::Generations { .. } => "generations",
+            Command::Bootstrap { .. } => "bootstrap",
+            Command::Pkg { .. } => "pkg",
+            Command::Env { .. } => "env",
+            Command::Run { .. } => "run",
+            Command::Snapshot { .. } => "snapshot",
+            Command::SwitchOs { .. } => "switch-os",
+            Command::OsStatus { .. } => "os-status",
+            Command::Vm { .. } => "vm",
+        }
+    }
+}
