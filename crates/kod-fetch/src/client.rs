@@ -394,6 +394,14 @@ fn classify(url: &str, e: ureq::Error) -> Failure {
             attempts: 1,
             reason: e.to_string(),
         }),
+        // rustls reports a failed handshake (untrusted certificate, not TLS
+        // at all) as invalid data: the same again on every retry.
+        E::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Failure::Fatal(FetchError::Tls {
+                url: url.to_string(),
+                reason: io.to_string(),
+            })
+        }
         other => Failure::net(other),
     }
 }

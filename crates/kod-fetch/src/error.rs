@@ -43,6 +43,18 @@ pub enum FetchError {
         /// What went wrong on the last attempt.
         reason: String,
     },
+    /// The TLS handshake failed: the certificate is not trusted, or the
+    /// server does not speak TLS. Not retried.
+    #[error(
+        "{url}: TLS handshake failed: {reason}; if the certificate is right, add its \
+         authority to the system's CA store (update-ca-certificates), or use an http:// mirror"
+    )]
+    Tls {
+        /// The URL asked for.
+        url: String,
+        /// What the TLS library said.
+        reason: String,
+    },
     /// The URL cannot be fetched at all (unknown scheme, malformed).
     #[error("{url}: cannot fetch this URL: {reason}; use an http://, https:// or file:// URL")]
     BadUrl {

@@ -61,14 +61,18 @@ impl Meter {
         cached: usize,
     ) -> Meter {
         let bar = || {
-            let bar = ProgressBar::with_draw_target(
-                Some(total_bytes),
-                ProgressDrawTarget::stderr_with_hz(10),
-            );
+            // Styled while hidden, so that its first frame is complete; never
+            // shown when there is nothing to download.
+            let bar =
+                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::hidden());
             if let Ok(style) = ProgressStyle::with_template(
                 "{msg} [{elapsed}] {wide_bar} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
             ) {
                 bar.set_style(style);
+            }
+            bar.set_message(format!("0/{total_files} files"));
+            if total_files > 0 {
+                bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
             }
             Output::Bar(bar)
         };

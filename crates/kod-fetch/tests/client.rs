@@ -185,3 +185,27 @@ fn unknown_scheme_is_refused() {
         .unwrap_err();
     assert!(matches!(err, FetchError::BadUrl { .. }), "{err:?}");
 }
+
+#[test]
+fn tls_handshake_failure_is_not_retried() {
+    // A server that answers a TLS ClientHello with plain HTTP.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            );
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/InRelease");
+    let err = client().get_conditional(&url, None).unwrap_err();
+    assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
