@@ -448,3 +448,66 @@ fn plain_progress_lines() {
     let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
     assert_eq!(out, "nothing to fetch; 1 already in the cache\n");
 }
+
+/// A server that answers every request with the whole `body` and 200,
+/// ignoring `Range`; returns its URL and the request heads it saw.
+fn range_ignoring_server(body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x.deb", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut out = conn;
+            loop {
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                if head.is_empty() {
+                    break;
+                }
+                log.lock().unwrap().push(head.to_ascii_lowercase());
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = out.write_all(&body);
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn server_ignoring_range_is_fetched_from_the_start() {
+    let f = Fixture::new();
+    let data = bytes(30, 150_000);
+    let (url, seen) = range_ignoring_server(data.clone());
+    let d = Download {
+        urls: vec![url],
+        size: data.len() as u64,
+        sha256: sha(&data),
+        label: "x 1".into(),
+    };
+    // The right first 40 000 bytes, from an earlier run.
+    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
+    std::fs::write(partial_path(&f, &d), &data[..40_000]).unwrap();
+    let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].contains("range: bytes=40000-"), "{seen:?}");
+    assert!(f.partial_files().is_empty());
+}
