@@ -674,7 +674,15 @@ impl<'a> Writer<'a> {
     pub(crate) fn abort(&mut self) {
         self.abandon_in_flight();
         for (dir, new) in self.pending.drain(..) {
-            let _ = rustix::fs::unlinkat(&dir.fd, &new[..], AtFlags::empty());
+            if rustix::fs::unlinkat(&dir.fd, &new[..], AtFlags::empty()).is_ok() {
+                let path = if dir.path.is_empty() {
+                    new
+                } else {
+                    [&dir.path[..], b"/", &new[..]].concat()
+                };
+                let path = list_path(&path);
+                self.written.changes.created.retain(|p| *p != path);
+            }
         }
     }
 
