@@ -15,6 +15,7 @@ use crate::error::ConfigError;
 use crate::model::*;
 use crate::node::Node;
 use crate::path::KeyPath;
+use crate::sandbox::Sandbox;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -180,8 +181,8 @@ fn entries<'a>(node: &'a Node, path: &KeyPath) -> Result<Vec<(&'a str, &'a Node,
 }
 
 /// Reads the whole configuration.
-pub(crate) struct Decoder<'l> {
-    pub(crate) lua: &'l mlua::Lua,
+pub(crate) struct Decoder<'s> {
+    pub(crate) sandbox: &'s Sandbox,
     pub(crate) config_dir: PathBuf,
 }
 
@@ -530,16 +531,13 @@ impl Decoder<'_> {
         f.finish()?;
         let config: Value = table.get("config").unwrap_or(Value::Nil);
         let recorder = Recorder::new(owner.clone(), self.config_dir.clone());
-        let effects =
-            action::record(self.lua, &command, config, &recorder, calls).map_err(|e| {
-                let (location, message) = crate::error::split_lua_location(&e.to_string());
-                match location {
-                    Some(_) => ConfigError::Runtime {
-                        location,
-                        message: format!("in the helper at {path}: {message}"),
-                    },
-                    None => ConfigError::invalid(path.to_string(), message),
-                }
+        let effects = action::record(&self.sandbox.lua, &command, config, &recorder, calls)
+            .map_err(|e| match self.sandbox.convert(e) {
+                ConfigError::Runtime { location, message } => ConfigError::Runtime {
+                    location,
+                    message: format!("in the helper at {path}: {message}"),
+                },
+                other => other,
             })?;
         Ok(Action {
             helper,

@@ -75,7 +75,7 @@ fn evaluate(sandbox: &Sandbox, file: &Path, dir: &Path) -> Result<Config, Config
             .to_string(),
     })?;
     let decoder = Decoder {
-        lua: &sandbox.lua,
+        sandbox,
         config_dir: dir.to_path_buf(),
     };
     decoder.config(&root, file)

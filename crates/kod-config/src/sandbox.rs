@@ -135,7 +135,7 @@ impl Sandbox {
         let chunk = self
             .lua
             .load(text)
-            .set_name(format!("@{}", path.display()))
+            .set_name(chunk_name(&self.state.dir, path))
             .set_mode(ChunkMode::Text);
         chunk.eval::<Value>().map_err(|e| self.convert(e))
     }
@@ -145,7 +145,7 @@ impl Sandbox {
         match err {
             mlua::Error::SyntaxError { message, .. } => {
                 let (location, message) = split_lua_location(&message);
-                let location = location.unwrap_or(Location {
+                let location = location.map(|l| self.resolve(l)).unwrap_or(Location {
                     file: self.state.dir.clone(),
                     line: None,
                 });
@@ -170,14 +170,31 @@ impl Sandbox {
                 };
                 if text.contains(TIMEOUT_MARKER) {
                     return ConfigError::Timeout {
-                        location: self.state.timed_out_at.borrow().clone(),
+                        location: self
+                            .state
+                            .timed_out_at
+                            .borrow()
+                            .clone()
+                            .map(|l| self.resolve(l)),
                         limit: self.state.limit,
                     };
                 }
                 let (location, message) = split_lua_location(&text);
-                ConfigError::Runtime { location, message }
+                ConfigError::Runtime {
+                    location: location.map(|l| self.resolve(l)),
+                    message,
+                }
             }
         }
+    }
+
+    /// Chunks are named relative to the configuration's directory (Lua
+    /// shortens long chunk names in its messages); this makes them whole.
+    fn resolve(&self, mut location: Location) -> Location {
+        if location.file.is_relative() {
+            location.file = self.state.dir.join(&location.file);
+        }
+        location
     }
 
     /// Recognises `demo-user = {` style keys, KodOS's README mistake.
@@ -308,7 +325,7 @@ impl Sandbox {
                         path: file.clone(),
                         text: text.clone(),
                     });
-                    (format!("@{}", file.display()), text)
+                    (chunk_name(&state.dir, &file), text)
                 }
             };
             state.loading.borrow_mut().push(name.clone());
@@ -413,6 +430,12 @@ impl Sandbox {
         )?;
         Ok(t)
     }
+}
+
+/// `@PATH` with PATH relative to the configuration's directory.
+fn chunk_name(dir: &Path, file: &Path) -> String {
+    let relative = file.strip_prefix(dir).unwrap_or(file);
+    format!("@{}", relative.display())
 }
 
 fn home() -> PathBuf {

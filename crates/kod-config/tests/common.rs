@@ -1,0 +1,56 @@
+//! Helpers shared by kod-config's integration tests.
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kod_config::{Config, ConfigError, EvalOptions};
+
+/// A minimal valid prefix: one Debian repository.
+pub const REPOS: &str = r#"repos = { official = { type = "debian", suite = "bookworm" } },"#;
+
+/// Writes `files` into a fresh directory and evaluates its configuration.lua.
+pub fn eval_files(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+    eval_with(files, &EvalOptions::default())
+}
+
+/// Like [`eval_files`] with explicit bounds.
+pub fn eval_with(
+    files: &[(&str, &str)],
+    opts: &EvalOptions,
+) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+    let result = kod_config::load(&dir.path().join("configuration.lua"), opts);
+    (dir, result)
+}
+
+/// Evaluates a one-file configuration.
+pub fn eval(main: &str) -> Result<Config, ConfigError> {
+    eval_files(&[("configuration.lua", main)]).1
+}
+
+/// Bounds for tests that expect to be stopped.
+pub fn tight() -> EvalOptions {
+    EvalOptions {
+        timeout: Duration::from_millis(300),
+        memory_limit: 32 << 20,
+    }
+}
+
+/// The error of an evaluation that must fail, as text.
+pub fn err_text(r: Result<Config, ConfigError>) -> String {
+    match r {
+        Ok(c) => panic!("expected an error, got a configuration: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The repository's examples directory.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}

@@ -1,0 +1,268 @@
+//! Bad configurations get errors that name the file, line, key and fix.
+
+mod common;
+
+use common::*;
+use kod_config::ConfigError;
+
+#[test]
+fn unfixed_kodos_readme_example_fails_with_file_and_line() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kodos-readme-unfixed.lua");
+    let err = kod_config::load(&file, &Default::default()).unwrap_err();
+    match &err {
+        ConfigError::Syntax { location, hint, .. } => {
+            assert_eq!(location.file, file);
+            assert_eq!(location.line, Some(84));
+            let hint = hint.as_deref().expect("kod recognises the dashed key");
+            assert!(hint.contains("[\"demo-user\"]"), "{hint}");
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("kodos-readme-unfixed.lua:84: syntax error"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fixed_kodos_readme_example_evaluates() {
+    let c = kod_config::load(
+        &examples().join("kodos-readme/configuration.lua"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(c.users.contains_key("demo-user"));
+    assert_eq!(c.default_repo, "arch");
+}
+
+#[test]
+fn typo_at_top_level_suggests_the_key_and_points_at_the_line() {
+    let err = eval(&format!(
+        "return {{\n  {REPOS}\n  pakages = {{ \"htop\" }},\n}}"
+    ))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("unknown key `pakages` at the top level"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `packages`?"), "{text}");
+    assert_eq!(err.location().and_then(|l| l.line), Some(3), "{text}");
+}
+
+#[test]
+fn nested_typo_names_the_place() {
+    let err = eval(&format!(
+        "return {{\n  {REPOS}\n  services = {{\n    openssh = {{\n      enable = true,\n      setings = {{ PermitRootLogin = false }},\n    }},\n  }},\n}}"
+    ))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("unknown key `setings` in `services.openssh`; did you mean `settings`?"),
+        "{text}"
+    );
+    assert_eq!(err.location().and_then(|l| l.line), Some(6), "{text}");
+}
+
+#[test]
+fn wrong_types_name_the_expected_type() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} network = {{ hostname = 42 }} }}"
+    )));
+    assert!(
+        text.contains("network.hostname: expected a string, found the number 42"),
+        "{text}"
+    );
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} services = {{ cups = {{ enable = \"yes\" }} }} }}"
+    )));
+    assert!(
+        text.contains(
+            "services.cups.enable: expected a boolean (true or false), found the string \"yes\""
+        ),
+        "{text}"
+    );
+    let text = err_text(eval(&format!("return {{ {REPOS} packages = \"htop\" }}")));
+    assert!(
+        text.contains("packages: expected a list of strings"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tables_mixing_list_items_and_keys_are_refused() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} packages = {{ \"htop\", extra = \"git\" }} }}"
+    )));
+    assert!(text.contains("mixes list items with named keys"), "{text}");
+}
+
+#[test]
+fn lua_runtime_errors_keep_their_line() {
+    let err = eval("local x = nil\nlocal y = x.field\nreturn {}").unwrap_err();
+    assert_eq!(err.location().and_then(|l| l.line), Some(2), "{err}");
+    assert!(
+        err.to_string().contains("attempt to index a nil value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_configuration_must_return_a_table() {
+    let text = err_text(eval("local x = 1"));
+    assert!(text.contains("must end with `return { ... }`"), "{text}");
+}
+
+#[test]
+fn missing_configuration_lists_where_kod_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = kod_config::locate(Some(dir.path())).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("no configuration found"), "{text}");
+    assert!(
+        text.contains(&dir.path().join("configuration.lua").display().to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn locate_takes_a_directory_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("configuration.lua");
+    std::fs::write(&file, "return {}").unwrap();
+    assert_eq!(kod_config::locate(Some(dir.path())).unwrap(), file);
+    assert_eq!(kod_config::locate(Some(&file)).unwrap(), file);
+}
+
+#[test]
+fn two_distribution_repositories_need_an_official_one() {
+    let text = err_text(eval(
+        r#"return { repos = {
+            bookworm = { type = "debian", suite = "bookworm" },
+            sid = { type = "debian", suite = "sid" },
+        } }"#,
+    ));
+    assert!(text.contains("(bookworm, sid)"), "{text}");
+    assert!(text.contains("keyed `official`"), "{text}");
+}
+
+#[test]
+fn no_repository_is_an_error() {
+    let text = err_text(eval("return { packages = { \"htop\" } }"));
+    assert!(
+        text.contains("no distribution repository is configured"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_single_distribution_repository_is_the_default_whatever_its_key() {
+    let c = eval(
+        r#"local repos = require("repos")
+        return { repos = { arch = repos.arch_repo("https://mirror.invalid/archlinux"),
+                           flatpak = repos.flatpak_repo("flathub") } }"#,
+    )
+    .unwrap();
+    assert_eq!(c.default_repo, "arch");
+    assert_eq!(c.base_distribution, kod_config::Distribution::Arch);
+}
+
+#[test]
+fn base_distribution_must_agree_with_the_default_repository() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} base_distribution = \"arch\" }}"
+    )));
+    assert!(text.contains("base_distribution is \"arch\""), "{text}");
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} base_distribution = \"gentoo\" }}"
+    )));
+    assert!(text.contains("unknown distribution \"gentoo\""), "{text}");
+}
+
+#[test]
+fn base_distribution_follows_the_default_repository_when_absent() {
+    let c = eval(&format!("return {{ {REPOS} }}")).unwrap();
+    assert_eq!(c.base_distribution, kod_config::Distribution::Debian);
+    let c = eval(&format!(
+        "return {{ {REPOS} base_distribution = \"debian\" }}"
+    ))
+    .unwrap();
+    assert_eq!(c.base_distribution, kod_config::Distribution::Debian);
+}
+
+#[test]
+fn prefixed_packages_need_their_repository() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} packages = {{ \"aur:yay\" }} }}"
+    )));
+    assert!(text.contains("packages[1]"), "{text}");
+    assert!(text.contains("add repos.aur = repos.aur_repo"), "{text}");
+}
+
+#[test]
+fn only_one_password_setting() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} users = {{ ann = {{ password = \"a\", hashed_password = \"$6$x\" }} }} }}"
+    )));
+    assert!(
+        text.contains("set only one of `password`, `hashed_password`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn passwords_never_show_in_debug_output() {
+    let c = eval(&format!(
+        "return {{ {REPOS} users = {{ ann = {{ password = \"hunter2\" }} }} }}"
+    ))
+    .unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("Password(plain)"), "{debug}");
+}
+
+#[test]
+fn invalid_login_names_are_refused() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} users = {{ [\"Bad Name\"] = {{}} }} }}"
+    )));
+    assert!(text.contains("not a valid login name"), "{text}");
+}
+
+#[test]
+fn bad_partition_sizes_and_types_are_explained() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
+         {{ name = \"x\", size = \"3 parsecs\", type = \"btrfs\" }} }} }} }} }}"
+    )));
+    assert!(text.contains("devices.d.partitions[1].size"), "{text}");
+    assert!(text.contains("is not a size"), "{text}");
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
+         {{ name = \"x\", size = \"1GB\", type = \"zfs\" }} }} }} }} }}"
+    )));
+    assert!(text.contains("unknown partition type \"zfs\""), "{text}");
+}
+
+#[test]
+fn environments_are_validated() {
+    let c = eval(&format!(
+        "return {{ {REPOS} environments = {{ sid = {{ distro = \"debian:sid\", packages = {{ \"hello\" }}, exports = {{ \"hello\" }} }} }} }}"
+    ))
+    .unwrap();
+    assert_eq!(c.environments["sid"].distro, "debian:sid");
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} environments = {{ sid = {{ distro = \"sid\" }} }} }}"
+    )));
+    assert!(text.contains("is not DISTRO:RELEASE"), "{text}");
+}
+
+#[test]
+fn helper_tables_need_a_command() {
+    let text = err_text(eval(&format!(
+        "return {{ {REPOS} users = {{ ann = {{ programs = {{ git = {{ enable = true, config = {{ name = \"git\" }} }} }} }} }} }}"
+    )));
+    assert!(text.contains("needs a `command` function"), "{text}");
+}
