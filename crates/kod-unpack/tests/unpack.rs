@@ -1,0 +1,499 @@
+//! Unpacking packages built with the real `dpkg-deb --build`: formats,
+//! control members, conffiles, merged /usr, existing paths, hard links,
+//! conflicts between packages of one batch. Root-only behaviour (owners,
+//! setuid) is checked against `dpkg-deb -x` in `root_*` tests.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_same_tree, dpkg_deb_build, dpkg_new_files, reference_list, run, snapshot};
+use kod_testkit::Tier;
+use kod_unpack::{
+    Conffiles, Ownership, Reason, UnpackOptions, read_meta, setup_merged_usr, unpack_all,
+    unpack_deb,
+};
+
+fn options() -> UnpackOptions {
+    UnpackOptions {
+        ownership: Ownership::SkipIfNotPermitted,
+        conffiles: Conffiles::Install,
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A package tree with DEBIAN/control and the given extra control lines.
+fn package_tree(base: &Path, name: &str, extra: &str) -> PathBuf {
+    let tree = base.join(name);
+    fs::create_dir_all(tree.join("DEBIAN")).expect("DEBIAN");
+    fs::write(
+        tree.join("DEBIAN/control"),
+        common::control_for(name, extra),
+    )
+    .expect("control");
+    tree
+}
+
+/// A varied tree: nested dirs, modes, a symlink, a hard link, an empty
+/// file, a conffile, a maintainer script.
+fn rich_tree(base: &Path) -> PathBuf {
+    let t = package_tree(base, "rich", "");
+    for d in ["usr/bin", "usr/share/doc/rich", "etc/rich", "var/lib/rich"] {
+        fs::create_dir_all(t.join(d)).expect("mkdir");
+    }
+    fs::write(t.join("usr/bin/tool"), vec![b'x'; 300_000]).expect("tool");
+    set_mode(&t.join("usr/bin/tool"), 0o755);
+    fs::write(t.join("usr/share/doc/rich/README"), "read me\n").expect("readme");
+    fs::write(t.join("usr/share/doc/rich/empty"), "").expect("empty");
+    fs::write(t.join("etc/rich/rich.conf"), "setting = 1\n").expect("conf");
+    fs::write(t.join("var/lib/rich/private"), "secret\n").expect("private");
+    set_mode(&t.join("var/lib/rich/private"), 0o600);
+    set_mode(&t.join("var/lib/rich"), 0o700);
+    symlink("tool", t.join("usr/bin/tool-alias")).expect("symlink");
+    symlink("/usr/bin/tool", t.join("usr/bin/tool-abs")).expect("symlink");
+    fs::hard_link(t.join("usr/bin/tool"), t.join("usr/bin/tool-hard")).expect("hard link");
+    fs::write(t.join("DEBIAN/conffiles"), "/etc/rich/rich.conf\n").expect("conffiles");
+    fs::write(
+        t.join("DEBIAN/postinst"),
+        "#!/bin/sh\nset -e\necho configured\n",
+    )
+    .expect("postinst");
+    set_mode(&t.join("DEBIAN/postinst"), 0o755);
+    fs::write(
+        t.join("DEBIAN/triggers"),
+        "interest-noawait /usr/share/rich\n",
+    )
+    .expect("triggers");
+    let md5 = run(Command::new("md5sum")
+        .args([
+            "usr/bin/tool",
+            "usr/bin/tool-hard",
+            "usr/share/doc/rich/README",
+            "usr/share/doc/rich/empty",
+            "var/lib/rich/private",
+        ])
+        .current_dir(&t));
+    fs::write(t.join("DEBIAN/md5sums"), md5).expect("md5sums");
+    t
+}
+
+/// The tree minus DEBIAN, as dpkg-deb --root-owner-group stores it.
+fn expected_tree(tree: &Path) -> std::collections::BTreeMap<PathBuf, common::Node> {
+    let mut snap = snapshot(tree, false);
+    snap.retain(|p, _| !p.starts_with("DEBIAN"));
+    for n in snap.values_mut() {
+        n.uid = 0;
+        n.gid = 0;
+    }
+    snap
+}
+
+fn without_owners(
+    mut snap: std::collections::BTreeMap<PathBuf, common::Node>,
+) -> std::collections::BTreeMap<PathBuf, common::Node> {
+    for n in snap.values_mut() {
+        n.uid = 0;
+        n.gid = 0;
+    }
+    snap
+}
+
+#[test]
+fn every_compression_unpacks_to_the_packaged_tree() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = rich_tree(tmp.path());
+    let expected = expected_tree(&tree);
+    for z in ["gzip", "xz", "zstd", "none"] {
+        let deb = dpkg_deb_build(&tree, &tmp.path().join(format!("rich-{z}.deb")), z);
+        let root = tmp.path().join(format!("root-{z}"));
+        fs::create_dir(&root).expect("root");
+        let u = unpack_deb(&deb, &root, &options()).expect("unpack");
+        assert_same_tree(&without_owners(snapshot(&root, false)), &expected, z);
+        assert_eq!(u.list, reference_list(&deb), "{z}: list");
+        assert_eq!(u.files, 6, "{z}: files");
+        assert_eq!(
+            u.bytes,
+            300_000 + 8 + 12 + 7,
+            "{z}: bytes (a hard link writes none)"
+        );
+        let tool = fs::metadata(root.join("usr/bin/tool")).expect("tool");
+        let hard = fs::metadata(root.join("usr/bin/tool-hard")).expect("hard");
+        assert_eq!(tool.ino(), hard.ino(), "{z}: hard link kept");
+    }
+}
+
+#[test]
+fn control_members_conffiles_and_md5sums_are_returned() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = rich_tree(tmp.path());
+    let deb = dpkg_deb_build(&tree, &tmp.path().join("rich.deb"), "xz");
+    let meta = read_meta(&deb).expect("meta");
+    assert_eq!(meta.control.package(), "rich");
+    assert_eq!(meta.control.get("Version"), Some("1.0-1"));
+    assert_eq!(
+        meta.control.text,
+        fs::read_to_string(tree.join("DEBIAN/control")).expect("control")
+    );
+    let mut names: Vec<&str> = meta.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["conffiles", "control", "md5sums", "postinst", "triggers"]
+    );
+    let postinst = meta.member("postinst").expect("postinst");
+    assert_eq!(postinst.mode & 0o777, 0o755);
+    assert_eq!(
+        postinst.data,
+        fs::read(tree.join("DEBIAN/postinst")).expect("postinst")
+    );
+    assert_eq!(meta.conffiles, [PathBuf::from("/etc/rich/rich.conf")]);
+    let md5 = String::from_utf8(fs::read(tree.join("DEBIAN/md5sums")).expect("md5")).expect("utf8");
+    let expected: Vec<(String, PathBuf)> = md5
+        .lines()
+        .map(|l| {
+            let (h, p) = l.split_once("  ").expect("md5sum line");
+            (h.to_string(), PathBuf::from("/").join(p))
+        })
+        .collect();
+    assert_eq!(meta.md5sums, expected);
+    // Unpacking returns the same control part.
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let u = unpack_deb(&deb, &root, &options()).expect("unpack");
+    assert_eq!(u.meta.members, meta.members);
+    assert_eq!(u.package(), "rich");
+}
+
+#[test]
+fn conffiles_are_left_as_dpkg_new_by_default() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = rich_tree(tmp.path());
+    let deb = dpkg_deb_build(&tree, &tmp.path().join("rich.deb"), "xz");
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let opts = UnpackOptions {
+        ownership: Ownership::SkipIfNotPermitted,
+        ..UnpackOptions::default()
+    };
+    let u = unpack_deb(&deb, &root, &opts).expect("unpack");
+    assert!(!root.join("etc/rich/rich.conf").exists());
+    assert_eq!(
+        fs::read_to_string(root.join("etc/rich/rich.conf.dpkg-new")).expect("dpkg-new"),
+        "setting = 1\n"
+    );
+    assert!(u.list.contains(&PathBuf::from("/etc/rich/rich.conf")));
+    assert!(
+        u.changes
+            .created
+            .contains(&PathBuf::from("/etc/rich/rich.conf.dpkg-new"))
+    );
+    // Only the conffile is left that way.
+    assert_eq!(
+        dpkg_new_files(&root),
+        [PathBuf::from("etc/rich/rich.conf.dpkg-new")]
+    );
+}
+
+#[test]
+fn merged_usr_directories_are_followed_not_replaced() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = package_tree(tmp.path(), "legacy", "");
+    fs::create_dir_all(t.join("bin")).expect("bin");
+    fs::create_dir_all(t.join("lib/legacy")).expect("lib");
+    fs::write(t.join("bin/x"), "#!/bin/sh\n").expect("x");
+    set_mode(&t.join("bin/x"), 0o755);
+    fs::write(t.join("lib/legacy/data"), "d\n").expect("data");
+    let deb = dpkg_deb_build(&t, &tmp.path().join("legacy.deb"), "xz");
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let created = setup_merged_usr(&root, &kod_unpack::merged_usr_dirs("amd64")).expect("usrmerge");
+    assert!(created.contains(&PathBuf::from("/bin")));
+    let u = unpack_deb(&deb, &root, &options()).expect("unpack");
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("sbin", "usr/sbin"),
+        ("lib64", "usr/lib64"),
+    ] {
+        assert_eq!(
+            fs::read_link(root.join(link)).expect("still a symlink"),
+            PathBuf::from(target)
+        );
+    }
+    assert!(
+        fs::symlink_metadata(root.join("usr/bin/x"))
+            .expect("x")
+            .is_file()
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("usr/lib/legacy/data")).expect("data"),
+        "d\n"
+    );
+    assert!(u.list.contains(&PathBuf::from("/bin/x")));
+    assert_eq!(u.list, reference_list(&deb));
+}
+
+#[test]
+fn merged_usr_setup_is_idempotent_and_refuses_a_real_directory() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    setup_merged_usr(&root, &["bin", "sbin", "lib"]).expect("first");
+    assert_eq!(
+        setup_merged_usr(&root, &["bin", "sbin", "lib"]).expect("again"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        fs::metadata(root.join("usr/bin"))
+            .expect("usr/bin")
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
+    );
+    fs::create_dir(root.join("lib64")).expect("real lib64");
+    let err = setup_merged_usr(&root, &["lib64"]).expect_err("real directory");
+    assert!(err.to_string().contains("lib64"), "{err}");
+    assert!(setup_merged_usr(&root, &["../x"]).is_err());
+}
+
+#[test]
+fn existing_directories_are_kept_and_existing_files_replaced() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = package_tree(tmp.path(), "over", "");
+    fs::create_dir_all(t.join("usr/share/over")).expect("dirs");
+    fs::write(t.join("usr/share/over/f"), "new\n").expect("f");
+    fs::write(t.join("usr/share/over/keepdir"), "file where a dir is\n").expect("kd");
+    symlink("elsewhere", t.join("usr/share/over/dirlink")).expect("symlink");
+    let deb = dpkg_deb_build(&t, &tmp.path().join("over.deb"), "xz");
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("usr/share/over/dirlink")).expect("dir where a symlink is");
+    set_mode(&root.join("usr/share/over"), 0o700);
+    fs::write(root.join("usr/share/over/f"), "old\n").expect("old f");
+    fs::write(root.join("usr/share/over/f.dpkg-new"), "stale\n").expect("stale");
+    // A regular file cannot replace a directory: that package fails.
+    fs::create_dir(root.join("usr/share/over/keepdir")).expect("keepdir");
+    let err = unpack_deb(&deb, &root, &options()).expect_err("file over directory");
+    assert!(
+        matches!(err.failures[0].reason, Reason::Replace { .. }),
+        "{err}"
+    );
+    assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
+    fs::remove_dir(root.join("usr/share/over/keepdir")).expect("rmdir");
+
+    let u = unpack_deb(&deb, &root, &options()).expect("unpack");
+    // dpkg leaves existing directories alone (mode included), and keeps a
+    // directory where the archive has a symlink.
+    assert_eq!(
+        fs::metadata(root.join("usr/share/over"))
+            .expect("dir")
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o700
+    );
+    assert!(
+        fs::symlink_metadata(root.join("usr/share/over/dirlink"))
+            .expect("dirlink")
+            .is_dir()
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("usr/share/over/f")).expect("f"),
+        "new\n"
+    );
+    assert_eq!(u.changes.replaced, [PathBuf::from("/usr/share/over/f")]);
+    assert!(
+        u.changes
+            .created
+            .contains(&PathBuf::from("/usr/share/over/keepdir"))
+    );
+    assert!(
+        !u.changes
+            .created
+            .contains(&PathBuf::from("/usr/share/over"))
+    );
+    assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
+}
+
+fn shipping(base: &Path, name: &str, extra: &str, path: &str, content: &str) -> PathBuf {
+    let t = package_tree(base, name, extra);
+    let f = t.join(path);
+    fs::create_dir_all(f.parent().expect("parent")).expect("dirs");
+    fs::write(&f, content).expect("file");
+    dpkg_deb_build(&t, &base.join(format!("{name}.deb")), "xz")
+}
+
+#[test]
+fn two_packages_with_one_path_and_no_replaces_is_an_error_naming_both() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = shipping(tmp.path(), "alpha", "", "usr/share/same", "a\n");
+    let b = shipping(tmp.path(), "beta", "", "usr/share/same", "b\n");
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let err = unpack_all(&[&a, &b], &root, &options()).expect_err("conflict");
+    let f = &err.failures[0];
+    assert!(matches!(f.reason, Reason::Conflict { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("alpha") && msg.contains("beta") && msg.contains("/usr/share/same"),
+        "{msg}"
+    );
+    assert!(msg.contains("Replaces"), "{msg}");
+    assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn the_package_declaring_replaces_wins_whatever_the_timing() {
+    for round in 0..8 {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // Padding files make the two packages race for the shared path.
+        let pad = |name: &str, extra: &str, content: &str| {
+            let t = package_tree(tmp.path(), name, extra);
+            fs::create_dir_all(t.join("usr/share/same-dir")).expect("dirs");
+            fs::create_dir_all(t.join(format!("usr/share/{name}"))).expect("dirs");
+            for i in 0..round * 20 {
+                fs::write(t.join(format!("usr/share/{name}/{i}")), "pad").expect("pad");
+            }
+            fs::write(t.join("usr/share/same-dir/same"), content).expect("same");
+            dpkg_deb_build(&t, &tmp.path().join(format!("{name}.deb")), "xz")
+        };
+        let old = pad("old", "", "old\n");
+        let new = pad("new", "Replaces: old (<< 2)\n", "new\n");
+        // The later package replaces the earlier one.
+        let root = tmp.path().join("root1");
+        fs::create_dir(&root).expect("root");
+        let u = unpack_all(&[&old, &new], &root, &options()).expect("unpack");
+        assert_eq!(
+            fs::read_to_string(root.join("usr/share/same-dir/same")).expect("same"),
+            "new\n"
+        );
+        let same = PathBuf::from("/usr/share/same-dir/same");
+        assert!(
+            !u[0].list.contains(&same),
+            "round {round}: loser still lists it"
+        );
+        assert!(u[1].list.contains(&same));
+        assert!(
+            u[0].list.contains(&PathBuf::from("/usr/share/same-dir")),
+            "directories are shared"
+        );
+        // The earlier package declares Replaces on the later one: it keeps
+        // the file (dpkg's "replaced by files in installed package").
+        let root = tmp.path().join("root2");
+        fs::create_dir(&root).expect("root");
+        let u = unpack_all(&[&new, &old], &root, &options()).expect("unpack");
+        assert_eq!(
+            fs::read_to_string(root.join("usr/share/same-dir/same")).expect("same"),
+            "new\n"
+        );
+        assert!(u[0].list.contains(&same));
+        assert!(!u[1].list.contains(&same));
+        assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
+    }
+}
+
+#[test]
+fn a_directory_in_one_package_and_a_file_in_another_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = shipping(tmp.path(), "dirpkg", "", "usr/share/thing/inside", "x\n");
+    let b = shipping(
+        tmp.path(),
+        "filepkg",
+        "Replaces: dirpkg\n",
+        "usr/share/thing",
+        "y\n",
+    );
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let err = unpack_all(&[&a, &b], &root, &options()).expect_err("conflict");
+    assert!(
+        err.failures
+            .iter()
+            .any(|f| matches!(f.reason, Reason::DirConflict { .. })
+                || matches!(f.reason, Reason::Replace { .. })),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/usr/share/thing") || msg.contains("usr/share/thing"),
+        "{msg}"
+    );
+    assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn not_a_deb_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = tmp.path().join("junk.deb");
+    fs::write(&f, "this is not an ar archive").expect("junk");
+    let root = tmp.path().join("root");
+    fs::create_dir(&root).expect("root");
+    let err = unpack_deb(&f, &root, &options()).expect_err("junk");
+    assert_eq!(err.failures[0].package, "junk.deb");
+    assert!(err.to_string().contains("not a valid ar archive"), "{err}");
+    let err = unpack_deb(&tmp.path().join("missing.deb"), &root, &options()).expect_err("missing");
+    assert!(err.to_string().contains("missing.deb"), "{err}");
+}
+
+/// Owners, setuid/setgid, device nodes and fifos, against `dpkg-deb -x`.
+#[test]
+fn root_owners_modes_and_special_files_match_dpkg_deb_x() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = package_tree(tmp.path(), "special", "");
+    for d in ["usr/bin", "usr/sbin", "var/mail", "dev", "srv/data"] {
+        fs::create_dir_all(t.join(d)).expect("mkdir");
+    }
+    let file = |p: &str, mode: u32, uid: u32, gid: u32| {
+        let f = t.join(p);
+        fs::write(&f, p).expect("write");
+        set_mode(&f, mode);
+        std::os::unix::fs::chown(&f, Some(uid), Some(gid)).expect("chown");
+        set_mode(&f, mode);
+    };
+    file("usr/bin/suid", 0o4755, 0, 0);
+    file("usr/bin/sgid", 0o2755, 0, 42);
+    file("usr/sbin/both", 0o6750, 1234, 5678);
+    file("srv/data/owned", 0o640, 1000, 1000);
+    std::os::unix::fs::chown(t.join("var/mail"), Some(0), Some(8)).expect("chown");
+    set_mode(&t.join("var/mail"), 0o2775);
+    std::os::unix::fs::chown(t.join("srv/data"), Some(1000), Some(1000)).expect("chown");
+    set_mode(&t.join("srv/data"), 0o1777);
+    symlink("suid", t.join("usr/bin/link")).expect("symlink");
+    std::os::unix::fs::lchown(t.join("usr/bin/link"), Some(77), Some(88)).expect("lchown");
+    run(Command::new("mknod")
+        .arg(t.join("dev/null"))
+        .args(["c", "1", "3"]));
+    run(Command::new("mkfifo").arg(t.join("dev/fifo")));
+    let deb = tmp.path().join("special.deb");
+    run(Command::new("dpkg-deb")
+        .args(["-Zxz", "--build"])
+        .arg(&t)
+        .arg(&deb));
+    let ours = tmp.path().join("ours");
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&ours).expect("ours");
+    let opts = UnpackOptions {
+        conffiles: Conffiles::Install,
+        ..UnpackOptions::default()
+    };
+    let u = unpack_deb(&deb, &ours, &opts).expect("unpack");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&theirs));
+    assert_same_tree(&snapshot(&ours, true), &snapshot(&theirs, true), "special");
+    let suid = fs::metadata(ours.join("usr/bin/suid")).expect("suid");
+    assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
+    let both = fs::metadata(ours.join("usr/sbin/both")).expect("both");
+    assert_eq!(
+        (both.uid(), both.gid(), both.permissions().mode() & 0o7777),
+        (1234, 5678, 0o6750)
+    );
+    assert_eq!(u.list, reference_list(&deb));
+}
