@@ -1,0 +1,202 @@
+//! The `kod` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn kod() -> Command {
+    Command::cargo_bin("kod").unwrap()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+const SUBCOMMANDS: [&str; 14] = [
+    "plan",
+    "install",
+    "rebuild",
+    "rebuild-user",
+    "shell",
+    "generations",
+    "bootstrap",
+    "pkg",
+    "env",
+    "run",
+    "snapshot",
+    "switch-os",
+    "os-status",
+    "vm",
+];
+
+#[test]
+fn help_lists_every_subcommand_and_global_flag() {
+    let out = kod().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for sub in SUBCOMMANDS {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+            "{sub} missing from --help:\n{text}"
+        );
+    }
+    for flag in ["--verbose", "--debug", "--config"] {
+        assert!(text.contains(flag), "{flag} missing:\n{text}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_real_help() {
+    for sub in SUBCOMMANDS {
+        let out = kod().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{sub} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.lines().count() > 3,
+            "{sub} --help is too thin:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn changing_commands_take_dry_run_and_listing_commands_json() {
+    for args in [
+        &["install", "--help"][..],
+        &["rebuild", "--help"],
+        &["rebuild-user", "--help"],
+        &["bootstrap", "--help"],
+        &["pkg", "install", "--help"],
+        &["pkg", "remove", "--help"],
+        &["env", "create", "--help"],
+        &["env", "sync", "--help"],
+        &["switch-os", "--help"],
+    ] {
+        let out = kod().args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("--dry-run"), "{args:?} has no --dry-run");
+    }
+    for args in [
+        &["plan", "--help"][..],
+        &["generations", "--help"],
+        &["pkg", "search", "--help"],
+        &["env", "list", "--help"],
+        &["env", "status", "--help"],
+        &["os-status", "--help"],
+    ] {
+        let out = kod().args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("--json"), "{args:?} has no --json");
+    }
+}
+
+#[test]
+fn unbuilt_commands_exit_2_without_panicking() {
+    for args in [
+        &["install", "--dry-run"][..],
+        &["rebuild", "-n"],
+        &["rebuild-user"],
+        &["shell", "-p", "htop"],
+        &["generations"],
+        &["env", "list"],
+        &["run", "sid", "--", "true"],
+        &["snapshot", "list"],
+        &["switch-os", "other"],
+        &["os-status"],
+        &["vm", "disk.img"],
+    ] {
+        let out = kod().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("not implemented yet"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn plan_json_of_a_directory() {
+    let out = kod()
+        .args(["plan", "--json", "-c"])
+        .arg(example("debian-vm"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let install = plan["packages"]["official"]["install"].as_array().unwrap();
+    assert!(install.iter().any(|p| p == "systemd-sysv"));
+    assert_eq!(plan["base_distribution"], "debian");
+    assert_eq!(plan["users"]["kod"]["password"], "hashed");
+}
+
+#[test]
+fn plan_output_for_people() {
+    let out = kod()
+        .current_dir(example("kodos-readme"))
+        .args(["plan", "-c", "configuration.lua"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}
+
+#[test]
+fn missing_configuration_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kod()
+        .arg("-c")
+        .arg(dir.path())
+        .arg("plan")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no configuration found"), "{err}");
+    assert!(err.contains("configuration.lua"), "{err}");
+}
+
+#[test]
+fn syntax_errors_reach_the_user_with_file_and_line() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kod-config/tests/fixtures/kodos-readme-unfixed.lua");
+    let out = kod().arg("-c").arg(&fixture).arg("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("kodos-readme-unfixed.lua:84: syntax error"),
+        "{err}"
+    );
+    assert!(err.contains("[\"demo-user\"]"), "{err}");
+}
+
+#[test]
+fn config_print_does_not_pollute_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("configuration.lua"),
+        "print('evaluating')\nreturn { repos = { official = { type = 'debian', suite = 'bookworm' } } }",
+    )
+    .unwrap();
+    let out = kod()
+        .arg("-c")
+        .arg(dir.path())
+        .args(["plan", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("stdout is pure JSON");
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("evaluating")
+    );
+}
