@@ -80,10 +80,27 @@ impl DebMeta {
 }
 
 /// An error with the `ar` member it happened in and the tar entry, if any.
-pub(crate) type Located = (Option<String>, Option<String>, Reason);
+#[derive(Debug)]
+pub(crate) struct Located {
+    pub(crate) member: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) reason: Reason,
+}
 
-fn at(member: &str) -> impl Fn(Reason) -> Located + '_ {
-    move |r| (Some(member.to_string()), None, r)
+pub(crate) fn located(
+    member: Option<String>,
+    path: Option<String>,
+    reason: Reason,
+) -> Box<Located> {
+    Box::new(Located {
+        member,
+        path,
+        reason,
+    })
+}
+
+fn at(member: &str) -> impl Fn(Reason) -> Box<Located> + '_ {
+    move |r| located(Some(member.to_string()), None, r)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -209,15 +226,16 @@ pub(crate) enum Data<'w, 'a> {
 
 /// Reads `deb`; returns its control part, having streamed its data into
 /// the writer when one is given.
-pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Located> {
-    let file = File::open(deb).map_err(|e| (None, None, Reason::io("open the archive", e)))?;
+pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Box<Located>> {
+    let file =
+        File::open(deb).map_err(|e| located(None, None, Reason::io("open the archive", e)))?;
     let mut ar = ar::Archive::new(BufReader::with_capacity(64 * 1024, file));
     let mut meta: Option<DebMeta> = None;
     let mut binary_seen = false;
     let mut data_seen = false;
     while let Some(member) = ar.next_entry() {
         let member = member.map_err(|e| {
-            (
+            located(
                 None,
                 None,
                 Reason::Format(format!("not a valid ar archive (not a .deb?): {e}")),
@@ -256,7 +274,8 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Lo
             if let Data::Write { writer, before } = &mut data {
                 before(m).map_err(at(&name))?;
                 writer.set_conffiles(&m.conffiles);
-                write_data(c, member, writer).map_err(|(path, r)| (Some(name.clone()), path, r))?;
+                write_data(c, member, writer)
+                    .map_err(|(path, r)| located(Some(name.clone()), path, r))?;
             }
             data_seen = true;
             break;
@@ -273,14 +292,14 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Lo
         }
     }
     let meta = meta.ok_or_else(|| {
-        (
+        located(
             None,
             None,
             Reason::Format("the archive has no control.tar member".into()),
         )
     })?;
     if !data_seen && !matches!(data, Data::Skip) {
-        return Err((
+        return Err(located(
             None,
             None,
             Reason::Format("the archive has no data.tar member".into()),

@@ -38,7 +38,7 @@ pub use error::{Failure, Reason, UnpackError};
 pub use usrmerge::{merged_usr_dirs, setup_merged_usr};
 
 use claims::{Claims, PkgFacts, parse_relations};
-use deb::{Data, Located, read_deb};
+use deb::{Data, located, read_deb};
 use writer::{Root, Writer, list_path};
 
 /// What to do when setting an entry's owner is not permitted (EPERM, e.g.
@@ -134,15 +134,22 @@ fn file_name(deb: &Path) -> String {
 }
 
 /// Reads only the control part of a `.deb`.
-pub fn read_meta(deb: &Path) -> Result<DebMeta, Failure> {
-    read_deb(deb, Data::Skip).map_err(|(member, path, reason)| Failure {
-        package: file_name(deb),
-        archive: deb.to_path_buf(),
-        member,
-        path,
-        reason,
+pub fn read_meta(deb: &Path) -> Result<DebMeta, UnpackError> {
+    read_deb(deb, Data::Skip).map_err(|l| UnpackError {
+        failures: vec![Failure {
+            package: file_name(deb),
+            archive: deb.to_path_buf(),
+            member: l.member,
+            path: l.path,
+            reason: l.reason,
+        }],
+        changes: Vec::new(),
     })
 }
+
+/// How one package of a batch ended: unpacked, or failed (`None` when it
+/// only stopped because another package failed) with what it changed.
+type Outcome = Result<Unpacked, Box<(Option<Failure>, Changes)>>;
 
 /// Unpacks one `.deb` into `root`; see [`unpack_all`].
 pub fn unpack_deb(
@@ -218,7 +225,7 @@ pub fn unpack_all<P: AsRef<Path> + Sync>(
                 .unwrap_or(0),
         )
     });
-    let mut results: Vec<(usize, Result<Unpacked, (Option<Failure>, Changes)>)> = order
+    let mut results: Vec<(usize, Outcome)> = order
         .par_iter()
         .map(|&i| {
             let r = unpack_one(debs[i].as_ref(), i, &root_handle, options, &claims, &cancel);
@@ -236,7 +243,8 @@ pub fn unpack_all<P: AsRef<Path> + Sync>(
         for (_, r) in results {
             match r {
                 Ok(u) => changes.push(u.changes),
-                Err((f, c)) => {
+                Err(boxed) => {
+                    let (f, c) = *boxed;
                     failures.extend(f);
                     changes.push(c);
                 }
@@ -262,7 +270,7 @@ fn unpack_one(
     options: &UnpackOptions,
     claims: &Claims,
     cancel: &AtomicBool,
-) -> Result<Unpacked, (Option<Failure>, Changes)> {
+) -> Outcome {
     let mut writer = Writer::new(root, options, claims, index, cancel);
     let before = |meta: &DebMeta| -> Result<(), Reason> {
         claims.set_facts(index, facts(meta)?);
@@ -279,7 +287,7 @@ fn unpack_one(
         writer
             .finish()
             .map(|()| meta)
-            .map_err(|r: Reason| -> Located { (None, None, r) })
+            .map_err(|r| located(None, None, r))
     });
     match result {
         Ok(meta) => {
@@ -293,7 +301,12 @@ fn unpack_one(
                 changes: written.changes,
             })
         }
-        Err((member, path, reason)) => {
+        Err(located) => {
+            let deb::Located {
+                member,
+                path,
+                reason,
+            } = *located;
             writer.abort();
             let changes = std::mem::take(&mut writer.written.changes);
             let failure = (!matches!(reason, Reason::Cancelled)).then(|| Failure {
@@ -303,7 +316,7 @@ fn unpack_one(
                 path,
                 reason,
             });
-            Err((failure, changes))
+            Err(Box::new((failure, changes)))
         }
     }
 }
