@@ -93,6 +93,35 @@ impl<'a> Fields<'a> {
             .map(Option::unwrap_or_default)
     }
 
+    /// A package reference, checked against the configured sources.
+    fn package(&mut self, key: &'static str, pkgs: &PackageCheck) -> Result<Option<String>> {
+        self.take(key).map(|(n, p)| pkgs.one(n, &p)).transpose()
+    }
+
+    /// A list of package references, checked against the configured sources.
+    fn packages(&mut self, key: &'static str, pkgs: &PackageCheck) -> Result<Vec<String>> {
+        self.take(key)
+            .map(|(n, p)| pkgs.list(n, &p))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// A table of entries named by the user (`users`, `services`, ...),
+    /// each decoded by `each(name, node, path)`.
+    fn named<T>(
+        &mut self,
+        key: &'static str,
+        mut each: impl FnMut(&'a str, &'a Node, KeyPath) -> Result<T>,
+    ) -> Result<BTreeMap<String, T>> {
+        let Some((node, path)) = self.take(key) else {
+            return Ok(BTreeMap::new());
+        };
+        entries(node, &path)?
+            .into_iter()
+            .map(|(k, n, p)| Ok((k.to_string(), each(k, n, p)?)))
+            .collect()
+    }
+
     /// The node under `key` with its path, for sections decoded elsewhere.
     fn node(&mut self, key: &'static str) -> Option<(&'a Node, KeyPath)> {
         self.take(key)
@@ -213,33 +242,15 @@ impl Decoder<'_> {
         let (default_repo, base_distribution) = default_repo(&repos, base)?;
         let pkgs = PackageCheck { repos: &repos };
 
-        let devices = match f.node("devices") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), disk(n, &p)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let devices = f.named("devices", |_, n, p| disk(n, &p))?;
         let boot = f
             .node("boot")
             .map(|(n, p)| boot(n, &p, &pkgs))
             .transpose()?;
-        let hardware = match f.node("hardware") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), hardware(n, &p, &pkgs)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let hardware = f.named("hardware", |_, n, p| hardware(n, &p, &pkgs))?;
         let locale = f.node("locale").map(|(n, p)| locale(n, &p)).transpose()?;
         let network = f.node("network").map(|(n, p)| network(n, &p)).transpose()?;
-        let users = match f.node("users") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), self.user(k, n, &p, &pkgs)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let users = f.named("users", |k, n, p| self.user(k, n, &p, &pkgs))?;
         let desktop = f
             .node("desktop")
             .map(|(n, p)| desktop(n, &p, &pkgs))
@@ -248,24 +259,9 @@ impl Decoder<'_> {
             .node("fonts")
             .map(|(n, p)| fonts(n, &p, &pkgs))
             .transpose()?;
-        let packages = match f.node("packages") {
-            Some((n, p)) => pkgs.list(n, &p)?,
-            None => Vec::new(),
-        };
-        let services = match f.node("services") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), self.service(n, &p, &pkgs)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
-        let environments = match f.node("environments") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), environment(k, n, &p)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let packages = f.packages("packages", &pkgs)?;
+        let services = f.named("services", |_, n, p| self.service(n, &p, &pkgs))?;
+        let environments = f.named("environments", |k, n, p| environment(k, n, &p))?;
         f.finish()?;
         Ok(Config {
             source: source.to_path_buf(),
@@ -316,21 +312,10 @@ impl Decoder<'_> {
         let extra_groups = f.strings("extra_groups")?;
         let ssh_authorized = f.strings("ssh_authorized")?;
         let owner = Owner::user(login);
-        let programs: BTreeMap<String, Program> = match f.node("programs") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), self.program(k, n, &p, &owner, pkgs)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let programs: BTreeMap<String, Program> =
+            f.named("programs", |k, n, p| self.program(k, n, &p, &owner, pkgs))?;
         let deploy_configs = f.strings("deploy_configs")?;
-        let services = match f.node("services") {
-            Some((n, p)) => entries(n, &p)?
-                .into_iter()
-                .map(|(k, n, p)| Ok((k.to_string(), self.user_service(n, &p, &owner, pkgs)?)))
-                .collect::<Result<_>>()?,
-            None => BTreeMap::new(),
-        };
+        let services = f.named("services", |_, n, p| self.user_service(n, &p, &owner, pkgs))?;
         // The dotfile manager deploys each enabled program marked
         // deploy_config, then each of deploy_configs, after one init call.
         let mut deployed: Vec<&str> = programs
@@ -377,16 +362,9 @@ impl Decoder<'_> {
         let mut f = Fields::of(node, path)?;
         let program = Program {
             enable: f.bool("enable")?.unwrap_or(false),
-            package: f
-                .node("package")
-                .map(|(n, p)| pkgs.one(n, &p))
-                .transpose()?,
+            package: f.package("package", pkgs)?,
             deploy_config: f.bool("deploy_config")?.unwrap_or(false),
-            extra_packages: f
-                .node("extra_packages")
-                .map(|(n, p)| pkgs.list(n, &p))
-                .transpose()?
-                .unwrap_or_default(),
+            extra_packages: f.packages("extra_packages", pkgs)?,
             config: f
                 .node("config")
                 .map(|(n, p)| {
@@ -416,15 +394,8 @@ impl Decoder<'_> {
         }];
         let service = UserService {
             enable: f.bool("enable")?.unwrap_or(false),
-            package: f
-                .node("package")
-                .map(|(n, p)| pkgs.one(n, &p))
-                .transpose()?,
-            extra_packages: f
-                .node("extra_packages")
-                .map(|(n, p)| pkgs.list(n, &p))
-                .transpose()?
-                .unwrap_or_default(),
+            package: f.package("package", pkgs)?,
+            extra_packages: f.packages("extra_packages", pkgs)?,
             config: f
                 .node("config")
                 .map(|(n, p)| self.action(n, &p, owner, &call, &[Stage::RebuildUser]))
@@ -444,33 +415,12 @@ impl Decoder<'_> {
         let service = Service {
             enable: f.bool("enable")?,
             service_name: f.string("service_name")?,
-            package: f
-                .node("package")
-                .map(|(n, p)| pkgs.one(n, &p))
-                .transpose()?,
-            extra_packages: f
-                .node("extra_packages")
-                .map(|(n, p)| pkgs.list(n, &p))
-                .transpose()?
-                .unwrap_or_default(),
-            settings: match f.node("settings") {
-                Some((n, p)) => entries(n, &p)?
-                    .into_iter()
-                    .map(|(k, n, p)| Ok((k.to_string(), setting(n, &p)?)))
-                    .collect::<Result<_>>()?,
-                None => BTreeMap::new(),
-            },
-            services: match f.node("services") {
-                Some((n, p)) => entries(n, &p)?
-                    .into_iter()
-                    .map(|(k, n, p)| {
-                        let a =
-                            self.action(n, &p, &root, &call, &[Stage::Install, Stage::Rebuild])?;
-                        Ok((k.to_string(), a))
-                    })
-                    .collect::<Result<_>>()?,
-                None => BTreeMap::new(),
-            },
+            package: f.package("package", pkgs)?,
+            extra_packages: f.packages("extra_packages", pkgs)?,
+            settings: f.named("settings", |_, n, p| setting(n, &p))?,
+            services: f.named("services", |_, n, p| {
+                self.action(n, &p, &root, &call, &[Stage::Install, Stage::Rebuild])
+            })?,
         };
         f.finish()?;
         Ok(service)
@@ -856,10 +806,7 @@ fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Boot> {
         Some((n, p)) => {
             let mut k = Fields::of(n, &p)?;
             let kernel = Kernel {
-                package: k
-                    .node("package")
-                    .map(|(n, p)| pkgs.one(n, &p))
-                    .transpose()?,
+                package: k.package("package", pkgs)?,
                 modules: k.strings("modules")?,
             };
             k.finish()?;
@@ -885,11 +832,7 @@ fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Boot> {
             let loader = Loader {
                 kind,
                 timeout: l.u32("timeout")?,
-                include: l
-                    .node("include")
-                    .map(|(n, p)| pkgs.list(n, &p))
-                    .transpose()?
-                    .unwrap_or_default(),
+                include: l.packages("include", pkgs)?,
             };
             l.finish()?;
             loader
@@ -904,15 +847,8 @@ fn hardware(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Hardware
     let mut f = Fields::of(node, path)?;
     let hw = Hardware {
         enable: f.bool("enable")?.unwrap_or(false),
-        package: f
-            .node("package")
-            .map(|(n, p)| pkgs.one(n, &p))
-            .transpose()?,
-        extra_packages: f
-            .node("extra_packages")
-            .map(|(n, p)| pkgs.list(n, &p))
-            .transpose()?
-            .unwrap_or_default(),
+        package: f.package("package", pkgs)?,
+        extra_packages: f.packages("extra_packages", pkgs)?,
         service_name: f.string("service_name")?,
     };
     f.finish()?;
@@ -926,11 +862,7 @@ fn locale(node: &Node, path: &KeyPath) -> Result<Locale> {
         let mut l = Fields::of(n, &p)?;
         locale.default = l.string("default")?;
         locale.extra_generate = l.strings("extra_generate")?;
-        if let Some((n, p)) = l.node("extra_settings") {
-            for (k, n, p) in entries(n, &p)? {
-                locale.extra_settings.insert(k.to_string(), string(n, &p)?);
-            }
-        }
+        locale.extra_settings = l.named("extra_settings", |_, n, p| string(n, &p))?;
         l.finish()?;
     }
     locale.keymap = f.string("keymap")?;
@@ -984,42 +916,19 @@ fn ip(node: &Node, path: &KeyPath) -> Result<IpConfig> {
 
 fn desktop(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Desktop> {
     let mut f = Fields::of(node, path)?;
-    let display_manager = f
-        .node("display_manager")
-        .map(|(n, p)| pkgs.one(n, &p))
-        .transpose()?;
-    let desktop_manager = match f.node("desktop_manager") {
-        Some((n, p)) => entries(n, &p)?
-            .into_iter()
-            .map(|(k, n, p)| {
-                let mut d = Fields::of(n, &p)?;
-                let env = DesktopEnvironment {
-                    enable: d.bool("enable")?.unwrap_or(false),
-                    package: d
-                        .node("package")
-                        .map(|(n, p)| pkgs.one(n, &p))
-                        .transpose()?,
-                    display_manager: d
-                        .node("display_manager")
-                        .map(|(n, p)| pkgs.one(n, &p))
-                        .transpose()?,
-                    extra_packages: d
-                        .node("extra_packages")
-                        .map(|(n, p)| pkgs.list(n, &p))
-                        .transpose()?
-                        .unwrap_or_default(),
-                    exclude_packages: d
-                        .node("exclude_packages")
-                        .map(|(n, p)| pkgs.list(n, &p))
-                        .transpose()?
-                        .unwrap_or_default(),
-                };
-                d.finish()?;
-                Ok((k.to_string(), env))
-            })
-            .collect::<Result<_>>()?,
-        None => BTreeMap::new(),
-    };
+    let display_manager = f.package("display_manager", pkgs)?;
+    let desktop_manager = f.named("desktop_manager", |_, n, p| {
+        let mut d = Fields::of(n, &p)?;
+        let env = DesktopEnvironment {
+            enable: d.bool("enable")?.unwrap_or(false),
+            package: d.package("package", pkgs)?,
+            display_manager: d.package("display_manager", pkgs)?,
+            extra_packages: d.packages("extra_packages", pkgs)?,
+            exclude_packages: d.packages("exclude_packages", pkgs)?,
+        };
+        d.finish()?;
+        Ok(env)
+    })?;
     f.finish()?;
     Ok(Desktop {
         display_manager,
@@ -1031,11 +940,7 @@ fn fonts(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Fonts> {
     let mut f = Fields::of(node, path)?;
     let fonts = Fonts {
         font_dir: f.bool("font_dir")?.unwrap_or(false),
-        packages: f
-            .node("packages")
-            .map(|(n, p)| pkgs.list(n, &p))
-            .transpose()?
-            .unwrap_or_default(),
+        packages: f.packages("packages", pkgs)?,
     };
     f.finish()?;
     Ok(fonts)

@@ -1,7 +1,7 @@
 //! Helpers shared by kod-config's integration tests.
 #![allow(dead_code)] // each test binary uses part of this module
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kod_config::{Config, ConfigError, EvalOptions};
@@ -52,5 +52,5 @@ pub fn err_text(r: Result<Config, ConfigError>) -> String {
 
 /// The repository's examples directory.
 pub fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    kod_testkit::fixtures::examples_dir()
 }

@@ -7,13 +7,13 @@ use kod_config::ConfigError;
 
 #[test]
 fn unfixed_kodos_readme_example_fails_with_file_and_line() {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/kodos-readme-unfixed.lua");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, line) = kod_testkit::fixtures::kodos_readme_unfixed(dir.path());
     let err = kod_config::load(&file, &Default::default()).unwrap_err();
     match &err {
         ConfigError::Syntax { location, hint, .. } => {
             assert_eq!(location.file, file);
-            assert_eq!(location.line, Some(84));
+            assert_eq!(location.line, Some(line));
             let hint = hint.as_deref().expect("kod recognises the dashed key");
             assert!(hint.contains("[\"demo-user\"]"), "{hint}");
         }
@@ -21,7 +21,7 @@ fn unfixed_kodos_readme_example_fails_with_file_and_line() {
     }
     let text = err.to_string();
     assert!(
-        text.contains("kodos-readme-unfixed.lua:84: syntax error"),
+        text.contains(&format!("configuration.lua:{line}: syntax error")),
         "{text}"
     );
 }

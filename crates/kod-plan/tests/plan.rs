@@ -7,8 +7,7 @@ use kod_config::{Effect, Stage};
 use kod_plan::{Plan, PlanError};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
+    kod_testkit::fixtures::examples_dir()
         .join(name)
         .join("configuration.lua")
 }

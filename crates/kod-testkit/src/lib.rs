@@ -8,6 +8,7 @@
 //! did not run.
 #![deny(missing_docs)]
 
+pub mod fixtures;
 pub mod http;
 
 use std::env;

@@ -1,6 +1,6 @@
 //! The `kod` binary as a user runs it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 
@@ -9,9 +9,7 @@ fn kod() -> Command {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
+    kod_testkit::fixtures::examples_dir().join(name)
 }
 
 const SUBCOMMANDS: [&str; 14] = [
@@ -166,13 +164,13 @@ fn missing_configuration_is_a_clear_error() {
 
 #[test]
 fn syntax_errors_reach_the_user_with_file_and_line() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../kod-config/tests/fixtures/kodos-readme-unfixed.lua");
-    let out = kod().arg("-c").arg(&fixture).arg("plan").output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, line) = kod_testkit::fixtures::kodos_readme_unfixed(dir.path());
+    let out = kod().arg("-c").arg(&file).arg("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("kodos-readme-unfixed.lua:84: syntax error"),
+        err.contains(&format!("configuration.lua:{line}: syntax error")),
         "{err}"
     );
     assert!(err.contains("[\"demo-user\"]"), "{err}");
