@@ -389,6 +389,7 @@ impl<'a> Writer<'a> {
     fn directory(&mut self, dir: &Rc<Dir>, name: &[u8], e: &Entry) -> Result<(), Reason> {
         match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o700)) {
             Ok(()) => {
+                self.written.changes.created.push(list_path(&e.path));
                 let (u, g) = Self::owner(e);
                 let r = rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW);
                 self.chown_result(r, e)?;
@@ -399,7 +400,6 @@ impl<'a> Writer<'a> {
                     AtFlags::empty(),
                 )
                 .map_err(|err| Reason::io("set the mode", err))?;
-                self.written.changes.created.push(list_path(&e.path));
                 self.dir_times.push((e.path.clone(), e.mtime));
                 Ok(())
             }

@@ -497,3 +497,96 @@ fn root_owners_modes_and_special_files_match_dpkg_deb_x() {
     );
     assert_eq!(u.list, reference_list(&deb));
 }
+
+/// The child half of `root_chown_not_permitted_*`: unpacks as the
+/// unprivileged user it was started as, prints the outcome. Ignored in
+/// normal runs: only that test starts it (with `--ignored`).
+#[test]
+#[ignore = "child process of root_chown_not_permitted_is_an_error_unless_skipping_was_asked"]
+fn eperm_child() {
+    let Ok(spec) = std::env::var("KOD_UNPACK_EPERM_CHILD") else {
+        return;
+    };
+    let mut parts = spec.splitn(3, '\n');
+    let (ownership, deb, root) = (
+        parts.next().expect("mode"),
+        PathBuf::from(parts.next().expect("deb")),
+        PathBuf::from(parts.next().expect("root")),
+    );
+    let options = UnpackOptions {
+        ownership: if ownership == "skip" {
+            Ownership::SkipIfNotPermitted
+        } else {
+            Ownership::Archive
+        },
+        conffiles: Conffiles::Install,
+    };
+    match unpack_deb(&deb, &root, &options) {
+        Ok(u) => println!("RESULT ok {}", u.files),
+        Err(e) => println!("RESULT err {e}"),
+    }
+}
+
+/// Not root: chown to root's uid fails with EPERM. That is an error that
+/// names the way out, unless the caller asked to skip ownership.
+#[test]
+fn root_chown_not_permitted_is_an_error_unless_skipping_was_asked() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    set_mode(tmp.path(), 0o755);
+    let t = package_tree(tmp.path(), "owned", "");
+    fs::create_dir_all(t.join("usr/share/owned")).expect("dirs");
+    fs::write(t.join("usr/share/owned/f"), "f\n").expect("f");
+    let deb = dpkg_deb_build(&t, &tmp.path().join("owned.deb"), "xz");
+    set_mode(&deb, 0o644);
+    let nobody = 65534;
+    let run_as_nobody = |mode: &str, root: &Path| -> String {
+        fs::create_dir(root).expect("root");
+        std::os::unix::fs::chown(root, Some(nobody), Some(nobody)).expect("chown root");
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "eperm_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "KOD_UNPACK_EPERM_CHILD",
+                format!("{mode}\n{}\n{}", deb.display(), root.display()),
+            )
+            .output()
+            .expect("setpriv");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "child printed no result: {stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    let strict = run_as_nobody("archive", &tmp.path().join("strict"));
+    assert!(strict.starts_with("err "), "{strict}");
+    assert!(
+        strict.contains("owner 0:0") && strict.contains("SkipIfNotPermitted"),
+        "{strict}"
+    );
+    assert_eq!(
+        dpkg_new_files(&tmp.path().join("strict")),
+        Vec::<PathBuf>::new()
+    );
+    // The directory created before the refused chown is reported.
+    assert!(strict.contains("1 paths had been created"), "{strict}");
+    let lenient_root = tmp.path().join("lenient");
+    let lenient = run_as_nobody("skip", &lenient_root);
+    assert_eq!(lenient, "ok 1");
+    let f = fs::metadata(lenient_root.join("usr/share/owned/f")).expect("f");
+    assert_eq!((f.uid(), f.gid()), (nobody, nobody));
+}
