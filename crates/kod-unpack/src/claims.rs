@@ -4,8 +4,17 @@
 //! The rule, applied whatever order the threads reach a path in:
 //!
 //! - directories are shared freely between packages;
-//! - a directory in one package and a non-directory in another is an error
-//!   naming both ([`Reason::DirConflict`]);
+//! - a directory in one package and a symlink in another are accepted, and
+//!   the filesystem rules of dpkg decide: a directory entry follows an
+//!   existing symlink to a directory, a symlink entry keeps an existing
+//!   directory or an existing symlink to the same directory. This is
+//!   trixie's merged /usr, where base-files ships `bin -> usr/bin` while
+//!   other packages may still ship `bin/`. The outcome is the same in
+//!   every thread order when the symlink exists before the batch (set up
+//!   merged /usr first with [`crate::setup_merged_usr`]); in an empty root
+//!   a real directory may be created before the symlink, and then stays;
+//! - a directory in one package and any other non-directory in another is
+//!   an error naming both ([`Reason::DirConflict`]);
 //! - two packages shipping the same non-directory: the later one in batch
 //!   order wins if it declares `Replaces` on the earlier one (with a
 //!   satisfied version constraint, if any), as `dpkg --unpack` in batch
@@ -45,6 +54,7 @@ pub(crate) struct Key {
 struct Claim {
     pkg: usize,
     dir: bool,
+    symlink: bool,
     busy: bool,
     /// The archive path of the owner, for messages and `.list` fix-ups.
     path: Box<[u8]>,
@@ -136,7 +146,7 @@ impl Claims {
         let (m, _) = self.shard(&key);
         let mut map = lock(m);
         match map.get(&key) {
-            Some(c) if !c.dir && c.pkg != pkg => Err(Reason::DirConflict {
+            Some(c) if !c.dir && !c.symlink && c.pkg != pkg => Err(Reason::DirConflict {
                 path: display(path),
                 dir_pkg: self.name_of(pkg),
                 other_pkg: self.name_of(c.pkg),
@@ -148,6 +158,7 @@ impl Claims {
                     Claim {
                         pkg,
                         dir: true,
+                        symlink: false,
                         busy: false,
                         path: path.into(),
                     },
@@ -157,8 +168,14 @@ impl Claims {
         }
     }
 
-    /// Package `pkg` ships a non-directory at `key`.
-    pub(crate) fn claim(&self, key: Key, pkg: usize, path: &[u8]) -> Result<Decision, Reason> {
+    /// Package `pkg` ships a non-directory (a symlink if `symlink`) at `key`.
+    pub(crate) fn claim(
+        &self,
+        key: Key,
+        pkg: usize,
+        path: &[u8],
+        symlink: bool,
+    ) -> Result<Decision, Reason> {
         let (m, cv) = self.shard(&key);
         let mut map = lock(m);
         loop {
@@ -168,12 +185,16 @@ impl Claims {
                     Claim {
                         pkg,
                         dir: false,
+                        symlink,
                         busy: true,
                         path: path.into(),
                     },
                 );
                 return Ok(Decision::Write);
             };
+            if c.dir && symlink {
+                return Ok(Decision::Write);
+            }
             if c.dir {
                 return Err(Reason::DirConflict {
                     path: display(path),
@@ -198,6 +219,7 @@ impl Claims {
             return Ok(if winner == pkg {
                 lost.push((c.pkg, std::mem::replace(&mut c.path, path.into())));
                 c.pkg = pkg;
+                c.symlink = symlink;
                 c.busy = true;
                 Decision::Write
             } else {
@@ -347,7 +369,7 @@ mod tests {
             let order: [usize; 2] = if later_first { [1, 0] } else { [0, 1] };
             let mut decisions = [None, None];
             for p in order {
-                let d = c.claim(key("x"), p, b"x").expect("claim");
+                let d = c.claim(key("x"), p, b"x", false).expect("claim");
                 c.release(&key("x"));
                 decisions[p] = Some(d);
             }
@@ -363,9 +385,12 @@ mod tests {
         let c = Claims::new(2);
         c.set_facts(0, facts("a", "1", ""));
         c.set_facts(1, facts("b", "1", ""));
-        assert_eq!(c.claim(key("x"), 0, b"x").expect("first"), Decision::Write);
+        assert_eq!(
+            c.claim(key("x"), 0, b"x", false).expect("first"),
+            Decision::Write
+        );
         c.release(&key("x"));
-        let err = c.claim(key("x"), 1, b"x").expect_err("conflict");
+        let err = c.claim(key("x"), 1, b"x", false).expect_err("conflict");
         let msg = err.to_string();
         assert!(
             msg.contains("`/x`") && msg.contains(" a ") && msg.contains(" b "),
@@ -381,8 +406,17 @@ mod tests {
         c.claim_dir(key("d"), 0, b"d").expect("dir");
         c.claim_dir(key("d"), 1, b"d").expect("shared dir");
         assert!(matches!(
-            c.claim(key("d"), 1, b"d"),
+            c.claim(key("d"), 1, b"d", false),
             Err(Reason::DirConflict { .. })
         ));
+        // A symlink against a directory is left to the filesystem rules.
+        assert_eq!(
+            c.claim(key("d"), 1, b"d", true).expect("symlink"),
+            Decision::Write
+        );
+        c.claim(key("s"), 0, b"s", true).expect("symlink first");
+        c.release(&key("s"));
+        c.claim_dir(key("s"), 1, b"s")
+            .expect("directory after a symlink");
     }
 }

@@ -193,7 +193,7 @@ pub(crate) struct Written {
 struct InFlight {
     dir: Rc<Dir>,
     name: Vec<u8>,
-    claim: Option<Key>,
+    claim: Key,
 }
 
 /// Writes the entries of one package into the root.
@@ -281,27 +281,28 @@ impl<'a> Writer<'a> {
                 true
             }
             kind => {
-                if let EntryKind::Symlink(target) = kind
-                    && self.keeps_existing_dir(&dir, name, &e.path, target)?
-                {
-                    true
-                } else {
-                    match self.claims.claim(key.clone(), self.pkg, &e.path)? {
-                        Decision::Skip => {
-                            if let EntryKind::File(_) = kind {
-                                self.regular.insert(e.path.clone());
-                            }
-                            false
+                let symlink = matches!(kind, EntryKind::Symlink(_));
+                match self.claims.claim(key.clone(), self.pkg, &e.path, symlink)? {
+                    Decision::Skip => {
+                        if let EntryKind::File(_) = kind {
+                            self.regular.insert(e.path.clone());
                         }
-                        Decision::Write => {
-                            self.in_flight = Some(InFlight {
-                                dir: dir.clone(),
-                                name: with_suffix(name, DPKG_NEW),
-                                claim: Some(key),
-                            });
+                        false
+                    }
+                    Decision::Write => {
+                        self.in_flight = Some(InFlight {
+                            dir: dir.clone(),
+                            name: with_suffix(name, DPKG_NEW),
+                            claim: key,
+                        });
+                        if let EntryKind::Symlink(target) = kind
+                            && self.keeps_existing_dir(&dir, name, &e.path, target)?
+                        {
+                            self.release_in_flight();
+                        } else {
                             self.non_directory(&dir, name, e, data)?;
-                            true
                         }
+                        true
                     }
                 }
             }
@@ -578,10 +579,16 @@ impl<'a> Writer<'a> {
         } else {
             self.place(dir, name, &new, e)?;
         }
-        if let Some(InFlight { claim: Some(k), .. }) = self.in_flight.take() {
-            self.claims.release(&k);
-        }
+        self.release_in_flight();
         Ok(())
+    }
+
+    /// The in-flight entry is in place (or was not needed): releases its
+    /// claim.
+    fn release_in_flight(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            self.claims.release(&f.claim);
+        }
     }
 
     fn node_meta(
@@ -664,9 +671,7 @@ impl<'a> Writer<'a> {
     fn abandon_in_flight(&mut self) {
         if let Some(f) = self.in_flight.take() {
             let _ = rustix::fs::unlinkat(&f.dir.fd, &f.name[..], AtFlags::empty());
-            if let Some(k) = f.claim {
-                self.claims.release(&k);
-            }
+            self.claims.release(&f.claim);
         }
     }
 

@@ -590,3 +590,38 @@ fn root_chown_not_permitted_is_an_error_unless_skipping_was_asked() {
     let f = fs::metadata(lenient_root.join("usr/share/owned/f")).expect("f");
     assert_eq!((f.uid(), f.gid()), (nobody, nobody));
 }
+
+/// trixie's base-files ships `bin -> usr/bin` (and lib, lib64, sbin) while
+/// other packages may still ship `bin/`: in a merged-/usr root both are
+/// accepted in one batch, the symlinks stay, the files land in /usr.
+#[test]
+fn aliasing_symlinks_shipped_by_one_package_and_directories_by_another_coexist() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let base = package_tree(tmp.path(), "base-files", "");
+    fs::create_dir_all(base.join("usr/bin")).expect("usr/bin");
+    symlink("usr/bin", base.join("bin")).expect("bin");
+    let base = dpkg_deb_build(&base, &tmp.path().join("base-files.deb"), "xz");
+    let other = package_tree(tmp.path(), "oldstyle", "");
+    fs::create_dir_all(other.join("bin")).expect("bin");
+    fs::write(other.join("bin/tool"), "tool\n").expect("tool");
+    let other = dpkg_deb_build(&other, &tmp.path().join("oldstyle.deb"), "xz");
+    for order in [[&base, &other], [&other, &base]] {
+        for round in 0..4 {
+            let root = tmp
+                .path()
+                .join(format!("root-{round}-{}", order[0] == &base));
+            fs::create_dir(&root).expect("root");
+            setup_merged_usr(&root, &["bin"]).expect("merged /usr");
+            let u = unpack_all(&order, &root, &options()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                fs::read_link(root.join("bin")).expect("bin"),
+                PathBuf::from("usr/bin")
+            );
+            assert_eq!(
+                fs::read_to_string(root.join("usr/bin/tool")).expect("tool"),
+                "tool\n"
+            );
+            assert!(u.iter().all(|u| u.list.contains(&PathBuf::from("/bin"))));
+        }
+    }
+}
