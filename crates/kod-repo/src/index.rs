@@ -278,6 +278,9 @@ impl Index {
                 .collect(),
         };
         let head = postcard::to_stdvec(&head).map_err(postcard_err)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
         let tmp = path.with_extension("tmp");
         let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
         use std::io::Write;

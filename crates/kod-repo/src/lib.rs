@@ -21,13 +21,15 @@ pub use model::{
 /// How a load uses what is already cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Freshness {
-    /// Ask the repository whether its signed metadata changed (a conditional
-    /// request), download only what changed, reuse the parsed index when
-    /// nothing did.
+    /// Use the cached signed metadata without asking the network; fetch
+    /// only what is not cached (or a cached Release past its Valid-Until).
+    /// The parsed index is reused when the metadata is unchanged.
     #[default]
-    Revalidate,
-    /// Download the signed metadata again and rebuild the parsed index
-    /// (`kod pkg update`); index files whose hash is cached are reused.
+    Cached,
+    /// Ask the repository whether its signed metadata changed (conditional
+    /// requests) and download what did (`kod pkg update`); package indices
+    /// whose hash is cached, and the parsed index when nothing changed, are
+    /// reused.
     Refresh,
     /// Use only the cache; fail if something is missing from it.
     Offline,

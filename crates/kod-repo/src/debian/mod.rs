@@ -1,6 +1,552 @@
-//! The Debian backend: apt repositories (InRelease, Packages), dpkg's
-//! version ordering and relation syntax.
+//! The Debian backend: apt repositories (signed InRelease, Packages
+//! indices, by-hash), dpkg's version ordering and relation syntax.
+//!
+//! Cache layout under [`LoadOptions::cache_dir`]:
+//! - `debian/lists/<mirror>/<suite>/InRelease` (+ `.validators`): the last
+//!   InRelease fetched and its HTTP validators, for conditional requests;
+//! - `blobs/sha256/...`: the compressed Packages files, by hash
+//!   ([`kod_fetch::Cache`]), so one whose hash is cached is never fetched
+//!   again;
+//! - `debian/index/<sources digest>.kodidx`: the parsed index
+//!   ([`Index::store`]), tagged with the digest of every Packages file it
+//!   was built from.
 
+mod error;
 pub mod packages;
 pub mod relations;
+pub mod release;
+mod source;
+pub mod verify;
 pub mod version;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kod_fetch::{
+    Cache, Client, ClientOptions, Conditional, Download, FetchError, Fetcher, Progress, Validators,
+};
+use rayon::prelude::*;
+
+pub use error::Error;
+pub use source::{
+    DebianSource, Mirror, MirrorOrigin, find_mirror, find_mirror_in, host_architecture,
+    release_suites,
+};
+
+use crate::model::{Origin, OriginId, Sha256, Text};
+use crate::{Backend, Freshness, Index, LoadOptions};
+use relations::Target;
+use release::{FileEntry, Release, format_time};
+use verify::{DEBIAN_ARCHIVE_KEYRING, Keyring, keyring_digest, verify_clearsigned};
+
+/// The version of how this backend builds an index; part of the stored
+/// index's key, so a change here invalidates stored indices.
+const INDEX_FORMAT: &str = "kod-repo debian index 1";
+
+/// Loads Debian repositories.
+#[derive(Debug, Clone)]
+pub struct Debian {
+    client: Client,
+    progress: Progress,
+}
+
+impl Default for Debian {
+    fn default() -> Self {
+        Debian::new()
+    }
+}
+
+impl Debian {
+    /// A loader with kod-fetch's default client and quiet progress.
+    pub fn new() -> Debian {
+        Debian {
+            client: Client::new(ClientOptions::default()),
+            progress: Progress::Quiet,
+        }
+    }
+
+    /// Uses `client` for every request.
+    pub fn with_client(mut self, client: Client) -> Debian {
+        self.client = client;
+        self
+    }
+
+    /// Reports progress of Packages downloads this way.
+    pub fn with_progress(mut self, progress: Progress) -> Debian {
+        self.progress = progress;
+        self
+    }
+}
+
+/// A suite's verified Release and where it came from.
+struct SuiteRelease {
+    base_url: String,
+    suite: String,
+    inrelease_url: String,
+    release: Release,
+}
+
+/// One Packages file to read.
+struct PackagesFile {
+    origin: Origin,
+    /// Path in the Release (e.g. `main/binary-amd64/Packages.xz`).
+    path: String,
+    entry: FileEntry,
+    download: Download,
+}
+
+impl Backend for Debian {
+    type Source = DebianSource;
+    type Error = Error;
+
+    fn load(&self, sources: &[DebianSource], options: &LoadOptions) -> Result<Index, Error> {
+        let native = match sources.first() {
+            Some(s) => s.architecture.clone(),
+            None => host_architecture().to_string(),
+        };
+        if let Some(other) = sources.iter().find(|s| s.architecture != native) {
+            return Err(Error::Spec(format!(
+                "all sources of one load must have the same architecture ({native}), but \
+                 {} has {}",
+                other.mirror, other.architecture
+            )));
+        }
+        let mut files = Vec::new();
+        for source in sources {
+            let keys = keys_for(source)?;
+            for suite in &source.suites {
+                let rel = self.suite_release(source, suite, &keys, options)?;
+                files.extend(packages_files(source, &rel)?);
+            }
+        }
+        let key = index_key(&native, &files);
+        let stored = stored_index_path(&options.cache_dir, sources);
+        if let Some(index) = Index::load_stored(&stored, &key) {
+            tracing::debug!(path = %stored.display(), "loaded the parsed index");
+            return Ok(index);
+        }
+        let index = self.build_index(&native, files, options)?;
+        if let Err(e) = index.store(&stored, &key) {
+            tracing::warn!("{e}");
+        }
+        Ok(index)
+    }
+}
+
+impl Debian {
+    /// Fetches (or takes from the cache) and verifies one suite's InRelease.
+    fn suite_release(
+        &self,
+        source: &DebianSource,
+        suite: &str,
+        keys: &Keys,
+        options: &LoadOptions,
+    ) -> Result<SuiteRelease, Error> {
+        let base_url = source.base_url(suite);
+        let url = format!("{base_url}/dists/{suite}/InRelease");
+        let dir = options
+            .cache_dir
+            .join("debian/lists")
+            .join(escape(&base_url))
+            .join(escape(suite));
+        let cached = dir.join("InRelease");
+        let validators_path = dir.join("InRelease.validators");
+        let read_cached = || std::fs::read(&cached).ok();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+
+        let mut data = match options.freshness {
+            Freshness::Refresh => None,
+            Freshness::Cached | Freshness::Offline => read_cached(),
+        };
+        let mut from_cache = data.is_some();
+        if data.is_none() && options.freshness == Freshness::Offline {
+            return Err(Error::NotCached {
+                what: url,
+                path: cached,
+            });
+        }
+        loop {
+            let bytes = match data.take() {
+                Some(d) => d,
+                None => {
+                    from_cache = false;
+                    self.fetch_inrelease(&url, &base_url, suite, &cached, &validators_path)?
+                }
+            };
+            let text = keys.signed_text(&bytes, &url, &dir.join("InRelease.verified"))?;
+            let text = String::from_utf8_lossy(&text);
+            let release = Release::parse(&text).map_err(|reason| Error::BadRelease {
+                url: url.clone(),
+                reason,
+            })?;
+            if let Some((written, until)) = &release.valid_until
+                && *until < now
+            {
+                // A stale cached copy gets one fresh try before giving up.
+                if from_cache && options.freshness != Freshness::Offline {
+                    from_cache = false;
+                    continue;
+                }
+                return Err(Error::Expired {
+                    url,
+                    valid_until: format!("{written} ({})", format_time(*until)),
+                    now: format_time(now),
+                });
+            }
+            return Ok(SuiteRelease {
+                base_url,
+                suite: suite.to_string(),
+                inrelease_url: url,
+                release,
+            });
+        }
+    }
+
+    /// A conditional GET of InRelease; keeps the body and its validators in
+    /// the cache and returns the body (the cached one when unchanged).
+    fn fetch_inrelease(
+        &self,
+        url: &str,
+        mirror: &str,
+        suite: &str,
+        cached: &Path,
+        validators_path: &Path,
+    ) -> Result<Vec<u8>, Error> {
+        let validators: Option<Validators> = std::fs::read(validators_path)
+            .ok()
+            .and_then(|b| postcard::from_bytes(&b).ok())
+            .filter(|_| cached.is_file());
+        match self.client.get_conditional(url, validators.as_ref()) {
+            Ok(Conditional::NotModified) => {
+                tracing::debug!(url, "InRelease not modified");
+                std::fs::read(cached).map_err(Error::cache(cached))
+            }
+            Ok(Conditional::Modified { body, validators }) => {
+                let dir = cached.parent().unwrap_or(cached);
+                std::fs::create_dir_all(dir).map_err(Error::cache(dir))?;
+                write_atomic(cached, &body)?;
+                let v = postcard::to_stdvec(&validators).map_err(|e| Error::Cache {
+                    path: validators_path.to_path_buf(),
+                    source: std::io::Error::other(e),
+                })?;
+                write_atomic(validators_path, &v)?;
+                Ok(body)
+            }
+            Err(FetchError::NotFound { .. }) => Err(Error::UnknownSuite {
+                mirror: mirror.to_string(),
+                suite: suite.to_string(),
+                url: url.to_string(),
+            }),
+            Err(source) => Err(Error::Fetch {
+                what: format!("InRelease of suite {suite}"),
+                source,
+            }),
+        }
+    }
+
+    /// Downloads what is missing, decompresses and parses every Packages
+    /// file (in parallel), and makes the index.
+    fn build_index(
+        &self,
+        native: &str,
+        files: Vec<PackagesFile>,
+        options: &LoadOptions,
+    ) -> Result<Index, Error> {
+        let cache = Cache::open(&options.cache_dir).map_err(|source| Error::Fetch {
+            what: "the download cache".into(),
+            source,
+        })?;
+        if options.freshness == Freshness::Offline {
+            if let Some(f) = files.iter().find(|f| !cache.contains(&f.entry.sha256.0)) {
+                return Err(Error::NotCached {
+                    what: f.download.label.clone(),
+                    path: cache.path_of(&f.entry.sha256.0),
+                });
+            }
+        } else {
+            let downloads: Vec<Download> = files.iter().map(|f| f.download.clone()).collect();
+            Fetcher::new(self.client.clone(), cache.clone())
+                .with_progress(self.progress.clone())
+                .fetch_all(&downloads)
+                .map_err(|e| fetch_error(e, &files))?;
+        }
+        let target = Target {
+            architecture: native,
+            profiles: &[],
+        };
+        let parsed: Vec<Vec<crate::PackageRecord>> = files
+            .par_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let path = cache.path_of(&f.entry.sha256.0);
+                let text = decompress(&path, &f.path).map_err(|reason| Error::Decompress {
+                    what: f.download.label.clone(),
+                    reason,
+                })?;
+                packages::parse_packages(&text, OriginId(i as u16), target).map_err(|source| {
+                    Error::Packages {
+                        what: f.download.label.clone(),
+                        source,
+                    }
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let mut records = Vec::with_capacity(parsed.iter().map(Vec::len).sum());
+        for p in parsed {
+            records.extend(p);
+        }
+        let origins = files.into_iter().map(|f| f.origin).collect();
+        Ok(Index::new(vec![Text::new(native)], origins, records))
+    }
+}
+
+/// How a source's InRelease files are checked.
+enum Keys {
+    /// Trusted without a signature.
+    Unchecked,
+    /// Verified against these keyring files, parsed when first needed.
+    Keyring {
+        paths: Vec<PathBuf>,
+        digest: Sha256,
+        parsed: std::sync::OnceLock<Keyring>,
+    },
+}
+
+impl Keys {
+    /// The signed text of `inrelease`. A verification is remembered in
+    /// `marker` (the digest of the file and of the keyring), so the same
+    /// cached file is not verified again against the same keys: the cache is
+    /// as trusted as the lists directory apt keeps after `apt-get update`.
+    fn signed_text(&self, inrelease: &[u8], url: &str, marker: &Path) -> Result<Vec<u8>, Error> {
+        let Keys::Keyring {
+            paths,
+            digest,
+            parsed,
+        } = self
+        else {
+            return Ok(strip_clearsign(inrelease));
+        };
+        let mut both = Vec::with_capacity(inrelease.len() + 32);
+        both.extend_from_slice(inrelease);
+        both.extend_from_slice(&digest.0);
+        let seal = Sha256::digest(&both);
+        if std::fs::read(marker).is_ok_and(|m| m == seal.0) {
+            return Ok(strip_clearsign(inrelease));
+        }
+        let keyring = match parsed.get() {
+            Some(k) => k,
+            None => {
+                let k = Keyring::load(paths)?;
+                parsed.get_or_init(|| k)
+            }
+        };
+        let text = verify_clearsigned(inrelease, keyring, url)?;
+        if let Some(dir) = marker.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::cache(dir))?;
+        }
+        write_atomic(marker, &seal.0)?;
+        Ok(text)
+    }
+}
+
+/// How `source` is verified: its signed_by keyrings, else the host's Debian
+/// archive keyring, or nothing when it is trusted without a signature.
+fn keys_for(source: &DebianSource) -> Result<Keys, Error> {
+    if source.trusted_without_signature {
+        tracing::warn!(
+            "WARNING: {} is trusted WITHOUT checking its signature (trusted_without_signature); \
+             anyone on the network path can change what gets installed",
+            source.mirror
+        );
+        return Ok(Keys::Unchecked);
+    }
+    let paths = if source.signed_by.is_empty() {
+        vec![PathBuf::from(DEBIAN_ARCHIVE_KEYRING)]
+    } else {
+        source.signed_by.clone()
+    };
+    Ok(Keys::Keyring {
+        digest: keyring_digest(&paths)?,
+        paths,
+        parsed: std::sync::OnceLock::new(),
+    })
+}
+
+/// The Packages files of one suite for the source's components and
+/// architectures, as the signed Release lists them.
+fn packages_files(source: &DebianSource, rel: &SuiteRelease) -> Result<Vec<PackagesFile>, Error> {
+    let r = &rel.release;
+    let mut archs = vec![source.architecture.clone()];
+    if r.architectures.iter().any(|a| a == "all") && !r.all_in_arch_indices {
+        archs.push("all".to_string());
+    }
+    let mut out = Vec::new();
+    for component in &source.components {
+        for arch in &archs {
+            let dir = format!("{component}/binary-{arch}");
+            let pick = ["Packages.xz", "Packages.gz", "Packages"]
+                .iter()
+                .map(|name| format!("{dir}/{name}"))
+                .find_map(|p| r.files.get(&p).map(|e| (p, *e)));
+            let Some((path, entry)) = pick else {
+                if arch == "all" {
+                    continue;
+                }
+                return Err(Error::NoPackagesIndex {
+                    url: rel.inrelease_url.clone(),
+                    component: component.clone(),
+                    architecture: arch.clone(),
+                });
+            };
+            let dists = format!("{}/dists/{}", rel.base_url, rel.suite);
+            let canonical = format!("{dists}/{path}");
+            let mut urls = Vec::with_capacity(2);
+            if r.by_hash {
+                urls.push(format!("{dists}/{dir}/by-hash/SHA256/{}", entry.sha256));
+            }
+            urls.push(canonical);
+            out.push(PackagesFile {
+                origin: Origin {
+                    base_url: rel.base_url.clone(),
+                    suite: rel.suite.clone(),
+                    codename: r.codename.clone(),
+                    component: component.clone(),
+                    architecture: arch.clone(),
+                },
+                download: Download {
+                    urls,
+                    size: entry.size,
+                    sha256: entry.sha256.0,
+                    label: format!("{} {}", rel.suite, path),
+                },
+                path,
+                entry,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Maps a download failure to the error a person can act on: a Packages
+/// file the Release lists but the mirror lacks is [`Error::MissingIndex`].
+fn fetch_error(e: FetchError, files: &[PackagesFile]) -> Error {
+    let not_found_url = match &e {
+        FetchError::NotFound { url } => Some(url.clone()),
+        FetchError::Mirrors { errors, .. }
+            if errors
+                .iter()
+                .all(|e| matches!(e, FetchError::NotFound { .. })) =>
+        {
+            errors.last().map(|e| match e {
+                FetchError::NotFound { url } => url.clone(),
+                _ => String::new(),
+            })
+        }
+        _ => None,
+    };
+    if let Some(url) = not_found_url {
+        let canonical = files
+            .iter()
+            .find(|f| f.download.urls.contains(&url))
+            .and_then(|f| f.download.urls.last().cloned())
+            .unwrap_or(url);
+        return Error::MissingIndex { url: canonical };
+    }
+    Error::Fetch {
+        what: "package index".into(),
+        source: e,
+    }
+}
+
+/// The text of a cached Packages file, decompressed by its name's suffix.
+fn decompress(path: &Path, name: &str) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let size = file.metadata().map_or(0, |m| m.len() as usize);
+    let mut out = Vec::with_capacity(size * 6);
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let result = if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(reader).read_to_end(&mut out)
+    } else if name.ends_with(".gz") {
+        flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut out)
+    } else {
+        { reader }.read_to_end(&mut out)
+    };
+    result.map_err(|e| e.to_string())?;
+    Ok(match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// The signed text of a clearsigned message, without checking the
+/// signature (only for sources trusted without one); a file that is not
+/// clearsigned is returned whole.
+fn strip_clearsign(data: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(data);
+    let Some(rest) = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----") else {
+        return data.to_vec();
+    };
+    // Armor headers (Hash: ...) end at the first empty line.
+    let body = rest.split_once("\n\n").map_or("", |(_, b)| b);
+    let body = body
+        .split_once("\n-----BEGIN PGP SIGNATURE-----")
+        .map_or(body, |(b, _)| b);
+    body.lines()
+        .map(|l| l.strip_prefix("- ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+/// What a stored index is valid for: the format, the architecture, and
+/// every Packages file with its origin and hash.
+fn index_key(native: &str, files: &[PackagesFile]) -> Sha256 {
+    let mut s = format!("{INDEX_FORMAT}\n{native}\n");
+    for f in files {
+        let o = &f.origin;
+        s.push_str(&format!(
+            "{} {} {} {} {} {} {}\n",
+            o.base_url, o.suite, o.codename, o.component, o.architecture, f.path, f.entry.sha256
+        ));
+    }
+    Sha256::digest(s.as_bytes())
+}
+
+/// Where the parsed index of `sources` is stored: one file per set of
+/// sources, overwritten when their metadata changes.
+fn stored_index_path(cache_dir: &Path, sources: &[DebianSource]) -> PathBuf {
+    let mut s = String::new();
+    for src in sources {
+        s.push_str(&format!(
+            "{} {:?} {:?} {:?} {}\n",
+            src.mirror, src.security_mirror, src.suites, src.components, src.architecture
+        ));
+    }
+    let digest = Sha256::digest(s.as_bytes()).to_string();
+    cache_dir
+        .join("debian/index")
+        .join(format!("{}.kodidx", &digest[..32]))
+}
+
+/// A file-name-safe form of a URL or suite (`/` and `:` become `_`).
+fn escape(s: &str) -> String {
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(Error::cache(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::cache(path))
+}
