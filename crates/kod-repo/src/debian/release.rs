@@ -196,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             parse_date("Sun, 29 Feb 2032 00:00:00 UTC"),
-            Some(1_961_539_200)
+            Some(1_961_625_600)
         );
         assert_eq!(parse_date("Sun, 09 Foo 2001 01:46:40 UTC"), None);
         assert_eq!(format_time(1_000_000_000), "2001-09-09 01:46:40 UTC");

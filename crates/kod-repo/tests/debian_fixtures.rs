@@ -1,0 +1,521 @@
+//! The Debian backend against repositories built here with the real tools
+//! (gpg to make keys and clearsign, xz to compress), served on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kod_repo::debian::{Debian, DebianSource, Error};
+use kod_repo::{Backend, Freshness, Index, LoadOptions};
+use kod_testkit::http::FileServer;
+use sha2::Digest;
+
+const SUITE: &str = "kodtest";
+
+/// Two packages, written the way dak writes them.
+const PACKAGES: &str = "Package: hello
+Version: 2.10-3
+Installed-Size: 280
+Maintainer: Someone <someone@example.org>
+Architecture: amd64
+Depends: libc6 (>= 2.34), kod-virtual | other (<< 1:2~)
+Description: example package based on GNU hello
+Multi-Arch: foreign
+Section: devel
+Priority: optional
+Filename: pool/main/h/hello/hello_2.10-3_amd64.deb
+Size: 53000
+SHA256: 1111111111111111111111111111111111111111111111111111111111111111
+
+Package: libc6
+Source: glibc
+Version: 2.36-9+deb12u4
+Installed-Size: 12000
+Architecture: amd64
+Multi-Arch: same
+Priority: required
+Essential: yes
+Provides: kod-virtual (= 1.0), libc-bin-x
+Breaks: hurd (<< 1:0.9.git20220301-2)
+Description: GNU C Library: Shared libraries
+Section: libs
+Filename: pool/main/g/glibc/libc6_2.36-9+deb12u4_amd64.deb
+Size: 2750000
+SHA256: 2222222222222222222222222222222222222222222222222222222222222222
+";
+
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new() -> Gpg {
+        let home = tempfile::tempdir().unwrap();
+        let g = Gpg { home };
+        for uid in [
+            "kod test <good@example.org>",
+            "kod other <other@example.org>",
+        ] {
+            g.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        }
+        g
+    }
+
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .output()
+            .expect("gpg runs (apt-get install gpg)");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Writes the public key of `who` (`good` or `other`) to `path`.
+    fn export(&self, who: &str, path: &Path, armor: bool) {
+        let uid = format!("{who}@example.org");
+        let mut args = vec!["--export"];
+        if armor {
+            args.insert(0, "--armor");
+        }
+        args.push(&uid);
+        std::fs::write(path, self.run(&args)).unwrap();
+    }
+
+    fn clearsign(&self, who: &str, input: &Path, output: &Path) {
+        let uid = format!("{who}@example.org");
+        self.run(&[
+            "--local-user",
+            &uid,
+            "--clearsign",
+            "--output",
+            output.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+    }
+}
+
+/// A repository on disk: one suite, main/binary-amd64.
+struct Repo {
+    root: tempfile::TempDir,
+    gpg: Gpg,
+    keyring: PathBuf,
+}
+
+struct ReleaseOptions {
+    valid_until: String,
+    by_hash: bool,
+    signer: &'static str,
+}
+
+impl Default for ReleaseOptions {
+    fn default() -> Self {
+        ReleaseOptions {
+            valid_until: "Sat, 01 Jan 2101 00:00:00 UTC".into(),
+            by_hash: false,
+            signer: "good",
+        }
+    }
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let gpg = Gpg::new();
+        let root = tempfile::tempdir().unwrap();
+        let keyring = root.path().join("good.gpg");
+        gpg.export("good", &keyring, false);
+        Repo { root, gpg, keyring }
+    }
+
+    fn dists(&self) -> PathBuf {
+        self.root.path().join("repo/dists").join(SUITE)
+    }
+
+    /// Writes Packages.xz and a signed InRelease vouching for it.
+    fn publish(&self, packages: &str, opts: &ReleaseOptions) {
+        let bin = self.dists().join("main/binary-amd64");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("Packages"), packages).unwrap();
+        let st = Command::new("xz")
+            .args(["-kf", bin.join("Packages").to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::remove_file(bin.join("Packages")).unwrap();
+        let xz = std::fs::read(bin.join("Packages.xz")).unwrap();
+        let hash = hex(&sha2::Sha256::digest(&xz));
+        if opts.by_hash {
+            let dir = bin.join("by-hash/SHA256");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::rename(bin.join("Packages.xz"), dir.join(&hash)).unwrap();
+        }
+        let release = format!(
+            "Origin: kod\nLabel: kod\nSuite: {SUITE}\nCodename: {SUITE}\n\
+             Date: Sat, 01 Jan 2022 00:00:00 UTC\nValid-Until: {}\n{}\
+             Architectures: amd64\nComponents: main\nDescription: kod fixture\nSHA256:\n {hash} {} main/binary-amd64/Packages.xz\n",
+            opts.valid_until,
+            if opts.by_hash {
+                "Acquire-By-Hash: yes\n"
+            } else {
+                ""
+            },
+            xz.len()
+        );
+        std::fs::write(self.dists().join("Release"), &release).unwrap();
+        self.gpg.clearsign(
+            opts.signer,
+            &self.dists().join("Release"),
+            &self.dists().join("InRelease"),
+        );
+    }
+
+    fn source(&self, server: &FileServer) -> DebianSource {
+        let mut s = DebianSource::new(&format!("{}/repo", server.url()), &[SUITE]);
+        s.architecture = "amd64".into();
+        s.signed_by = vec![self.keyring.clone()];
+        s
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Result<Index, Error> {
+    let options = LoadOptions {
+        cache_dir: cache.to_path_buf(),
+        freshness,
+    };
+    Debian::new().load(std::slice::from_ref(source), &options)
+}
+
+#[test]
+fn good_repository_loads_exactly_its_records() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
+
+    assert_eq!(index.len(), 2);
+    let hello = index.by_name("hello").next().unwrap();
+    assert_eq!(hello.version.to_string(), "2.10-3");
+    assert_eq!(hello.architecture, "amd64");
+    assert_eq!(hello.installed_size, Some(280));
+    assert_eq!(hello.section, "devel");
+    assert_eq!(hello.description, "example package based on GNU hello");
+    let deps: Vec<Vec<String>> = hello
+        .depends
+        .iter()
+        .map(|g| g.iter().map(|r| r.to_string()).collect())
+        .collect();
+    assert_eq!(
+        deps,
+        [
+            vec!["libc6 (>= 2.34)".to_string()],
+            vec!["kod-virtual".into(), "other (<< 1:2~)".into()]
+        ]
+    );
+    assert_eq!(
+        hello.location.path,
+        "pool/main/h/hello/hello_2.10-3_amd64.deb"
+    );
+    assert_eq!(hello.location.size, 53000);
+    assert_eq!(hello.location.sha256.to_string(), "1".repeat(64));
+    assert_eq!(
+        index.download_url(hello),
+        format!(
+            "{}/repo/pool/main/h/hello/hello_2.10-3_amd64.deb",
+            server.url()
+        )
+    );
+    let origin = index.origin(hello.origin);
+    assert_eq!(
+        (origin.suite.as_str(), origin.component.as_str()),
+        (SUITE, "main")
+    );
+
+    let libc = index.by_name("libc6").next().unwrap();
+    assert!(libc.essential);
+    assert_eq!(libc.source, "glibc");
+    assert_eq!(libc.priority, kod_repo::Priority::Required);
+    assert_eq!(libc.multi_arch, kod_repo::MultiArch::Same);
+    assert_eq!(libc.breaks[0].to_string(), "hurd (<< 1:0.9.git20220301-2)");
+    let providers: Vec<_> = index.providers("kod-virtual").collect();
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].1.name, "libc6");
+    assert_eq!(providers[0].2.version.as_ref().unwrap().to_string(), "1.0");
+    assert_eq!(index.search_substring("GNU").len(), 2);
+    let re = regex::Regex::new("(?i)^libc").unwrap();
+    assert_eq!(index.search_regex(&re).len(), 1);
+}
+
+#[test]
+fn broken_signature_is_refused() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let inrelease = repo.dists().join("InRelease");
+    let text = std::fs::read_to_string(&inrelease).unwrap();
+    std::fs::write(&inrelease, text.replace("Label: kod", "Label: kox")).unwrap();
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    assert!(matches!(e, Error::BadSignature { .. }), "{e}");
+    assert!(e.to_string().contains("InRelease"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_refused_and_named() {
+    let repo = Repo::new();
+    repo.publish(
+        PACKAGES,
+        &ReleaseOptions {
+            signer: "other",
+            ..Default::default()
+        },
+    );
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let Error::UnknownKey {
+        issuers, keyrings, ..
+    } = &e
+    else {
+        panic!("expected UnknownKey, got {e}");
+    };
+    let other_fpr =
+        String::from_utf8(
+            repo.gpg
+                .run(&["--with-colons", "--fingerprint", "other@example.org"]),
+        )
+        .unwrap();
+    assert!(
+        other_fpr.contains(issuers.as_str()),
+        "issuer {issuers} is not the other key: {other_fpr}"
+    );
+    assert!(keyrings.contains("good.gpg"));
+    assert!(e.to_string().contains("signed_by"), "{e}");
+}
+
+#[test]
+fn armoured_keyring_with_several_keys_verifies() {
+    let repo = Repo::new();
+    repo.publish(
+        PACKAGES,
+        &ReleaseOptions {
+            signer: "other",
+            ..Default::default()
+        },
+    );
+    let armoured = repo.root.path().join("both.asc");
+    let both = repo.gpg.run(&[
+        "--armor",
+        "--export",
+        "good@example.org",
+        "other@example.org",
+    ]);
+    std::fs::write(&armoured, both).unwrap();
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = repo.source(&server);
+    source.signed_by = vec![armoured];
+    assert_eq!(
+        load(&source, cache.path(), Freshness::Cached)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn packages_hash_differing_from_release_is_refused() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    // Same size, one byte changed: only the hash can tell.
+    let xz = repo.dists().join("main/binary-amd64/Packages.xz");
+    let mut bytes = std::fs::read(&xz).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&xz, bytes).unwrap();
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let Error::Fetch { source, .. } = &e else {
+        panic!("expected a fetch error, got {e}");
+    };
+    assert!(
+        matches!(source, kod_fetch::FetchError::HashMismatch { .. }),
+        "{source}"
+    );
+    assert!(e.to_string().contains("signed index"), "{e}");
+}
+
+#[test]
+fn expired_release_is_refused_with_its_date() {
+    let repo = Repo::new();
+    repo.publish(
+        PACKAGES,
+        &ReleaseOptions {
+            valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
+            ..Default::default()
+        },
+    );
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let Error::Expired { valid_until, .. } = &e else {
+        panic!("expected Expired, got {e}");
+    };
+    assert!(
+        valid_until.contains("2001-09-09 01:46:40 UTC"),
+        "{valid_until}"
+    );
+    assert!(e.to_string().contains("kod pkg update"), "{e}");
+}
+
+#[test]
+fn missing_packages_file_is_named() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    std::fs::remove_file(repo.dists().join("main/binary-amd64/Packages.xz")).unwrap();
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let Error::MissingIndex { url } = &e else {
+        panic!("expected MissingIndex, got {e}");
+    };
+    assert!(
+        url.ends_with("/dists/kodtest/main/binary-amd64/Packages.xz"),
+        "{url}"
+    );
+}
+
+#[test]
+fn unknown_suite_and_component_are_named() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = repo.source(&server);
+    source.suites = vec!["nosuchsuite".into()];
+    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    assert!(
+        matches!(&e, Error::UnknownSuite { suite, .. } if suite == "nosuchsuite"),
+        "{e}"
+    );
+    let mut source = repo.source(&server);
+    source.components = vec!["contrib".into()];
+    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    assert!(
+        matches!(&e, Error::NoPackagesIndex { component, .. } if component == "contrib"),
+        "{e}"
+    );
+}
+
+#[test]
+fn by_hash_is_used_when_the_release_offers_it() {
+    let repo = Repo::new();
+    repo.publish(
+        PACKAGES,
+        &ReleaseOptions {
+            by_hash: true,
+            ..Default::default()
+        },
+    );
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
+    assert_eq!(index.len(), 2);
+    assert!(
+        server.log().iter().any(|l| l.contains("/by-hash/SHA256/")),
+        "{:?}",
+        server.log()
+    );
+}
+
+#[test]
+fn unsigned_repository_only_when_trusted_explicitly() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    // Replace the signed file by the bare Release text.
+    std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = repo.source(&server);
+    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    assert!(matches!(e, Error::BadSignature { .. }), "{e}");
+    source.trusted_without_signature = true;
+    assert_eq!(
+        load(&source, cache.path(), Freshness::Cached)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn second_loads_reuse_the_cache_and_the_stored_index() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let source = repo.source(&server);
+    let inrelease = format!("/repo/dists/{SUITE}/InRelease");
+    let packages = format!("/repo/dists/{SUITE}/main/binary-amd64/Packages.xz");
+
+    let first = load(&source, cache.path(), Freshness::Cached).unwrap();
+    assert_eq!((server.hits(&inrelease), server.hits(&packages)), (1, 1));
+
+    // Cached: no request at all.
+    let again = load(&source, cache.path(), Freshness::Cached).unwrap();
+    assert_eq!((server.hits(&inrelease), server.hits(&packages)), (1, 1));
+    assert_eq!(again.records(), first.records());
+
+    // Refresh: a conditional request answered 304, the Packages file not
+    // asked for again.
+    let bodies = server.bodies_served();
+    load(&source, cache.path(), Freshness::Refresh).unwrap();
+    assert_eq!((server.hits(&inrelease), server.hits(&packages)), (2, 1));
+    assert_eq!(server.bodies_served(), bodies, "{:?}", server.log());
+    assert!(server.log()[2].contains("inm=Some"), "{:?}", server.log());
+
+    // The warm load reads the stored index, not the Packages text: it still
+    // works with the downloaded Packages file gone from the cache.
+    let blobs = cache.path().join("blobs");
+    std::fs::remove_dir_all(&blobs).unwrap();
+    let warm = load(&source, cache.path(), Freshness::Offline).unwrap();
+    assert_eq!(warm.records(), first.records());
+
+    // A changed repository is noticed on refresh and parsed again.
+    let more = PACKAGES.replace("Version: 2.10-3", "Version: 2.10-4");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.publish(&more, &ReleaseOptions::default());
+    let fresh = load(&source, cache.path(), Freshness::Refresh).unwrap();
+    assert_eq!(
+        fresh.by_name("hello").next().unwrap().version.to_string(),
+        "2.10-4"
+    );
+    assert_eq!(server.hits(&packages), 2);
+}
+
+#[test]
+fn offline_without_cache_says_what_is_missing() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let e = load(&repo.source(&server), cache.path(), Freshness::Offline).unwrap_err();
+    assert!(matches!(e, Error::NotCached { .. }), "{e}");
+    assert_eq!(server.log().len(), 0);
+}
