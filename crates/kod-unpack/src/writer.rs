@@ -115,6 +115,24 @@ fn with_suffix(name: &[u8], suffix: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Creates `new` in `dir` exclusively with `op`; a stale `new` (left by an
+/// interrupted run) is removed and `op` retried once.
+fn fresh<T>(
+    dir: &OwnedFd,
+    new: &[u8],
+    what: &'static str,
+    mut op: impl FnMut() -> Result<T, Errno>,
+) -> Result<T, Reason> {
+    match op() {
+        Err(Errno::EXIST) => {
+            rustix::fs::unlinkat(dir, new, AtFlags::empty())
+                .map_err(|err| Reason::io("remove a stale .dpkg-new", err))?;
+            op().map_err(|err| Reason::io(what, err))
+        }
+        r => r.map_err(|err| Reason::io(what, err)),
+    }
+}
+
 /// `/` + path, the form of dpkg's `.list` (`/.` for the root).
 pub(crate) fn list_path(path: &[u8]) -> PathBuf {
     if path.is_empty() {
@@ -467,10 +485,6 @@ impl<'a> Writer<'a> {
         data: &mut dyn Read,
     ) -> Result<(), Reason> {
         let new = with_suffix(name, DPKG_NEW);
-        match rustix::fs::unlinkat(&dir.fd, &new[..], AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(err) => return Err(Reason::io("remove a stale .dpkg-new", err)),
-        }
         let (u, g) = Self::owner(e);
         let times = Timestamps {
             last_access: Timespec {
@@ -486,17 +500,18 @@ impl<'a> Writer<'a> {
         let mut conffile = false;
         match &e.kind {
             EntryKind::File(size) => {
-                let fd = rustix::fs::openat(
-                    &dir.fd,
-                    &new[..],
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|err| Reason::io("create the .dpkg-new file", err))?;
+                let fd = fresh(&dir.fd, &new, "create the .dpkg-new file", || {
+                    rustix::fs::openat(
+                        &dir.fd,
+                        &new[..],
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                })?;
                 let mut file = File::from(fd);
                 let copied = self.copy(data, &mut file)?;
                 if copied != *size {
@@ -527,44 +542,34 @@ impl<'a> Writer<'a> {
                 let tdir = self.root.open_dir(tparent).map_err(|err| {
                     resolve_error(tparent, err, "open the link target's directory")
                 })?;
-                rustix::fs::linkat(&tdir, tname, &dir.fd, &new[..], AtFlags::empty())
-                    .map_err(|err| Reason::io("create the hard link", err))?;
+                fresh(&dir.fd, &new, "create the hard link", || {
+                    rustix::fs::linkat(&tdir, tname, &dir.fd, &new[..], AtFlags::empty())
+                })?;
                 self.regular.insert(e.path.clone());
                 self.written.files += 1;
             }
             EntryKind::Symlink(target) => {
-                rustix::fs::symlinkat(&target[..], &dir.fd, &new[..])
-                    .map_err(|err| Reason::io("create the symlink", err))?;
+                fresh(&dir.fd, &new, "create the symlink", || {
+                    rustix::fs::symlinkat(&target[..], &dir.fd, &new[..])
+                })?;
                 let r = rustix::fs::chownat(&dir.fd, &new[..], u, g, AtFlags::SYMLINK_NOFOLLOW);
                 self.chown_result(r, e)?;
                 rustix::fs::utimensat(&dir.fd, &new[..], &times, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|err| Reason::io("set the mtime", err))?;
             }
-            EntryKind::CharDevice(maj, min) | EntryKind::BlockDevice(maj, min) => {
-                let ft = if matches!(e.kind, EntryKind::CharDevice(..)) {
-                    FileType::CharacterDevice
-                } else {
-                    FileType::BlockDevice
+            EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo => {
+                let (ft, dev) = match e.kind {
+                    EntryKind::CharDevice(a, b) => {
+                        (FileType::CharacterDevice, rustix::fs::makedev(a, b))
+                    }
+                    EntryKind::BlockDevice(a, b) => {
+                        (FileType::BlockDevice, rustix::fs::makedev(a, b))
+                    }
+                    _ => (FileType::Fifo, 0),
                 };
-                rustix::fs::mknodat(
-                    &dir.fd,
-                    &new[..],
-                    ft,
-                    Mode::from_raw_mode(0o600),
-                    rustix::fs::makedev(*maj, *min),
-                )
-                .map_err(|err| Reason::io("create the device node", err))?;
-                self.node_meta(dir, &new, e, mode, &times)?;
-            }
-            EntryKind::Fifo => {
-                rustix::fs::mknodat(
-                    &dir.fd,
-                    &new[..],
-                    FileType::Fifo,
-                    Mode::from_raw_mode(0o600),
-                    0,
-                )
-                .map_err(|err| Reason::io("create the fifo", err))?;
+                fresh(&dir.fd, &new, "create the device node or fifo", || {
+                    rustix::fs::mknodat(&dir.fd, &new[..], ft, Mode::from_raw_mode(0o600), dev)
+                })?;
                 self.node_meta(dir, &new, e, mode, &times)?;
             }
             EntryKind::Directory => unreachable!("directories are written by directory()"),
