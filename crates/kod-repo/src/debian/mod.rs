@@ -227,12 +227,18 @@ impl Debian {
             Ok(Conditional::Modified { body, validators }) => {
                 let dir = cached.parent().unwrap_or(cached);
                 std::fs::create_dir_all(dir).map_err(Error::cache(dir))?;
-                write_atomic(cached, &body)?;
+                // A server without validators sends the same file again:
+                // leave the cached copy (and its mtime) alone then.
+                if std::fs::read(cached).ok().as_deref() != Some(body.as_slice()) {
+                    write_atomic(cached, &body)?;
+                }
                 let v = postcard::to_stdvec(&validators).map_err(|e| Error::Cache {
                     path: validators_path.to_path_buf(),
                     source: std::io::Error::other(e),
                 })?;
-                write_atomic(validators_path, &v)?;
+                if std::fs::read(validators_path).ok().as_deref() != Some(v.as_slice()) {
+                    write_atomic(validators_path, &v)?;
+                }
                 Ok(body)
             }
             Err(FetchError::NotFound { .. }) => Err(Error::UnknownSuite {
