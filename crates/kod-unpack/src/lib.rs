@@ -187,7 +187,11 @@ fn facts(meta: &DebMeta) -> Result<PkgFacts, Reason> {
 /// returns one [`Unpacked`] per package, in the order given.
 ///
 /// Two packages of the batch shipping the same path: directories are
-/// shared; a directory against a non-directory is an error naming both;
+/// shared; a directory against a symlink follows dpkg's filesystem rules
+/// (a directory entry follows a symlink to a directory, a symlink entry
+/// keeps an existing directory), which gives one outcome when the symlink
+/// exists before the batch (merged /usr set up with [`setup_merged_usr`]);
+/// a directory against another non-directory is an error naming both;
 /// for two non-directories, the later package in `debs` wins if its
 /// control declares `Replaces` on the earlier one (what `dpkg --unpack` in
 /// that order would do), else the earlier wins if it declares `Replaces` on
