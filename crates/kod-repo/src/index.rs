@@ -1,29 +1,109 @@
 //! The loaded package index: every record of the loaded repositories, with
 //! lookups by name and by provided (virtual) name, and search.
+//!
+//! An index keeps its records encoded (postcard, one after the other) with
+//! the tables lookups and search need beside them, and decodes a record the
+//! first time it is asked for. Loading a stored index is therefore one read
+//! of a file and a few table copies, whatever the number of records: a
+//! solver only ever decodes the few hundred records it looks at.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use smallvec::{SmallVec, smallvec};
 
-use crate::model::{Origin, OriginId, PackageRecord, Provide, Text};
+use crate::mapped::Mapped;
+use crate::model::{Origin, OriginId, PackageRecord, Provide, Sha256, Text};
 
-/// Identifies a record within one [`Index`] (its position in
-/// [`Index::records`]).
+/// Identifies a record within one [`Index`] (its position in load order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RecordId(pub u32);
+
+/// A span of the index's string table.
+type Span = (u32, u32);
+
+/// One Provides entry in the provides table: the provided name, and which
+/// record and which of its Provides entries it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ProvideEntry {
+    name: Span,
+    record: u32,
+    index: u32,
+}
+
+/// Everything of an index but the record bodies and the string table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Tables {
+    architectures: Vec<Text>,
+    origins: Vec<Origin>,
+    /// Name of each record.
+    names: Vec<Span>,
+    /// Short description of each record.
+    descriptions: Vec<Span>,
+    /// Record ids sorted by (name, id).
+    by_name: Vec<RecordId>,
+    /// Provides entries sorted by (name, record, index).
+    provides: Vec<ProvideEntry>,
+    /// Where each record's body starts in the bodies; one more entry marks
+    /// the end of the last.
+    body_starts: Vec<u32>,
+}
+
+/// Bytes an index owns, or a stored index's file mapped in memory.
+#[derive(Clone)]
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(Mapped),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
 
 /// All records of the loaded repositories.
 ///
 /// Records keep the order they were loaded in (repository by repository, in
 /// file order). Lookups return records in that order.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Index {
-    architectures: Vec<Text>,
-    origins: Vec<Origin>,
-    records: Vec<PackageRecord>,
-    by_name: FxHashMap<Text, SmallVec<[RecordId; 2]>>,
-    by_provides: FxHashMap<Text, SmallVec<[(RecordId, u32); 1]>>,
+    tables: Tables,
+    strings: String,
+    /// The record bodies start at `bodies_at` (a loaded index keeps the
+    /// whole file it mapped, to avoid copying the bodies out of it).
+    bodies: Bytes,
+    bodies_at: usize,
+    decoded: Vec<OnceLock<Box<PackageRecord>>>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("architectures", &self.tables.architectures)
+            .field("origins", &self.tables.origins)
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index::new(Vec::new(), Vec::new(), Vec::new())
+    }
+}
+
+fn push_str(strings: &mut String, s: &str) -> Span {
+    let start = strings.len() as u32;
+    strings.push_str(s);
+    (start, s.len() as u32)
 }
 
 impl Index {
@@ -32,94 +112,149 @@ impl Index {
     ///
     /// # Panics
     ///
-    /// If a record names an origin that is not in `origins`, or there are
-    /// more than `u32::MAX` records.
+    /// If a record names an origin that is not in `origins`, or the records
+    /// take more than 4 GiB encoded.
     pub fn new(
         architectures: Vec<Text>,
         origins: Vec<Origin>,
         records: Vec<PackageRecord>,
     ) -> Index {
-        assert!(u32::try_from(records.len()).is_ok(), "too many records");
         assert!(
             records
                 .iter()
                 .all(|r| (r.origin.0 as usize) < origins.len()),
             "a record names an unknown origin"
         );
-        let mut by_name: FxHashMap<Text, SmallVec<[RecordId; 2]>> = FxHashMap::default();
-        let mut by_provides: FxHashMap<Text, SmallVec<[(RecordId, u32); 1]>> = FxHashMap::default();
-        by_name.reserve(records.len());
+        let encoded: Vec<Vec<u8>> = records
+            .par_iter()
+            .map(|r| postcard::to_stdvec(r).expect("a record always encodes"))
+            .collect();
+        let total: usize = encoded.iter().map(Vec::len).sum();
+        assert!(
+            u32::try_from(total).is_ok(),
+            "records too large for one index"
+        );
+        let mut bodies = Vec::with_capacity(total);
+        let mut body_starts = Vec::with_capacity(records.len() + 1);
+        for e in &encoded {
+            body_starts.push(bodies.len() as u32);
+            bodies.extend_from_slice(e);
+        }
+        body_starts.push(bodies.len() as u32);
+        drop(encoded);
+
+        let mut strings = String::new();
+        let mut names = Vec::with_capacity(records.len());
+        let mut descriptions = Vec::with_capacity(records.len());
+        let mut provides = Vec::new();
         for (i, r) in records.iter().enumerate() {
-            let id = RecordId(i as u32);
-            match by_name.get_mut(&r.name) {
-                Some(v) => v.push(id),
-                None => {
-                    by_name.insert(r.name.clone(), smallvec![id]);
-                }
-            }
+            names.push(push_str(&mut strings, &r.name));
+            descriptions.push(push_str(&mut strings, &r.description));
             for (j, p) in r.provides.iter().enumerate() {
-                match by_provides.get_mut(&p.name) {
-                    Some(v) => v.push((id, j as u32)),
-                    None => {
-                        by_provides.insert(p.name.clone(), smallvec![(id, j as u32)]);
-                    }
-                }
+                provides.push(ProvideEntry {
+                    name: push_str(&mut strings, &p.name),
+                    record: i as u32,
+                    index: j as u32,
+                });
             }
         }
+        let text = |s: Span| &strings[s.0 as usize..(s.0 + s.1) as usize];
+        let mut by_name: Vec<RecordId> = (0..records.len() as u32).map(RecordId).collect();
+        by_name.sort_by(|a, b| {
+            text(names[a.0 as usize])
+                .cmp(text(names[b.0 as usize]))
+                .then(a.cmp(b))
+        });
+        provides.sort_by(|a, b| {
+            text(a.name)
+                .cmp(text(b.name))
+                .then(a.record.cmp(&b.record))
+                .then(a.index.cmp(&b.index))
+        });
+        let decoded = records
+            .into_iter()
+            .map(|r| OnceLock::from(Box::new(r)))
+            .collect();
         Index {
-            architectures,
-            origins,
-            records,
-            by_name,
-            by_provides,
+            tables: Tables {
+                architectures,
+                origins,
+                names,
+                descriptions,
+                by_name,
+                provides,
+                body_starts,
+            },
+            strings,
+            bodies: Bytes::Owned(bodies),
+            bodies_at: 0,
+            decoded,
         }
+    }
+
+    fn text(&self, s: Span) -> &str {
+        &self.strings[s.0 as usize..(s.0 + s.1) as usize]
     }
 
     /// The architectures the index was loaded for, the native one first.
     pub fn architectures(&self) -> &[Text] {
-        &self.architectures
+        &self.tables.architectures
     }
 
     /// The native architecture (e.g. `amd64`), empty if none was given.
     pub fn native_architecture(&self) -> &str {
-        self.architectures.first().map_or("", |a| a.as_str())
-    }
-
-    /// Every record, in load order.
-    pub fn records(&self) -> &[PackageRecord] {
-        &self.records
+        self.tables.architectures.first().map_or("", |a| a.as_str())
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.decoded.len()
     }
 
     /// Whether the index has no record.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.decoded.is_empty()
     }
 
-    /// The record with id `id`.
+    /// The record with id `id`, decoded on first use.
     ///
     /// # Panics
     ///
     /// If `id` does not come from this index.
     pub fn record(&self, id: RecordId) -> &PackageRecord {
-        &self.records[id.0 as usize]
+        let i = id.0 as usize;
+        self.decoded[i].get_or_init(|| {
+            let body = &self.bodies[self.bodies_at + self.tables.body_starts[i] as usize
+                ..self.bodies_at + self.tables.body_starts[i + 1] as usize];
+            // The bodies were encoded by `Index::new` in this process or
+            // read from a stored index whose checksum matched.
+            Box::new(postcard::from_bytes(body).expect("a checked index decodes"))
+        })
+    }
+
+    /// The name of record `id`, without decoding the record.
+    pub fn name(&self, id: RecordId) -> &str {
+        self.text(self.tables.names[id.0 as usize])
+    }
+
+    /// The short description of record `id`, without decoding the record.
+    pub fn description(&self, id: RecordId) -> &str {
+        self.text(self.tables.descriptions[id.0 as usize])
     }
 
     /// Every record with its id, in load order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (RecordId, &PackageRecord)> {
-        self.records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (RecordId(i as u32), r))
+        (0..self.len() as u32).map(|i| (RecordId(i), self.record(RecordId(i))))
+    }
+
+    /// Every record, in load order.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &PackageRecord> {
+        self.iter().map(|(_, r)| r)
     }
 
     /// The origins (repository parts) records refer to.
     pub fn origins(&self) -> &[Origin] {
-        &self.origins
+        &self.tables.origins
     }
 
     /// The origin with id `id`.
@@ -128,7 +263,7 @@ impl Index {
     ///
     /// If `id` does not come from this index.
     pub fn origin(&self, id: OriginId) -> &Origin {
-        &self.origins[id.0 as usize]
+        &self.tables.origins[id.0 as usize]
     }
 
     /// The URL to download `record`'s archive from.
@@ -143,12 +278,22 @@ impl Index {
     /// Ids of the records named `name` (every version, architecture and
     /// origin), in load order.
     pub fn ids_by_name(&self, name: &str) -> &[RecordId] {
-        self.by_name.get(name).map_or(&[], |v| v.as_slice())
+        let ids = &self.tables.by_name;
+        let start = ids.partition_point(|&id| self.name(id) < name);
+        let end = start + ids[start..].partition_point(|&id| self.name(id) == name);
+        &ids[start..end]
     }
 
     /// The records named `name`, in load order.
     pub fn by_name<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a PackageRecord> + 'a {
         self.ids_by_name(name).iter().map(|&id| self.record(id))
+    }
+
+    fn provides_range(&self, name: &str) -> Range<usize> {
+        let p = &self.tables.provides;
+        let start = p.partition_point(|e| self.text(e.name) < name);
+        let end = start + p[start..].partition_point(|e| self.text(e.name) == name);
+        start..end
     }
 
     /// The records that provide `name` (a virtual or a real name), each with
@@ -157,36 +302,47 @@ impl Index {
         &'a self,
         name: &str,
     ) -> impl Iterator<Item = (RecordId, &'a PackageRecord, &'a Provide)> + 'a {
-        self.by_provides
-            .get(name)
-            .map_or(&[][..], |v| v.as_slice())
+        self.tables.provides[self.provides_range(name)]
             .iter()
-            .map(|&(id, j)| {
-                let r = self.record(id);
-                (id, r, &r.provides[j as usize])
+            .map(|e| {
+                let r = self.record(RecordId(e.record));
+                (RecordId(e.record), r, &r.provides[e.index as usize])
             })
     }
 
-    /// Every distinct package name (not virtual names), in no set order.
+    /// Every distinct package name (not virtual names), sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(|k| k.as_str())
+        let mut last: Option<&str> = None;
+        self.tables.by_name.iter().filter_map(move |&id| {
+            let n = self.name(id);
+            (last != Some(n)).then(|| {
+                last = Some(n);
+                n
+            })
+        })
     }
 
-    /// Every name some record provides, in no set order.
+    /// Every name some record provides, sorted.
     pub fn provided_names(&self) -> impl Iterator<Item = &str> {
-        self.by_provides.keys().map(|k| k.as_str())
+        let mut last: Option<&str> = None;
+        self.tables.provides.iter().filter_map(move |e| {
+            let n = self.text(e.name);
+            (last != Some(n)).then(|| {
+                last = Some(n);
+                n
+            })
+        })
     }
 
     /// Records whose name or short description contains `needle`, ignoring
     /// ASCII case, in load order.
     pub fn search_substring(&self, needle: &str) -> Vec<RecordId> {
         let needle = needle.to_ascii_lowercase();
-        self.iter()
-            .filter(|(_, r)| {
-                contains_ignore_ascii_case(&r.name, &needle)
-                    || contains_ignore_ascii_case(&r.description, &needle)
+        self.ids()
+            .filter(|&id| {
+                contains_ignore_ascii_case(self.name(id), &needle)
+                    || contains_ignore_ascii_case(self.description(id), &needle)
             })
-            .map(|(id, _)| id)
             .collect()
     }
 
@@ -194,10 +350,13 @@ impl Index {
     /// order. Build the pattern case-insensitive (`(?i)`) to search as apt
     /// does.
     pub fn search_regex(&self, pattern: &regex::Regex) -> Vec<RecordId> {
-        self.iter()
-            .filter(|(_, r)| pattern.is_match(&r.name) || pattern.is_match(&r.description))
-            .map(|(id, _)| id)
+        self.ids()
+            .filter(|&id| pattern.is_match(self.name(id)) || pattern.is_match(self.description(id)))
             .collect()
+    }
+
+    fn ids(&self) -> impl Iterator<Item = RecordId> {
+        (0..self.len() as u32).map(RecordId)
     }
 }
 
@@ -211,12 +370,9 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
         .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
-/// The first bytes of a stored index; bump the digit when the layout of
+/// The first bytes of a stored index; bump the digit when the layout or
 /// the model changes.
-const MAGIC: &[u8; 8] = b"KODIDX2\n";
-
-/// Records per independently decoded chunk of a stored index.
-const CHUNK: usize = 4096;
+const MAGIC: &[u8; 8] = b"KODIDX3\n";
 
 /// A stored index could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -225,20 +381,10 @@ const CHUNK: usize = 4096;
 )]
 pub struct StoreError {
     /// The file being written.
-    pub path: std::path::PathBuf,
+    pub path: PathBuf,
     /// What went wrong.
     #[source]
     pub source: std::io::Error,
-}
-
-/// The head of a stored index: everything but the records, and where each
-/// chunk of records lies in the body.
-#[derive(Serialize, Deserialize)]
-struct StoredHead {
-    architectures: Vec<Text>,
-    origins: Vec<Origin>,
-    /// (records in the chunk, bytes of the chunk), in order.
-    chunks: Vec<(u32, u64)>,
 }
 
 impl Index {
@@ -246,111 +392,98 @@ impl Index {
     /// (a digest of everything the index was built from). The file is
     /// written beside `path` and renamed into place.
     ///
-    /// The layout: magic, key, the length of the head, the head (postcard),
-    /// then the records in chunks (postcard, one record after the other) so
-    /// that [`Index::load_stored`] decodes them on all cores.
-    pub fn store(&self, path: &std::path::Path, key: &crate::Sha256) -> Result<(), StoreError> {
+    /// Layout: magic, key, CRC-32 of the rest, length of the tables, the
+    /// tables (postcard), the string table, the record bodies.
+    pub fn store(&self, path: &Path, key: &Sha256) -> Result<(), StoreError> {
         let err = |source| StoreError {
             path: path.to_path_buf(),
             source,
         };
-        let postcard_err = |e: postcard::Error| err(std::io::Error::other(e));
-        let bodies: Vec<Vec<u8>> = self
-            .records
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut out = Vec::with_capacity(chunk.len() * 400);
-                for r in chunk {
-                    out = postcard::to_extend(r, out)?;
-                }
-                Ok(out)
-            })
-            .collect::<Result<_, postcard::Error>>()
-            .map_err(postcard_err)?;
-        let head = StoredHead {
-            architectures: self.architectures.clone(),
-            origins: self.origins.clone(),
-            chunks: self
-                .records
-                .chunks(CHUNK)
-                .zip(&bodies)
-                .map(|(c, b)| (c.len() as u32, b.len() as u64))
-                .collect(),
-        };
-        let head = postcard::to_stdvec(&head).map_err(postcard_err)?;
+        let tables =
+            postcard::to_stdvec(&self.tables).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut rest =
+            Vec::with_capacity(16 + tables.len() + self.strings.len() + self.bodies.len());
+        rest.extend_from_slice(&(tables.len() as u64).to_le_bytes());
+        rest.extend_from_slice(&(self.strings.len() as u64).to_le_bytes());
+        rest.extend_from_slice(&tables);
+        rest.extend_from_slice(self.strings.as_bytes());
+        rest.extend_from_slice(&self.bodies[self.bodies_at..]);
+        let crc = crc32fast::hash(&rest);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let tmp = path.with_extension("tmp");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(err)?);
-        use std::io::Write;
-        file.write_all(MAGIC).map_err(err)?;
-        file.write_all(&key.0).map_err(err)?;
-        file.write_all(&(head.len() as u64).to_le_bytes())
-            .map_err(err)?;
-        file.write_all(&head).map_err(err)?;
-        for b in &bodies {
-            file.write_all(b).map_err(err)?;
-        }
-        file.into_inner()
-            .map_err(|e| err(e.into_error()))?
-            .sync_all()
-            .map_err(err)?;
+        let mut out = Vec::with_capacity(44 + rest.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&key.0);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&rest);
+        std::fs::write(&tmp, &out).map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
     }
 
     /// Reads an index written by [`Index::store`] with the same `key`.
     /// Returns `None` when the file is missing, was built from other
-    /// inputs, or cannot be decoded (the caller rebuilds it).
-    pub fn load_stored(path: &std::path::Path, key: &crate::Sha256) -> Option<Index> {
-        let data = std::fs::read(path).ok()?;
-        match decode(&data, key) {
-            Ok(index) => index,
-            Err(e) => {
-                tracing::warn!("ignoring unreadable parsed index {}: {e}", path.display());
-                None
-            }
+    /// inputs, or is damaged (the caller rebuilds it).
+    pub fn load_stored(path: &Path, key: &Sha256) -> Option<Index> {
+        let data = Mapped::open(path).ok()?;
+        let index = decode(data, key);
+        if index.is_none() {
+            tracing::debug!("no usable parsed index at {}", path.display());
         }
+        index
     }
 }
 
-/// Decodes a stored index; `Ok(None)` when it is not one or has another key.
-fn decode(data: &[u8], key: &crate::Sha256) -> Result<Option<Index>, postcard::Error> {
-    let Some(rest) = data.strip_prefix(MAGIC.as_slice()) else {
-        return Ok(None);
-    };
-    let Some((stored_key, rest)) = rest.split_at_checked(32) else {
-        return Ok(None);
-    };
+fn decode(data: Mapped, key: &Sha256) -> Option<Index> {
+    let rest = data.strip_prefix(MAGIC.as_slice())?;
+    let (stored_key, rest) = rest.split_at_checked(32)?;
     if stored_key != key.0 {
-        return Ok(None);
+        return None;
     }
-    let bad = postcard::Error::DeserializeUnexpectedEnd;
-    let (len, rest) = rest.split_at_checked(8).ok_or(bad.clone())?;
-    let len = u64::from_le_bytes(len.try_into().map_err(|_| bad.clone())?) as usize;
-    let (head, mut body) = rest.split_at_checked(len).ok_or(bad.clone())?;
-    let head: StoredHead = postcard::from_bytes(head)?;
-    let mut slices = Vec::with_capacity(head.chunks.len());
-    for &(n, bytes) in &head.chunks {
-        let (this, next) = body.split_at_checked(bytes as usize).ok_or(bad.clone())?;
-        slices.push((n as usize, this));
-        body = next;
+    let (crc, rest) = rest.split_at_checked(4)?;
+    if crc32fast::hash(rest).to_le_bytes() != crc {
+        tracing::warn!("the stored parsed index is damaged; rebuilding it");
+        return None;
     }
-    let chunks: Vec<Vec<PackageRecord>> = slices
-        .into_par_iter()
-        .map(|(n, mut bytes)| {
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (r, rest) = postcard::take_from_bytes(bytes)?;
-                out.push(r);
-                bytes = rest;
-            }
-            Ok(out)
-        })
-        .collect::<Result<_, postcard::Error>>()?;
-    let mut records = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-    for c in chunks {
-        records.extend(c);
+    let (lens, rest) = rest.split_at_checked(16)?;
+    let tables_len = u64::from_le_bytes(lens[..8].try_into().ok()?) as usize;
+    let strings_len = u64::from_le_bytes(lens[8..].try_into().ok()?) as usize;
+    let (tables, rest) = rest.split_at_checked(tables_len)?;
+    let tables: Tables = postcard::from_bytes(tables).ok()?;
+    let (strings, bodies) = rest.split_at_checked(strings_len)?;
+    let strings = std::str::from_utf8(strings).ok()?.to_string();
+    let n = tables.names.len();
+    let sound = tables.descriptions.len() == n
+        && tables.by_name.len() == n
+        && tables.body_starts.len() == n + 1
+        && tables
+            .body_starts
+            .last()
+            .is_some_and(|&e| e as usize == bodies.len())
+        && tables.body_starts.windows(2).all(|w| w[0] <= w[1])
+        && tables.by_name.iter().all(|id| (id.0 as usize) < n)
+        && tables.provides.iter().all(|p| (p.record as usize) < n)
+        && tables
+            .names
+            .iter()
+            .chain(&tables.descriptions)
+            .chain(tables.provides.iter().map(|p| &p.name))
+            .all(|&(s, l)| {
+                strings.is_char_boundary(s as usize)
+                    && strings.is_char_boundary(s as usize + l as usize)
+            });
+    if !sound {
+        return None;
     }
-    Ok(Some(Index::new(head.architectures, head.origins, records)))
+    let bodies_at = data.len() - bodies.len();
+    let mut decoded = Vec::with_capacity(n);
+    decoded.resize_with(n, OnceLock::new);
+    Some(Index {
+        tables,
+        strings,
+        bodies: Bytes::Mapped(data),
+        bodies_at,
+        decoded,
+    })
 }

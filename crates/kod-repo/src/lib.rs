@@ -8,6 +8,7 @@
 
 pub mod debian;
 mod index;
+mod mapped;
 pub mod model;
 
 use std::path::PathBuf;

@@ -119,7 +119,7 @@ fn compare_with_apt(suite: &str) {
         "{suite}: {} records; cold load (download + parse) {cold:?}, warm load (stored index) {warm:?}",
         index.len()
     );
-    assert_eq!(warm_index.records(), index.records());
+    assert!(warm_index.records().eq(index.records()));
 
     let work = tempfile::tempdir().unwrap();
     let apt = apt_candidates(&src, work.path());
@@ -240,7 +240,7 @@ fn net_refresh_downloads_nothing_unchanged() {
         before,
         "the refresh rewrote cached files"
     );
-    assert_eq!(again.records(), first.records());
+    assert!(again.records().eq(first.records()));
     for (path, _) in before
         .iter()
         .filter(|(p, _)| p.ends_with("InRelease.validators"))
