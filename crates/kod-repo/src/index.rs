@@ -412,7 +412,7 @@ impl Index {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let tmp = path.with_extension("tmp");
+        let tmp = crate::temp_path(path);
         let mut out = Vec::with_capacity(44 + rest.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&key.0);

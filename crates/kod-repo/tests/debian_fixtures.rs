@@ -519,3 +519,28 @@ fn offline_without_cache_says_what_is_missing() {
     assert!(matches!(e, Error::NotCached { .. }), "{e}");
     assert_eq!(server.log().len(), 0);
 }
+
+#[test]
+fn a_cached_release_naming_a_dropped_index_is_refreshed() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.root.path());
+    let cache = tempfile::tempdir().unwrap();
+    let source = repo.source(&server);
+    load(&source, cache.path(), Freshness::Cached).unwrap();
+    // The mirror moves on: new Packages, new Release; the cached Release
+    // names a file that is gone, and the parsed index no longer matches
+    // because the cached blob is dropped too.
+    std::fs::remove_dir_all(cache.path().join("blobs")).unwrap();
+    std::fs::remove_dir_all(cache.path().join("debian/index")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.publish(
+        &PACKAGES.replace("Version: 2.10-3", "Version: 2.10-5"),
+        &ReleaseOptions::default(),
+    );
+    let index = load(&source, cache.path(), Freshness::Cached).unwrap();
+    assert_eq!(
+        index.by_name("hello").next().unwrap().version.to_string(),
+        "2.10-5"
+    );
+}

@@ -112,6 +112,30 @@ impl Backend for Debian {
                 other.mirror, other.architecture
             )));
         }
+        match self.load_as(sources, &native, options) {
+            // A cached Release can name Packages files the mirror has since
+            // dropped or replaced: look at the current Release once before
+            // giving up.
+            Err(e) if options.freshness == Freshness::Cached && stale_release_symptom(&e) => {
+                tracing::info!("{e}; refreshing the Release files");
+                let refresh = LoadOptions {
+                    freshness: Freshness::Refresh,
+                    ..options.clone()
+                };
+                self.load_as(sources, &native, &refresh)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Debian {
+    fn load_as(
+        &self,
+        sources: &[DebianSource],
+        native: &str,
+        options: &LoadOptions,
+    ) -> Result<Index, Error> {
         let mut files = Vec::new();
         for source in sources {
             let keys = keys_for(source)?;
@@ -120,21 +144,19 @@ impl Backend for Debian {
                 files.extend(packages_files(source, &rel)?);
             }
         }
-        let key = index_key(&native, &files);
+        let key = index_key(native, &files);
         let stored = stored_index_path(&options.cache_dir, sources);
         if let Some(index) = Index::load_stored(&stored, &key) {
             tracing::debug!(path = %stored.display(), "loaded the parsed index");
             return Ok(index);
         }
-        let index = self.build_index(&native, files, options)?;
+        let index = self.build_index(native, files, options)?;
         if let Err(e) = index.store(&stored, &key) {
             tracing::warn!("{e}");
         }
         Ok(index)
     }
-}
 
-impl Debian {
     /// Fetches (or takes from the cache) and verifies one suite's InRelease.
     fn suite_release(
         &self,
@@ -467,6 +489,26 @@ fn fetch_error(e: FetchError, files: &[PackagesFile]) -> Error {
     }
 }
 
+/// Whether `e` is what a Release older than the mirror's causes: a
+/// Packages file it names is gone, or has another size or hash.
+fn stale_release_symptom(e: &Error) -> bool {
+    match e {
+        Error::MissingIndex { .. } => true,
+        Error::Fetch { source, .. } => mismatch_or_gone(source),
+        _ => false,
+    }
+}
+
+fn mismatch_or_gone(e: &FetchError) -> bool {
+    match e {
+        FetchError::HashMismatch { .. }
+        | FetchError::SizeMismatch { .. }
+        | FetchError::NotFound { .. } => true,
+        FetchError::Mirrors { errors, .. } => errors.iter().all(mismatch_or_gone),
+        _ => false,
+    }
+}
+
 /// The text of a cached Packages file, decompressed by its name's suffix.
 fn decompress(path: &Path, name: &str) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -552,7 +594,7 @@ fn escape(s: &str) -> String {
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
+    let tmp = crate::temp_path(path);
     std::fs::write(&tmp, data).map_err(Error::cache(&tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::cache(path))
 }
