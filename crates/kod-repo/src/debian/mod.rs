@@ -310,16 +310,13 @@ impl Debian {
             .enumerate()
             .map(|(i, f)| {
                 let path = cache.path_of(&f.entry.sha256.0);
-                let text = decompress(&path, &f.path).map_err(|reason| Error::Decompress {
-                    what: f.download.label.clone(),
-                    reason,
-                })?;
-                packages::parse_packages(&text, OriginId(i as u16), target).map_err(|source| {
-                    Error::Packages {
-                        what: f.download.label.clone(),
-                        source,
-                    }
-                })
+                read_packages(
+                    &path,
+                    &f.path,
+                    &f.download.label,
+                    OriginId(i as u16),
+                    target,
+                )
             })
             .collect::<Result<_, Error>>()?;
         let mut records = Vec::with_capacity(parsed.iter().map(Vec::len).sum());
@@ -509,23 +506,92 @@ fn mismatch_or_gone(e: &FetchError) -> bool {
     }
 }
 
-/// The text of a cached Packages file, decompressed by its name's suffix.
-fn decompress(path: &Path, name: &str) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let size = file.metadata().map_or(0, |m| m.len() as usize);
-    let mut out = Vec::with_capacity(size * 6);
-    let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let result = if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new(reader).read_to_end(&mut out)
-    } else if name.ends_with(".gz") {
-        flate2::bufread::MultiGzDecoder::new(reader).read_to_end(&mut out)
-    } else {
-        { reader }.read_to_end(&mut out)
+/// Bytes of decompressed text handed from the decompressing thread to the
+/// parser at a time (cut at the end of a paragraph).
+const BLOCK: usize = 4 << 20;
+
+/// Decompresses (by the name's suffix) and parses a cached Packages file at
+/// once: a thread decompresses block by block while the blocks already out
+/// are parsed.
+fn read_packages(
+    path: &Path,
+    name: &str,
+    label: &str,
+    origin: OriginId,
+    target: Target<'_>,
+) -> Result<Vec<crate::PackageRecord>, Error> {
+    let decompress_error = |reason: String| Error::Decompress {
+        what: label.to_string(),
+        reason,
     };
-    result.map_err(|e| e.to_string())?;
-    Ok(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    let file = std::fs::File::open(path).map_err(Error::cache(path))?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut decoder: Box<dyn Read + Send> = if name.ends_with(".xz") {
+        Box::new(liblzma::bufread::XzDecoder::new(reader))
+    } else if name.ends_with(".gz") {
+        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(2);
+        let producer = s.spawn(move || -> Result<(), String> {
+            let mut pending: Vec<u8> = Vec::new();
+            loop {
+                let start = pending.len();
+                pending.resize(start + BLOCK, 0);
+                let mut filled = start;
+                while filled < pending.len() {
+                    match decoder.read(&mut pending[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                let eof = filled < pending.len();
+                pending.truncate(filled);
+                let cut = if eof {
+                    pending.len()
+                } else {
+                    match pending.windows(2).rposition(|w| w == b"\n\n") {
+                        Some(i) => i + 2,
+                        None => continue,
+                    }
+                };
+                let rest = pending.split_off(cut);
+                let chunk = std::mem::replace(&mut pending, rest);
+                let text = String::from_utf8(chunk)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                if !text.is_empty() && tx.send(text).is_err() {
+                    return Ok(()); // the parser stopped on an error
+                }
+                if eof {
+                    return Ok(());
+                }
+            }
+        });
+        let mut records = Vec::new();
+        let mut parsed = Ok(());
+        for text in rx {
+            match packages::parse_packages(&text, origin, target) {
+                Ok(r) => records.extend(r),
+                Err(mut source) => {
+                    // Every earlier paragraph made one record.
+                    source.paragraph += records.len();
+                    parsed = Err(Error::Packages {
+                        what: label.to_string(),
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
+        producer
+            .join()
+            .map_err(|_| decompress_error("the decompressing thread panicked".into()))?
+            .map_err(decompress_error)?;
+        parsed.map(|()| records)
     })
 }
 
