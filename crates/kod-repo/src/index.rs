@@ -125,22 +125,32 @@ impl Index {
                 .all(|r| (r.origin.0 as usize) < origins.len()),
             "a record names an unknown origin"
         );
-        let encoded: Vec<Vec<u8>> = records
-            .par_iter()
-            .map(|r| postcard::to_stdvec(r).expect("a record always encodes"))
+        // Encode in parallel, a chunk of records into one buffer each.
+        let encoded: Vec<(Vec<u8>, Vec<u32>)> = records
+            .par_chunks(1024)
+            .map(|chunk| {
+                let mut buf = Vec::with_capacity(chunk.len() * 256);
+                let mut ends = Vec::with_capacity(chunk.len());
+                for r in chunk {
+                    buf = postcard::to_extend(r, buf).expect("a record always encodes");
+                    ends.push(buf.len() as u32);
+                }
+                (buf, ends)
+            })
             .collect();
-        let total: usize = encoded.iter().map(Vec::len).sum();
+        let total: usize = encoded.iter().map(|(b, _)| b.len()).sum();
         assert!(
             u32::try_from(total).is_ok(),
             "records too large for one index"
         );
         let mut bodies = Vec::with_capacity(total);
         let mut body_starts = Vec::with_capacity(records.len() + 1);
-        for e in &encoded {
-            body_starts.push(bodies.len() as u32);
-            bodies.extend_from_slice(e);
+        body_starts.push(0);
+        for (buf, ends) in &encoded {
+            let base = bodies.len() as u32;
+            body_starts.extend(ends.iter().map(|e| base + e));
+            bodies.extend_from_slice(buf);
         }
-        body_starts.push(bodies.len() as u32);
         drop(encoded);
 
         let mut strings = String::new();
@@ -160,21 +170,23 @@ impl Index {
         }
         let text = |s: Span| &strings[s.0 as usize..(s.0 + s.1) as usize];
         let mut by_name: Vec<RecordId> = (0..records.len() as u32).map(RecordId).collect();
-        by_name.sort_by(|a, b| {
+        by_name.sort_unstable_by(|a, b| {
             text(names[a.0 as usize])
                 .cmp(text(names[b.0 as usize]))
                 .then(a.cmp(b))
         });
-        provides.sort_by(|a, b| {
+        provides.sort_unstable_by(|a, b| {
             text(a.name)
                 .cmp(text(b.name))
                 .then(a.record.cmp(&b.record))
                 .then(a.index.cmp(&b.index))
         });
-        let decoded = records
-            .into_iter()
-            .map(|r| OnceLock::from(Box::new(r)))
-            .collect();
+        // Records are decoded again when asked for (few are): freeing the
+        // parsed ones, hundreds of thousands of allocations, happens on a
+        // thread of its own instead of delaying the caller.
+        let mut decoded = Vec::with_capacity(records.len());
+        decoded.resize_with(records.len(), OnceLock::new);
+        std::thread::spawn(move || drop(records));
         Index {
             tables: Tables {
                 architectures,
@@ -401,24 +413,39 @@ impl Index {
         };
         let tables =
             postcard::to_stdvec(&self.tables).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut rest =
-            Vec::with_capacity(16 + tables.len() + self.strings.len() + self.bodies.len());
-        rest.extend_from_slice(&(tables.len() as u64).to_le_bytes());
-        rest.extend_from_slice(&(self.strings.len() as u64).to_le_bytes());
-        rest.extend_from_slice(&tables);
-        rest.extend_from_slice(self.strings.as_bytes());
-        rest.extend_from_slice(&self.bodies[self.bodies_at..]);
-        let crc = crc32fast::hash(&rest);
+        let mut lens = [0u8; 16];
+        lens[..8].copy_from_slice(&(tables.len() as u64).to_le_bytes());
+        lens[8..].copy_from_slice(&(self.strings.len() as u64).to_le_bytes());
+        let parts: [&[u8]; 4] = [
+            &lens,
+            &tables,
+            self.strings.as_bytes(),
+            &self.bodies[self.bodies_at..],
+        ];
+        let mut crc = crc32fast::Hasher::new();
+        for p in parts {
+            crc.update(p);
+        }
+        let crc = crc.finalize();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let tmp = crate::temp_path(path);
-        let mut out = Vec::with_capacity(44 + rest.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&key.0);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&rest);
-        std::fs::write(&tmp, &out).map_err(err)?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(MAGIC)?;
+            f.write_all(&key.0)?;
+            f.write_all(&crc.to_le_bytes())?;
+            for p in parts {
+                f.write_all(p)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
         std::fs::rename(&tmp, path).map_err(err)
     }
 
