@@ -514,3 +514,79 @@ fn decode(data: Mapped, key: &Sha256) -> Option<Index> {
         decoded,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::debian::packages::parse_packages;
+    use crate::debian::relations::Target;
+
+    const TEXT: &str = "Package: b\nVersion: 1\nArchitecture: all\nProvides: v (= 2), w\nDescription: Bee thing\nFilename: b1\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\n\
+Package: a\nVersion: 1\nArchitecture: amd64\nProvides: v\nDescription: ay\nFilename: a\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000002\n\n\
+Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilename: b2\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000003\n";
+
+    fn index() -> Index {
+        let target = Target {
+            architecture: "amd64",
+            profiles: &[],
+        };
+        let records = parse_packages(TEXT, OriginId(0), target).unwrap();
+        let origin = Origin {
+            base_url: "http://example.org/debian".into(),
+            suite: "s".into(),
+            codename: "s".into(),
+            component: "main".into(),
+            architecture: "amd64".into(),
+        };
+        Index::new(vec!["amd64".into()], vec![origin], records)
+    }
+
+    #[test]
+    fn lookups_keep_load_order() {
+        let idx = index();
+        assert_eq!(idx.ids_by_name("b"), [RecordId(0), RecordId(2)]);
+        assert_eq!(idx.ids_by_name("a"), [RecordId(1)]);
+        assert!(idx.ids_by_name("c").is_empty());
+        let v: Vec<_> = idx
+            .providers("v")
+            .map(|(id, _, p)| (id, p.version.clone()))
+            .collect();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].0, RecordId(0));
+        assert_eq!(v[0].1.as_ref().unwrap().as_str(), "2");
+        assert_eq!((v[1].0, v[1].1.is_none()), (RecordId(1), true));
+        assert_eq!(idx.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(idx.provided_names().collect::<Vec<_>>(), ["v", "w"]);
+        assert_eq!(idx.search_substring("BEE"), [RecordId(0), RecordId(2)]);
+        assert_eq!(idx.description(RecordId(2)), "Bee thing, newer");
+        assert_eq!(idx.record(RecordId(2)).location.path, "b2");
+        assert_eq!(
+            idx.download_url(idx.record(RecordId(1))),
+            "http://example.org/debian/a"
+        );
+    }
+
+    #[test]
+    fn stored_index_round_trips_and_refuses_other_keys_and_damage() {
+        let idx = index();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/i.kodidx");
+        let key = Sha256::digest(b"inputs");
+        idx.store(&path, &key).unwrap();
+        let back = Index::load_stored(&path, &key).unwrap();
+        assert!(back.records().eq(idx.records()));
+        assert_eq!(back.ids_by_name("b"), idx.ids_by_name("b"));
+        assert_eq!(back.origins(), idx.origins());
+        assert_eq!(back.native_architecture(), "amd64");
+        assert!(Index::load_stored(&path, &Sha256::digest(b"other")).is_none());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(
+            Index::load_stored(&path, &key).is_none(),
+            "damage went unnoticed"
+        );
+        assert!(Index::load_stored(&dir.path().join("missing"), &key).is_none());
+    }
+}
