@@ -45,6 +45,17 @@ pub struct LoadOptions {
     pub freshness: Freshness,
 }
 
+impl Default for LoadOptions {
+    /// kod's cache directory ([`kod_fetch::cache_dir`]) and
+    /// [`Freshness::Cached`].
+    fn default() -> Self {
+        LoadOptions {
+            cache_dir: kod_fetch::cache_dir(),
+            freshness: Freshness::Cached,
+        }
+    }
+}
+
 /// A repository format: turns repository specifications into an [`Index`].
 pub trait Backend {
     /// What names one repository of this format (mirror, suites, keys...).

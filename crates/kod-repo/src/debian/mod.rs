@@ -144,6 +144,13 @@ impl Debian {
                 files.extend(packages_files(source, &rel)?);
             }
         }
+        if files.len() > usize::from(u16::MAX) {
+            return Err(Error::Spec(format!(
+                "{} package indices in one load; kod handles at most {}",
+                files.len(),
+                u16::MAX
+            )));
+        }
         let key = index_key(native, &files);
         let stored = stored_index_path(&options.cache_dir, sources);
         if let Some(index) = Index::load_stored(&stored, &key) {

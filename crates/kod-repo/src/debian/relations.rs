@@ -375,6 +375,47 @@ mod tests {
         assert!(parse_provides("x (>= 1)", AMD64).is_err());
     }
 
+    proptest::proptest! {
+        /// Rendering a parsed field and parsing it again gives the same
+        /// relations.
+        #[test]
+        fn render_and_parse_round_trip(
+            groups in proptest::collection::vec(
+                proptest::collection::vec(
+                    ("[a-z0-9][a-z0-9+.-]{0,8}", 0..4usize, proptest::option::of((0..5usize, "[0-9]{1,2}(\\.[0-9a-z~+]{1,3})?(-[0-9]{1,2})?"))),
+                    1..3,
+                ),
+                0..5,
+            )
+        ) {
+            let text = groups
+                .iter()
+                .map(|alts| {
+                    alts.iter()
+                        .map(|(name, q, c)| {
+                            let q = [":any", ":native", ":i386", ""][*q];
+                            let c = c
+                                .as_ref()
+                                .map(|(op, v)| format!(" ({} {v})", ["<<", "<=", "=", ">=", ">>"][*op]))
+                                .unwrap_or_default();
+                            format!("{name}{q}{c}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let parsed = parse_dependencies(&text, AMD64).unwrap();
+            let rendered = parsed
+                .iter()
+                .map(|g| g.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" | "))
+                .collect::<Vec<_>>()
+                .join(", ");
+            proptest::prop_assert_eq!(&rendered, &text);
+            proptest::prop_assert_eq!(parse_dependencies(&rendered, AMD64).unwrap(), parsed);
+        }
+    }
+
     #[test]
     fn errors_name_the_relation() {
         for bad in [
