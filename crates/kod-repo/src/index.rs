@@ -542,6 +542,12 @@ Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilena
     }
 
     #[test]
+    fn index_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Index>();
+    }
+
+    #[test]
     fn lookups_keep_load_order() {
         let idx = index();
         assert_eq!(idx.ids_by_name("b"), [RecordId(0), RecordId(2)]);
