@@ -382,6 +382,15 @@ fn expired_release_is_refused_with_its_date() {
         "{valid_until}"
     );
     assert!(e.to_string().contains("kod pkg update"), "{e}");
+    // A snapshot archive is loaded when the source says so explicitly.
+    let mut snapshot = repo.source(&server);
+    snapshot.check_valid_until = false;
+    assert_eq!(
+        load(&snapshot, cache.path(), Freshness::Cached)
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]

@@ -213,6 +213,7 @@ impl Debian {
             })?;
             if let Some((written, until)) = &release.valid_until
                 && *until < now
+                && source.check_valid_until
             {
                 // A stale cached copy gets one fresh try before giving up.
                 if from_cache && options.freshness != Freshness::Offline {

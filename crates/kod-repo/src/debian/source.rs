@@ -31,6 +31,10 @@ pub struct DebianSource {
     /// Load without checking signatures. Off by default; when on, kod warns
     /// loudly on every load.
     pub trusted_without_signature: bool,
+    /// Refuse a Release past its Valid-Until (the default). Turn off only
+    /// for archives frozen in time (snapshots), as apt's
+    /// `check-valid-until=no` does.
+    pub check_valid_until: bool,
 }
 
 impl DebianSource {
@@ -45,6 +49,7 @@ impl DebianSource {
             architecture: host_architecture().to_string(),
             signed_by: Vec::new(),
             trusted_without_signature: false,
+            check_valid_until: true,
         }
     }
 
@@ -57,6 +62,7 @@ impl DebianSource {
             &suites.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         s.security_mirror = mirror.security_url.clone();
+        s.check_valid_until = mirror.check_valid_until;
         s
     }
 
@@ -163,6 +169,8 @@ pub struct Mirror {
     /// Base URL of the security archive, when the host's apt sources name
     /// one (else `<url>-security` is used).
     pub security_url: Option<String>,
+    /// False when the apt source says `check-valid-until=no` (snapshots).
+    pub check_valid_until: bool,
     /// Where `url` came from.
     pub origin: MirrorOrigin,
 }
@@ -184,6 +192,7 @@ pub fn find_mirror_in(
     let given = |url: &str, origin| Mirror {
         url: url.trim_end_matches('/').to_string(),
         security_url: None,
+        check_valid_until: true,
         origin,
     };
     fn nonempty(s: Option<&str>) -> Option<&str> {
@@ -223,6 +232,7 @@ pub fn find_mirror_in(
     Ok(Mirror {
         url: main.uri.trim_end_matches('/').to_string(),
         security_url: security,
+        check_valid_until: main.check_valid_until,
         origin: MirrorOrigin::AptSources(main.file.clone()),
     })
 }
@@ -232,6 +242,12 @@ struct AptEntry {
     file: PathBuf,
     uri: String,
     suites: Vec<String>,
+    check_valid_until: bool,
+}
+
+/// Whether an apt option value turns a check off (`no`, `false`, `0`).
+fn is_off(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "0")
 }
 
 /// The enabled `deb` entries of `apt_dir`'s sources.list, sources.list.d/*.list
@@ -270,20 +286,25 @@ fn one_line_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
             continue;
         };
         let rest = rest.trim_start();
-        // Skip `[ options ]`.
-        let rest = match rest.strip_prefix('[') {
+        // `[ options ]`: only check-valid-until matters here.
+        let (options, rest) = match rest.strip_prefix('[') {
             Some(r) => match r.split_once(']') {
-                Some((_, after)) => after,
+                Some((opts, after)) => (opts, after),
                 None => continue,
             },
-            None => rest,
+            None => ("", rest),
         };
+        let check_valid_until = !options
+            .split_whitespace()
+            .filter_map(|o| o.split_once('='))
+            .any(|(k, v)| k == "check-valid-until" && is_off(v));
         let mut w = rest.split_whitespace();
         if let (Some(uri), Some(suite)) = (w.next(), w.next()) {
             out.push(AptEntry {
                 file: file.to_path_buf(),
                 uri: uri.to_string(),
                 suites: vec![suite.to_string()],
+                check_valid_until,
             });
         }
     }
@@ -300,6 +321,7 @@ fn deb822_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
         if get("Enabled").is_some_and(|e| e.trim().eq_ignore_ascii_case("no")) {
             continue;
         }
+        let check_valid_until = !get("Check-Valid-Until").is_some_and(|v| is_off(&v));
         let suites: Vec<String> = get("Suites")
             .unwrap_or_default()
             .split_whitespace()
@@ -310,6 +332,7 @@ fn deb822_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
                 file: file.to_path_buf(),
                 uri: uri.to_string(),
                 suites: suites.clone(),
+                check_valid_until,
             });
         }
     }
@@ -345,6 +368,7 @@ mod tests {
         let m = Mirror {
             url: "http://example.org/debian".into(),
             security_url: None,
+            check_valid_until: true,
             origin: MirrorOrigin::Explicit,
         };
         let s = DebianSource::release(&m, "trixie");
@@ -421,9 +445,29 @@ mod tests {
             "deb http://one.example.org/debian trixie main # c\n",
         )
         .unwrap();
-        assert_eq!(
-            find_mirror_in(None, None, None, d).unwrap().url,
-            "http://one.example.org/debian"
+        let m = find_mirror_in(None, None, None, d).unwrap();
+        assert_eq!(m.url, "http://one.example.org/debian");
+        assert!(m.check_valid_until);
+        std::fs::write(
+            d.join("sources.list.d/a.list"),
+            "deb [check-valid-until=no] http://snap.example.org/debian/20250520T000000Z bookworm main\n",
+        )
+        .unwrap();
+        assert!(
+            !find_mirror_in(None, None, None, d)
+                .unwrap()
+                .check_valid_until
+        );
+        std::fs::remove_file(d.join("sources.list.d/a.list")).unwrap();
+        std::fs::write(
+            d.join("sources.list.d/s.sources"),
+            "Types: deb\nURIs: http://snap.example.org/debian\nSuites: trixie\nCheck-Valid-Until: no\n",
+        )
+        .unwrap();
+        assert!(
+            !find_mirror_in(None, None, None, d)
+                .unwrap()
+                .check_valid_until
         );
     }
 }
