@@ -1,0 +1,223 @@
+//! The bridge to resolvo: package names and their candidates, each
+//! dependency as a requirement (an or-group is a union of version sets, one
+//! per real package and per provider), each Conflicts and Breaks as
+//! constraints on the names it hits.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use kod_repo::{Alternatives, PackageRecord};
+use resolvo::{
+    Candidates, Condition, ConditionId, ConditionalRequirement, Dependencies, DependencyProvider,
+    Interner, KnownDependencies, NameId, Requirement, SolvableId, SolverCache, StringId,
+    VersionSetId, VersionSetUnionId,
+};
+
+use rustc_hash::FxHashMap;
+
+use crate::prefer::Marks;
+use crate::universe::{Constraint, Set, Universe};
+
+pub(crate) struct Provider<'u, 'a> {
+    pub u: &'u Universe<'a>,
+    /// apt's choices, tried first.
+    pub marks: &'u Marks,
+    /// Whether Recommends are requirements (those apt's walk could meet).
+    pub recommends: bool,
+    /// How each requirement is written (the relation as the package states
+    /// it, or the request), for explanations.
+    pub labels: RefCell<FxHashMap<Requirement, String>>,
+}
+
+impl<'a> Provider<'_, 'a> {
+    /// The requirement for one or-group, its alternatives in apt's order
+    /// with the ones apt's walk chose moved first.
+    pub fn requirement(&self, group: &'a Alternatives) -> (Requirement, bool) {
+        let mut preferred = Vec::new();
+        let mut rest = Vec::new();
+        for rel in group {
+            for (n, set) in self.u.alternative_sets(rel).iter() {
+                let id = self.u.pool.intern_version_set(*n, set.clone());
+                if preferred.contains(&id) || rest.contains(&id) {
+                    continue;
+                }
+                if self.marks.get(n).is_some_and(|&m| self.u.matches(m, set)) {
+                    preferred.push(id);
+                } else {
+                    rest.push(id);
+                }
+            }
+        }
+        let met = !preferred.is_empty();
+        let label = group
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        preferred.extend(rest);
+        let requirement = match preferred.split_first() {
+            Some((&first, [])) => Requirement::Single(first),
+            Some((&first, others)) => Requirement::Union(
+                self.u
+                    .pool
+                    .intern_version_set_union(first, others.iter().copied()),
+            ),
+            None => unreachable!("alternative_sets never returns an empty list"),
+        };
+        self.labels.borrow_mut().entry(requirement).or_insert(label);
+        (requirement, met)
+    }
+
+    /// How a requirement is written.
+    pub fn label(&self, requirement: Requirement) -> String {
+        match self.labels.borrow().get(&requirement) {
+            Some(l) => l.clone(),
+            None => requirement.display(self).to_string(),
+        }
+    }
+
+    fn dependencies(&self, s: SolvableId) -> KnownDependencies {
+        let r: &'a PackageRecord = self.u.record(s);
+        let own = self.u.solvable_name(s);
+        let mut deps = KnownDependencies::default();
+        for group in r.pre_depends.iter().chain(&r.depends) {
+            let (req, _) = self.requirement(group);
+            deps.requirements.push(ConditionalRequirement::from(req));
+        }
+        if self.recommends {
+            for group in &r.recommends {
+                let (req, met) = self.requirement(group);
+                if met {
+                    deps.requirements.push(ConditionalRequirement::from(req));
+                }
+            }
+        }
+        for rel in r.conflicts.iter().chain(&r.breaks) {
+            for (n, set) in self.u.conflict_sets(own, rel) {
+                let id = self.u.pool.intern_version_set(n, set);
+                if !deps.constrains.contains(&id) {
+                    deps.constrains.push(id);
+                }
+            }
+        }
+        deps
+    }
+}
+
+/// Writes a constraint as Debian does: ` (>= 1.0)`.
+fn write_constraint(f: &mut fmt::Formatter<'_>, c: &Option<Constraint>) -> fmt::Result {
+    match c {
+        Some(Constraint(op, v)) => write!(f, " ({op} {v})"),
+        None => Ok(()),
+    }
+}
+
+/// A version set as a person reads it (without the package name).
+pub(crate) struct SetDisplay<'s>(pub &'s Set);
+
+impl fmt::Display for SetDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Set::Real { constraint, any } => {
+                if *any {
+                    f.write_str(":any")?;
+                }
+                write_constraint(f, constraint)
+            }
+            Set::Provides {
+                virtual_name,
+                constraint,
+                any,
+            } => {
+                write!(f, "providing {virtual_name}")?;
+                if *any {
+                    f.write_str(":any")?;
+                }
+                write_constraint(f, constraint)
+            }
+            Set::Exact(_) => f.write_str("(the requested version)"),
+            Set::Suite(s) => write!(f, "from {s}"),
+            Set::Not(inner) => write!(f, "not {}", SetDisplay(inner)),
+            Set::Nothing => f.write_str("of another architecture"),
+        }
+    }
+}
+
+impl Interner for Provider<'_, '_> {
+    type NameId = NameId;
+    type SolvableId = SolvableId;
+
+    fn display_solvable(&self, solvable: SolvableId) -> impl fmt::Display + '_ {
+        let r = self.u.record(solvable);
+        format!("{} {}", r.name, r.version)
+    }
+
+    fn display_name(&self, name: NameId) -> impl fmt::Display + '_ {
+        self.u.name(name)
+    }
+
+    fn display_version_set(&self, version_set: VersionSetId) -> impl fmt::Display + '_ {
+        SetDisplay(self.u.pool.resolve_version_set(version_set)).to_string()
+    }
+
+    fn display_string(&self, string_id: StringId) -> impl fmt::Display + '_ {
+        self.u.pool.resolve_string(string_id)
+    }
+
+    fn version_set_name(&self, version_set: VersionSetId) -> NameId {
+        self.u.pool.resolve_version_set_package_name(version_set)
+    }
+
+    fn solvable_name(&self, solvable: SolvableId) -> NameId {
+        self.u.solvable_name(solvable)
+    }
+
+    fn version_sets_in_union(
+        &self,
+        version_set_union: VersionSetUnionId,
+    ) -> impl Iterator<Item = VersionSetId> {
+        self.u.pool.resolve_version_set_union(version_set_union)
+    }
+
+    fn resolve_condition(&self, condition: ConditionId) -> Condition {
+        self.u.pool.resolve_condition(condition).clone()
+    }
+}
+
+impl DependencyProvider for Provider<'_, '_> {
+    async fn filter_candidates(
+        &self,
+        candidates: &[SolvableId],
+        version_set: VersionSetId,
+        inverse: bool,
+    ) -> Vec<SolvableId> {
+        let set = self.u.pool.resolve_version_set(version_set);
+        candidates
+            .iter()
+            .copied()
+            .filter(|&s| self.u.matches(s, set) != inverse)
+            .collect()
+    }
+
+    async fn get_candidates(&self, name: NameId) -> Option<Candidates<SolvableId>> {
+        let info = self.u.info(name);
+        if info.candidates.is_empty() {
+            return None;
+        }
+        Some(Candidates {
+            candidates: info.candidates.clone(),
+            favored: self.marks.get(&name).copied().or(info.installed),
+            ..Candidates::default()
+        })
+    }
+
+    async fn sort_candidates(&self, _: &SolverCache<Self>, solvables: &mut [SolvableId]) {
+        // Highest version first (apt's candidate); the stable sort keeps
+        // load order between equal versions.
+        solvables.sort_by(|&a, &b| self.u.record(b).version.cmp(&self.u.record(a).version));
+    }
+
+    async fn get_dependencies(&self, solvable: SolvableId) -> Dependencies {
+        Dependencies::Known(self.dependencies(solvable))
+    }
+}
