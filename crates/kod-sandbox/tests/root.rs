@@ -1,0 +1,318 @@
+//! Running commands in a root, as root. The root is a temporary directory
+//! that borrows the host's /usr through a bind (the host is merged-/usr),
+//! so no network is needed. Every mount lives in the command's private
+//! namespace: the tests check that the host's mount table is unchanged.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use kod_sandbox::{Bind, Overlay, Sandbox, SandboxError, Workdir, exit_code};
+use kod_testkit::{Tier, tier};
+
+fn mountinfo() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A root with merged-/usr symlinks and empty mount points; `/usr` is bound
+/// from the host when the sandbox is made with [`sandbox`].
+fn make_root(dir: &Path) {
+    for d in ["usr", "etc", "dev", "proc", "sys", "home", "tmp", "run"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for l in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{l}"), dir.join(l)).unwrap();
+    }
+    std::fs::write(dir.join("marker"), "inside\n").unwrap();
+}
+
+fn sandbox(root: &Path) -> Sandbox {
+    Sandbox::new(root)
+        .share_host_dirs()
+        .bind(Bind::same("/usr"))
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+#[test]
+fn root_runs_in_the_root_as_the_caller_and_passes_the_status_on() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let before = mountinfo();
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    let mut cmd = sh(
+        "pwd; id -u; cat /marker; test -e /dev/null && test -e /proc/1/stat && echo shared; exit 7",
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    // The test's working directory (the crate) does not exist in the root.
+    let child = sandbox(dir.path())
+        .workdir(Workdir::Inherit {
+            home: Some("/nonexistent-home".into()),
+        })
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(exit_code(out.status), 7);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/\n0\ninside\nshared\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist in the environment; starting in /"),
+        "{err}"
+    );
+    assert_eq!(mountinfo(), before, "the host's mounts changed");
+}
+
+#[test]
+fn root_keeps_the_working_directory_when_the_root_has_it() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    // /tmp is shared, so a directory under it exists on both sides.
+    let work = tempfile::tempdir_in("/tmp").unwrap();
+    let mut cmd = sh("pwd");
+    cmd.stdout(Stdio::piped()).current_dir(work.path());
+    let out = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        work.path().to_str().unwrap()
+    );
+}
+
+#[test]
+fn root_a_command_killed_by_a_signal_exits_128_plus_it() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    let status = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .run(sh("kill -TERM $$"))
+        .unwrap();
+    assert_eq!(exit_code(status), 143);
+}
+
+#[test]
+fn root_signals_sent_to_the_runner_reach_the_command() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    // SIGTERM aimed at this thread (which `run` blocks it in) the way kill(1)
+    // aims one at kod: the command's trap must see it.
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: the test thread is alive: it waits in `run` until the
+        // command exits, which needs this signal.
+        unsafe { libc::pthread_kill(me, libc::SIGTERM) };
+    });
+    let status = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .run(sh("trap 'exit 42' TERM; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 3"))
+        .unwrap();
+    sender.join().unwrap();
+    assert_eq!(exit_code(status), 42);
+}
+
+#[test]
+fn root_the_root_is_nosuid_and_mounts_stay_private() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let before = mountinfo();
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    let mut cmd = Command::new("cat");
+    cmd.arg("/proc/self/mountinfo").stdout(Stdio::piped());
+    let out = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let inside = String::from_utf8_lossy(&out.stdout);
+    // Field 5 is the mount point as the reading process sees it.
+    let root_line = inside
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("a mount at / inside");
+    let options = root_line.split(' ').nth(5).unwrap();
+    assert!(options.split(',').any(|o| o == "nosuid"), "{root_line}");
+    for shared in ["/dev", "/proc", "/sys", "/tmp", "/run", "/usr"] {
+        assert!(
+            inside.lines().any(|l| l.split(' ').nth(4) == Some(shared)),
+            "{shared} is not mounted inside:\n{inside}"
+        );
+    }
+    assert_eq!(mountinfo(), before, "the host's mounts changed");
+}
+
+#[test]
+fn root_volumes_are_bound_and_a_missing_required_one_is_an_error() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("f"), "from the host\n").unwrap();
+    let mut cmd = sh("cat /data/f; echo written > /data/g");
+    cmd.stdout(Stdio::piped());
+    let out = sandbox(dir.path())
+        .bind(Bind {
+            source: vol.path().to_path_buf(),
+            target: "/data".into(),
+            required: true,
+        })
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("g")).unwrap(),
+        "written\n"
+    );
+    // The mount point was created in the root, and nothing leaked into it.
+    assert!(dir.path().join("data").is_dir());
+    assert!(!dir.path().join("data/g").exists());
+
+    let err = sandbox(dir.path())
+        .bind(Bind::same("/nonexistent-kod-volume"))
+        .prepare()
+        .unwrap_err();
+    assert!(matches!(err, SandboxError::Target { .. }), "{err}");
+    assert!(
+        err.to_string().contains("does not exist on the host"),
+        "{err}"
+    );
+}
+
+#[test]
+fn root_a_missing_program_is_reported_as_not_found() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    let err = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .spawn(Command::new("no-such-program-kod"))
+        .unwrap_err();
+    match &err {
+        SandboxError::Exec { source, root, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert!(root.contains(dir.path().file_name().unwrap().to_str().unwrap()));
+        }
+        other => panic!("expected Exec, got {other}"),
+    }
+}
+
+#[test]
+fn root_setuid_programs_gain_nothing() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_root(dir.path());
+    // A setuid-root copy of `id` inside the root, run as nobody: with nosuid
+    // its effective uid stays nobody's.
+    let id = dir.path().join("suid-id");
+    std::fs::copy("/usr/bin/id", &id).unwrap();
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/suid-id",
+        "-u",
+    ])
+    .stdout(Stdio::piped());
+    let out = sandbox(dir.path())
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
+}
+
+#[test]
+fn root_an_overlay_root_keeps_its_lower_layer_unchanged() {
+    if !tier(Tier::Root) {
+        return;
+    }
+    let before = mountinfo();
+    let base = tempfile::tempdir().unwrap();
+    let lower = base.path().join("lower");
+    let upper = base.path().join("upper");
+    let work = base.path().join("work");
+    let mnt: PathBuf = base.path().join("mnt");
+    for d in [&lower, &upper, &work, &mnt] {
+        std::fs::create_dir(d).unwrap();
+    }
+    make_root(&lower);
+    let mut cmd = sh("cat /marker; echo new > /created; rm /marker");
+    cmd.stdout(Stdio::piped());
+    let out = sandbox(&mnt)
+        .overlay(Overlay {
+            lower: vec![lower.clone()],
+            upper: upper.clone(),
+            work,
+        })
+        .prepare()
+        .unwrap()
+        .spawn(cmd)
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("created")).unwrap(),
+        "new\n"
+    );
+    assert!(lower.join("marker").exists(), "the lower layer was changed");
+    assert!(!lower.join("created").exists());
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    assert_eq!(mountinfo(), before, "the host's mounts changed");
+}
