@@ -6,7 +6,7 @@ use std::fmt;
 
 use kod_repo::{MultiArch, Op, Relation, Version};
 use petgraph::Direction;
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use resolvo::conflict::{ConflictCause, ConflictEdge, ConflictGraph, ConflictNode};
 use resolvo::{Interner, NameId, Requirement, SolvableId};
@@ -47,6 +47,7 @@ pub(crate) fn explain(graph: &ConflictGraph<SolvableId>, p: &Provider<'_, '_>) -
         p,
         lines: Vec::new(),
         seen: HashSet::new(),
+        said: HashSet::new(),
     };
     ex.requirements(graph.root_node, None, 0);
     Explanation { lines: ex.lines }
@@ -57,6 +58,8 @@ struct Explainer<'g, 'p, 'u, 'a> {
     p: &'p Provider<'u, 'a>,
     lines: Vec<String>,
     seen: HashSet<NodeIndex>,
+    /// Conflict edges already told.
+    said: HashSet<EdgeIndex>,
 }
 
 impl Explainer<'_, '_, '_, '_> {
@@ -149,54 +152,58 @@ impl Explainer<'_, '_, '_, '_> {
             return;
         }
         let before = self.lines.len();
-        let mut edges: Vec<_> = self.g.edges_directed(node, Direction::Incoming).collect();
+        let mut skipped = false;
+        let mut edges: Vec<_> = self
+            .g
+            .edges_directed(node, Direction::Incoming)
+            .chain(self.g.edges_directed(node, Direction::Outgoing))
+            .collect();
         edges.sort_by_key(|e| e.id());
         for e in edges {
-            let other = e.source();
-            match *e.weight() {
-                ConflictEdge::Conflict(ConflictCause::Constrains(vs)) => {
+            let incoming = e.target() == node;
+            let other = if incoming { e.source() } else { e.target() };
+            let ConflictEdge::Conflict(cause) = *e.weight() else {
+                continue;
+            };
+            if !self.said.insert(e.id()) {
+                skipped = true;
+                continue;
+            }
+            let line = match cause {
+                ConflictCause::Constrains(vs) if incoming => {
                     let rule = self.conflict_rule(other, vs);
-                    let needed = self.needed(other);
-                    self.line(depth, format!("{text} is out: {rule}{needed}"));
+                    format!("{text} is out: {rule}")
                 }
-                ConflictEdge::Conflict(ConflictCause::ForbidMultipleInstances) => {
+                ConflictCause::Constrains(vs) => {
+                    let rule = self.conflict_rule(node, vs);
                     let o = self.node_text(other);
                     let needed = self.needed(other);
-                    self.line(
-                        depth,
-                        format!("{text} is out: another version, {o}, is needed{needed}"),
-                    );
+                    format!("{rule}; that rules out {o}{needed}")
                 }
-                ConflictEdge::Conflict(ConflictCause::Locked(l)) => {
+                ConflictCause::ForbidMultipleInstances => {
+                    let o = self.node_text(other);
+                    let needed = self.needed(other);
+                    format!("{text} is out: another version, {o}{needed}, is needed")
+                }
+                ConflictCause::Locked(l) => {
                     let l = self.solvable_text(l);
-                    self.line(depth, format!("{text} is out: {l} is locked"));
+                    format!("{text} is out: {l} is locked")
                 }
-                _ => {}
-            }
-        }
-        for e in self.g.edges_directed(node, Direction::Outgoing) {
-            match *e.weight() {
-                ConflictEdge::Conflict(ConflictCause::ForbidMultipleInstances) => {
-                    let o = self.node_text(e.target());
-                    let needed = self.needed(e.target());
-                    self.lines.push(format!(
-                        "{}- {text} is out: another version, {o}, is needed{needed}",
-                        "  ".repeat(depth)
-                    ));
+                ConflictCause::Excluded => {
+                    let reason = self.node_text(other);
+                    format!("{text} is excluded: {reason}")
                 }
-                ConflictEdge::Conflict(ConflictCause::Excluded) => {
-                    let reason = self.node_text(e.target());
-                    self.lines.push(format!(
-                        "{}- {text} is excluded: {reason}",
-                        "  ".repeat(depth)
-                    ));
-                }
-                _ => {}
-            }
+            };
+            self.line(depth, line);
         }
         self.requirements(node, Some(s), depth);
         if self.lines.len() == before {
-            self.line(depth, format!("{text} cannot be installed"));
+            let why = if skipped {
+                "see above"
+            } else {
+                "cannot be installed"
+            };
+            self.line(depth, format!("{text}: {why}"));
         }
     }
 
@@ -217,7 +224,8 @@ impl Explainer<'_, '_, '_, '_> {
         }
     }
 
-    /// "a 1 conflicts with b (<< 2)" for the constraint `vs` of `node`.
+    /// "a 1 (requested) conflicts with b (<< 2)" for the constraint `vs` of
+    /// `node`, with who provides a virtual name it hits.
     fn conflict_rule(&self, node: NodeIndex, vs: resolvo::VersionSetId) -> String {
         let ConflictNode::Solvable(q) = self.g[node] else {
             return "the request rules it out".to_string();
@@ -232,13 +240,18 @@ impl Explainer<'_, '_, '_, '_> {
                 .iter()
                 .any(|(n, s)| *n == target && s == set)
         };
-        let q = self.solvable_text(q);
-        if let Some(rel) = r.conflicts.iter().find(|rel| hits(rel)) {
-            format!("{q} conflicts with {rel}")
-        } else if let Some(rel) = r.breaks.iter().find(|rel| hits(rel)) {
-            format!("{q} breaks {rel}")
-        } else {
-            format!("{q} conflicts with {}", u.name(target))
+        let who = format!("{}{}", self.solvable_text(q), self.needed(node));
+        let target_name = u.name(target);
+        let (verb, rel) = match r.conflicts.iter().find(|rel| hits(rel)) {
+            Some(rel) => ("conflicts with", Some(rel)),
+            None => ("breaks", r.breaks.iter().find(|rel| hits(rel))),
+        };
+        match rel {
+            Some(rel) if rel.name != target_name => {
+                format!("{who} {verb} {rel}, which {target_name} provides")
+            }
+            Some(rel) => format!("{who} {verb} {rel}"),
+            None => format!("{who} conflicts with {target_name}"),
         }
     }
 

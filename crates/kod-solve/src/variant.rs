@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use kod_repo::{Index, Priority};
+use kod_repo::{Index, Priority, RecordId};
+use rayon::prelude::*;
 
 use crate::SolveError;
 
@@ -55,19 +56,36 @@ pub fn variant_base(index: &Index, variant: &str) -> Result<Vec<String>, SolveEr
     };
     let release = index.origins().first().map(|o| o.suite.as_str());
     let native = index.native_architecture();
+    // Every record is read: decode them on all cores (an index decodes a
+    // record on first use).
+    let picked: Vec<(RecordId, bool)> = (0..index.len() as u32)
+        .into_par_iter()
+        .with_min_len(1024)
+        .filter_map(|i| {
+            let id = RecordId(i);
+            let r = index.record(id);
+            let o = index.origin(r.origin);
+            if release.is_some_and(|s| o.suite != s && o.codename != s)
+                || (r.architecture != native && r.architecture != "all")
+            {
+                return None;
+            }
+            if r.essential {
+                Some((id, true))
+            } else if max_priority.is_some_and(|p| r.priority <= p) {
+                Some((id, false))
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut essential = BTreeSet::new();
     let mut rest = BTreeSet::new();
-    for r in index.records() {
-        let o = index.origin(r.origin);
-        if release.is_some_and(|s| o.suite != s && o.codename != s)
-            || (r.architecture != native && r.architecture != "all")
-        {
-            continue;
-        }
-        if r.essential {
-            essential.insert(r.name.as_str());
-        } else if max_priority.is_some_and(|p| r.priority <= p) {
-            rest.insert(r.name.as_str());
+    for (id, is_essential) in picked {
+        if is_essential {
+            essential.insert(index.name(id));
+        } else {
+            rest.insert(index.name(id));
         }
     }
     rest.extend(extra.iter().copied());

@@ -132,23 +132,15 @@ fn hits(r: &PackageRecord, other: &PackageRecord) -> Option<String> {
     None
 }
 
-/// Checks that a resolution is a consistent system that holds the
-/// request: every dependency met, no conflict, one version per name,
-/// native or `all` packages, requests honoured, installed packages kept.
-pub fn check(
-    index: &Index,
-    r: &Resolution,
-    base: &[&str],
-    requests: &[kod_solve::PackageRequest],
-    installed: Option<&Installed>,
-) -> Result<(), String> {
-    let recs = chosen(index, r, installed)?;
-    for w in r.packages.windows(2) {
-        if w[0].name == w[1].name {
-            return Err(format!("two versions of {}", w[0].name));
+/// Checks that packages form a consistent system: every dependency met,
+/// no conflict, one version per name, native or `all` packages.
+pub fn consistent(recs: &[&PackageRecord]) -> Result<(), String> {
+    for (i, a) in recs.iter().enumerate() {
+        if recs[..i].iter().any(|b| b.name == a.name) {
+            return Err(format!("two versions of {}", a.name));
         }
     }
-    for rec in &recs {
+    for rec in recs {
         if rec.architecture != NATIVE && rec.architecture != "all" {
             return Err(format!("{} is for {}", rec.name, rec.architecture));
         }
@@ -166,12 +158,27 @@ pub fn check(
                 ));
             }
         }
-        for other in &recs {
+        for other in recs {
             if let Some(why) = hits(rec, other) {
                 return Err(format!("conflict: {why}"));
             }
         }
     }
+    Ok(())
+}
+
+/// Checks that a resolution is a consistent system that holds the
+/// request: see [`consistent`]; requests honoured, installed packages
+/// kept.
+pub fn check(
+    index: &Index,
+    r: &Resolution,
+    base: &[&str],
+    requests: &[kod_solve::PackageRequest],
+    installed: Option<&Installed>,
+) -> Result<(), String> {
+    let recs = chosen(index, r, installed)?;
+    consistent(&recs)?;
     for name in base {
         if !recs.iter().any(|x| x.name == *name) {
             return Err(format!("base package {name} is missing"));
