@@ -27,6 +27,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Plan { json } => commands::plan::run(cli, *json),
         Command::Env { action } => commands::env::run(cli, action),
+        Command::Pkg { action } => commands::pkg::run(cli, action),
         Command::Run {
             name,
             volume,

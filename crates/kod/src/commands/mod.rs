@@ -2,6 +2,7 @@
 //! library crates.
 
 pub mod env;
+pub mod pkg;
 pub mod plan;
 
 use std::process::ExitCode;

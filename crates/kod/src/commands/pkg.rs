@@ -1,0 +1,292 @@
+//! `kod pkg`: query repositories; install and remove packages in a root.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kod_engine::sources::{self, DistroSpec};
+use kod_fetch::Progress;
+use kod_repo::debian::DebianSource;
+use kod_repo::{Dependencies, Freshness, Index, PackageRecord, Relation};
+use serde::Serialize;
+
+use crate::cli::{Cli, PkgAction};
+
+/// `kod pkg ACTION`.
+pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
+    match action {
+        PkgAction::Update { distro } => {
+            let sources = sources(cli, distro.as_deref())?;
+            let index = sources::load_index(&sources, Freshness::Refresh, Progress::Auto)?;
+            let suites: Vec<String> = sources.iter().flat_map(|s| s.suites.clone()).collect();
+            eprintln!(
+                "kod: {} packages from {} ({})",
+                index.len(),
+                sources[0].mirror,
+                suites.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PkgAction::Search {
+            pattern,
+            distro,
+            json,
+        } => {
+            let index = load(cli, distro.as_deref())?;
+            let regex = regex::RegexBuilder::new(pattern)
+                .case_insensitive(true)
+                .build()
+                .with_context(|| format!("{pattern:?} is not a valid regular expression"))?;
+            let mut hits: Vec<&PackageRecord> = newest_per_name(&index, index.search_regex(&regex));
+            hits.sort_by(|a, b| a.name.cmp(&b.name));
+            if json.json {
+                let out: Vec<SearchHit> = hits
+                    .iter()
+                    .map(|r| SearchHit {
+                        name: r.name.to_string(),
+                        version: r.version.to_string(),
+                        description: r.description.to_string(),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                let width = hits.iter().map(|r| r.name.len()).max().unwrap_or(0);
+                for r in &hits {
+                    println!("{:width$}  {}  {}", r.name, r.version, r.description);
+                }
+            }
+            Ok(if hits.is_empty() {
+                eprintln!("kod: no package matches {pattern:?}");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        PkgAction::Show { name, distro, json } => {
+            let index = load(cli, distro.as_deref())?;
+            let mut records: Vec<&PackageRecord> = index.by_name(name).collect();
+            if records.is_empty() {
+                anyhow::bail!("no package named {name:?}{}", suggestion(&index, name));
+            }
+            records.sort_by(|a, b| b.version.cmp(&a.version));
+            let views: Vec<PackageView> = records.iter().map(|r| view(&index, r)).collect();
+            if json.json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                for (i, v) in views.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print!("{}", v.render());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PkgAction::Install { .. } | PkgAction::Remove { .. } => {
+            Ok(super::not_implemented("pkg install/remove"))
+        }
+    }
+}
+
+/// The sources of `--distro`, else of the configuration.
+fn sources(cli: &Cli, distro: Option<&str>) -> anyhow::Result<Vec<DebianSource>> {
+    match distro {
+        Some(spec) => Ok(sources::sources_for_spec(&DistroSpec::parse(spec)?, None)?),
+        None => {
+            let file = kod_config::locate(cli.config.as_deref()).context(
+                "kod pkg needs --distro DISTRO:SUITE or a configuration with repositories",
+            )?;
+            let config = kod_config::load(&file, &kod_config::EvalOptions::default())?;
+            Ok(sources::sources_for_config(&config, None)?)
+        }
+    }
+}
+
+fn load(cli: &Cli, distro: Option<&str>) -> anyhow::Result<Index> {
+    let sources = sources(cli, distro)?;
+    Ok(sources::load_index(
+        &sources,
+        Freshness::Cached,
+        Progress::Auto,
+    )?)
+}
+
+/// The newest record of each name among `ids`.
+fn newest_per_name(index: &Index, ids: Vec<kod_repo::RecordId>) -> Vec<&PackageRecord> {
+    let mut best: std::collections::BTreeMap<&str, &PackageRecord> = Default::default();
+    for id in ids {
+        let r = index.record(id);
+        best.entry(r.name.as_str())
+            .and_modify(|b| {
+                if r.version > b.version {
+                    *b = r;
+                }
+            })
+            .or_insert(r);
+    }
+    best.into_values().collect()
+}
+
+/// "; did you mean ...?" for the closest names, or a pointer to search.
+fn suggestion(index: &Index, name: &str) -> String {
+    // Fewest edits first (a swap counts as one); among equals, the most
+    // letters in common (`gti` -> `git` before `bti`).
+    let mut close: Vec<(usize, usize, &str)> = index
+        .names()
+        .filter(|n| n.len().abs_diff(name.len()) <= 2)
+        .map(|n| {
+            (
+                strsim::damerau_levenshtein(n, name),
+                shared_letters(n, name),
+                n,
+            )
+        })
+        .filter(|(d, _, _)| *d <= 2)
+        .collect();
+    close.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+    close.dedup_by(|a, b| a.2 == b.2);
+    if close.is_empty() {
+        if index.providers(name).next().is_some() {
+            return format!(
+                "; it is a virtual package: `kod pkg search {name}` shows what provides it"
+            );
+        }
+        return format!("; try `kod pkg search {name}`");
+    }
+    let names: Vec<&str> = close.iter().take(5).map(|(_, _, n)| *n).collect();
+    format!("; did you mean {}?", names.join(", "))
+}
+
+/// How many letters two names share, counted with repetition.
+fn shared_letters(a: &str, b: &str) -> usize {
+    let mut rest: Vec<char> = b.chars().collect();
+    a.chars()
+        .filter(|c| {
+            rest.iter()
+                .position(|r| r == c)
+                .map(|i| rest.swap_remove(i))
+                .is_some()
+        })
+        .count()
+}
+
+#[derive(Serialize)]
+struct SearchHit {
+    name: String,
+    version: String,
+    description: String,
+}
+
+#[derive(Serialize)]
+struct PackageView {
+    package: String,
+    version: String,
+    architecture: String,
+    priority: String,
+    essential: bool,
+    section: String,
+    source: String,
+    installed_size_kib: Option<u64>,
+    pre_depends: Vec<String>,
+    depends: Vec<String>,
+    recommends: Vec<String>,
+    suggests: Vec<String>,
+    provides: Vec<String>,
+    conflicts: Vec<String>,
+    breaks: Vec<String>,
+    replaces: Vec<String>,
+    suite: String,
+    url: String,
+    size: u64,
+    sha256: String,
+    description: String,
+}
+
+fn view(index: &Index, r: &PackageRecord) -> PackageView {
+    let origin = index.origin(r.origin);
+    PackageView {
+        package: r.name.to_string(),
+        version: r.version.to_string(),
+        architecture: r.architecture.to_string(),
+        priority: r.priority.as_str().to_string(),
+        essential: r.essential,
+        section: r.section.to_string(),
+        source: r.source.to_string(),
+        installed_size_kib: r.installed_size,
+        pre_depends: groups(&r.pre_depends),
+        depends: groups(&r.depends),
+        recommends: groups(&r.recommends),
+        suggests: groups(&r.suggests),
+        provides: r
+            .provides
+            .iter()
+            .map(|p| match &p.version {
+                Some(v) => format!("{} (= {v})", p.name),
+                None => p.name.to_string(),
+            })
+            .collect(),
+        conflicts: relations(&r.conflicts),
+        breaks: relations(&r.breaks),
+        replaces: relations(&r.replaces),
+        suite: format!("{}/{}", origin.suite, origin.component),
+        url: index.download_url(r),
+        size: r.location.size,
+        sha256: r.location.sha256.to_string(),
+        description: r.description.to_string(),
+    }
+}
+
+fn groups(deps: &Dependencies) -> Vec<String> {
+    deps.iter()
+        .map(|alts| {
+            alts.iter()
+                .map(Relation::to_string)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
+
+fn relations(rels: &[Relation]) -> Vec<String> {
+    rels.iter().map(Relation::to_string).collect()
+}
+
+impl PackageView {
+    /// apt-cache show's layout.
+    fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let mut field = |k: &str, v: &str| {
+            if !v.is_empty() {
+                let _ = writeln!(o, "{k}: {v}");
+            }
+        };
+        field("Package", &self.package);
+        field("Version", &self.version);
+        field("Architecture", &self.architecture);
+        field("Priority", &self.priority);
+        field("Essential", if self.essential { "yes" } else { "" });
+        field("Section", &self.section);
+        field("Source", &self.source);
+        field(
+            "Installed-Size",
+            &self
+                .installed_size_kib
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        );
+        field("Pre-Depends", &self.pre_depends.join(", "));
+        field("Depends", &self.depends.join(", "));
+        field("Recommends", &self.recommends.join(", "));
+        field("Suggests", &self.suggests.join(", "));
+        field("Provides", &self.provides.join(", "));
+        field("Conflicts", &self.conflicts.join(", "));
+        field("Breaks", &self.breaks.join(", "));
+        field("Replaces", &self.replaces.join(", "));
+        field("Suite", &self.suite);
+        field("URL", &self.url);
+        field("Size", &self.size.to_string());
+        field("SHA256", &self.sha256);
+        field("Description", &self.description);
+        o
+    }
+}
