@@ -1,0 +1,341 @@
+//! Running programs inside the target: chrooted, with `/proc`, `/sys` and
+//! `/dev` (with `/dev/pts`) mounted, in a private mount namespace of their
+//! own, so the mounts exist only for the command and vanish with it, on
+//! success, failure, or when kod itself is killed. Services are kept from
+//! starting with a `policy-rc.d` that exits 101 and a stub
+//! `start-stop-daemon`, both undone by a guard.
+//!
+//! The mounts are made with `rustix` system calls in the child between
+//! `fork` and `exec` (`unshare(CLONE_NEWNS)`, `mount`, `chroot`) rather
+//! than with the `mount` program: one process per command instead of five,
+//! nothing to unmount (the namespace dies with the command), and no window
+//! in which a killed kod leaves a mount behind.
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rustix::mount::{MountFlags, MountPropagationFlags};
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
+
+use crate::Options;
+use crate::error::{Error, Output, io_error};
+use crate::rootfs::RootFs;
+
+/// The environment maintainer scripts run with.
+pub(crate) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How many lines of a failed command's output an error keeps.
+const TAIL: usize = 25;
+
+/// Where commands run: a root directory, reached from kod's mount namespace
+/// or from another one (an overlay held by a helper process).
+#[derive(Debug)]
+pub(crate) struct Chroot {
+    /// The root as kod shows it in messages.
+    shown: PathBuf,
+    /// The root's path in the namespace the command starts in.
+    dir: CString,
+    proc_dir: CString,
+    sys_dir: CString,
+    dev_dir: CString,
+    /// The mount namespace to enter first, if not kod's own.
+    ns: Option<OwnedFd>,
+}
+
+fn cpath(p: &Path) -> Result<CString, Error> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::Target {
+        root: p.to_path_buf(),
+        reason: "the path holds a NUL byte".into(),
+    })
+}
+
+/// How a command ended, for messages.
+pub(crate) fn describe_status(s: std::process::ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "ended abnormally".into(),
+    }
+}
+
+/// A command's result: its status and its last lines of output.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub(crate) success: bool,
+    pub(crate) status: String,
+    pub(crate) tail: Vec<String>,
+    /// Every line of output (for dpkg's error lines).
+    pub(crate) lines: Vec<String>,
+}
+
+impl Chroot {
+    /// `dir` is the root in the namespace `ns` (kod's own when `None`);
+    /// `shown` is how messages name it.
+    pub(crate) fn new(shown: &Path, dir: &Path, ns: Option<OwnedFd>) -> Result<Chroot, Error> {
+        Ok(Chroot {
+            shown: shown.to_path_buf(),
+            dir: cpath(dir)?,
+            proc_dir: cpath(&dir.join("proc"))?,
+            sys_dir: cpath(&dir.join("sys"))?,
+            dev_dir: cpath(&dir.join("dev"))?,
+            ns,
+        })
+    }
+
+    /// Runs `argv` (an absolute program path inside the root, and its
+    /// arguments) in the root with `env` added to the base environment.
+    /// `step` names what is being done, for messages. With
+    /// `options.debug` the command is printed and not run.
+    pub(crate) fn run(
+        &self,
+        step: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        options: &Options,
+    ) -> Result<Ran, Error> {
+        let shown = self.show(argv, env);
+        if options.debug || options.verbose {
+            eprintln!("+ {shown}");
+        }
+        if options.debug {
+            return Ok(Ran {
+                success: true,
+                status: "was not run (debug)".into(),
+                tail: Vec::new(),
+                lines: Vec::new(),
+            });
+        }
+        let (reader, writer) =
+            std::io::pipe().map_err(io_error("create a pipe for", &self.shown))?;
+        let writer2 = writer
+            .try_clone()
+            .map_err(io_error("duplicate a pipe for", &self.shown))?;
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("LC_ALL", "C.UTF-8")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("DEBCONF_NONINTERACTIVE_SEEN", "true")
+            .env("HOME", "/root")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2);
+        let dir = self.dir.clone();
+        let proc_dir = self.proc_dir.clone();
+        let sys_dir = self.sys_dir.clone();
+        let dev_dir = self.dev_dir.clone();
+        let ns = match &self.ns {
+            Some(fd) => Some(fd.try_clone().map_err(io_error(
+                "duplicate the namespace descriptor for",
+                &self.shown,
+            ))?),
+            None => None,
+        };
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes system calls on data prepared before the fork (no
+        // allocation, no locks).
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = &ns {
+                    rustix::thread::move_into_link_name_space(
+                        fd.as_fd(),
+                        Some(LinkNameSpaceType::Mount),
+                    )?;
+                }
+                rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
+                rustix::mount::mount_change(
+                    c"/",
+                    MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+                )?;
+                rustix::mount::mount(
+                    c"proc",
+                    proc_dir.as_c_str(),
+                    c"proc",
+                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                    None,
+                )?;
+                rustix::mount::mount(
+                    c"sysfs",
+                    sys_dir.as_c_str(),
+                    c"sysfs",
+                    MountFlags::RDONLY
+                        | MountFlags::NOSUID
+                        | MountFlags::NODEV
+                        | MountFlags::NOEXEC,
+                    None,
+                )?;
+                rustix::mount::mount_bind_recursive(c"/dev", dev_dir.as_c_str())?;
+                rustix::process::chroot(dir.as_c_str())?;
+                rustix::process::chdir(c"/")?;
+                rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| Error::Command {
+            step: step.to_string(),
+            command: shown.clone(),
+            status: format!(
+                "could not start ({e}: entering a private mount namespace, mounting proc, \
+                 sysfs and /dev into the root, chroot, then exec)"
+            ),
+            packages: Vec::new(),
+            output: Output::default(),
+        })?;
+        // The child holds the only write ends now.
+        drop(cmd);
+        let mut lines = Vec::new();
+        for line in BufReader::new(reader).split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if options.verbose {
+                eprintln!("  {line}");
+            }
+            lines.push(line);
+        }
+        let status = child
+            .wait()
+            .map_err(io_error(format!("wait for `{shown}` in"), &self.shown))?;
+        let tail = lines[lines.len().saturating_sub(TAIL)..].to_vec();
+        Ok(Ran {
+            success: status.success(),
+            status: describe_status(status),
+            tail,
+            lines,
+        })
+    }
+
+    /// The command as a person would type it.
+    pub(crate) fn show(&self, argv: &[&str], env: &[(&str, &str)]) -> String {
+        let mut s = format!("chroot {} env", self.shown.display());
+        for (k, v) in env {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        for a in argv {
+            s.push(' ');
+            s.push_str(a);
+        }
+        s
+    }
+}
+
+/// Keeps services from starting while maintainer scripts run, the way
+/// mmdebstrap does: `/usr/sbin/policy-rc.d` exiting 101 and
+/// `/sbin/start-stop-daemon` replaced by a stub. Anything already there is
+/// moved aside and put back when the guard is dropped.
+pub(crate) struct NoServices<'a> {
+    fs: &'a RootFs,
+    undo: Vec<Undo>,
+}
+
+enum Undo {
+    Remove(&'static str),
+    Restore { saved: String, to: &'static str },
+}
+
+const POLICY: &str = "usr/sbin/policy-rc.d";
+const SSD: &str = "sbin/start-stop-daemon";
+const SAVED: &str = ".kod-saved";
+
+impl<'a> NoServices<'a> {
+    pub(crate) fn install(fs: &'a RootFs, options: &Options) -> Result<NoServices<'a>, Error> {
+        let mut guard = NoServices {
+            fs,
+            undo: Vec::new(),
+        };
+        if options.verbose || options.debug {
+            eprintln!(
+                "+ write {} (exit 101) and a stub {} for the duration",
+                fs.show(POLICY).display(),
+                fs.show(SSD).display()
+            );
+        }
+        for (path, text) in [
+            (POLICY, "#!/bin/sh\nexit 101\n"),
+            (
+                SSD,
+                "#!/bin/sh\necho \"Warning: Fake start-stop-daemon called, doing nothing\" >&2\n",
+            ),
+        ] {
+            // start-stop-daemon is stubbed only where dpkg installed one.
+            if path == SSD && !fs.exists(path).map_err(io_error("stat", fs.show(path)))? {
+                continue;
+            }
+            if !fs
+                .exists("usr/sbin")
+                .map_err(io_error("stat", fs.show("usr/sbin")))?
+            {
+                continue;
+            }
+            if fs.exists(path).map_err(io_error("stat", fs.show(path)))? {
+                let saved = format!("{path}{SAVED}");
+                fs.rename(path, &saved, true)
+                    .map_err(io_error("move aside", fs.show(path)))?;
+                guard.undo.push(Undo::Restore { saved, to: path });
+            } else {
+                guard.undo.push(Undo::Remove(path));
+            }
+            fs.write(path, text.as_bytes(), 0o755)
+                .map_err(io_error("write", fs.show(path)))?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for NoServices<'_> {
+    fn drop(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            let r = match &u {
+                Undo::Remove(p) => self.fs.remove_file(p),
+                Undo::Restore { saved, to } => self.fs.rename(saved, to, false),
+            };
+            if let Err(e) = r {
+                tracing::warn!(
+                    "cannot undo the service stubs in {}: {e}",
+                    self.fs.path().display()
+                );
+            }
+        }
+    }
+}
+
+/// Processes whose root directory is `root` (same device and inode),
+/// killed with SIGKILL: daemons a maintainer script started despite
+/// policy-rc.d would otherwise keep files of the target open. Returns what
+/// was killed, for a warning.
+pub(crate) fn kill_processes_in(root: &Path) -> Vec<String> {
+    let Ok(target) = rustix::fs::stat(root) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut killed = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return killed;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(st) = rustix::fs::stat(format!("/proc/{pid}/root").as_str()) else {
+            continue;
+        };
+        if st.st_dev == target.st_dev && st.st_ino == target.st_ino {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            killed.push(format!("{} (pid {pid})", comm.trim()));
+        }
+    }
+    killed
+}

@@ -1,0 +1,348 @@
+//! Moving a tree of changes onto a root: an overlayfs upper directory
+//! (whiteouts delete, opaque directories replace, other directories merge)
+//! or a staging directory. Entries are renamed (copied, with owners, modes
+//! and times, when the two are on different filesystems) one by one and
+//! removed from the source as they land, so that a move interrupted by a
+//! crash is finished by running it again. Also: removing a tree without
+//! following symlinks.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+const OPAQUE: &std::ffi::CStr = c"trusted.overlay.opaque";
+
+fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn names(dir: &OwnedFd) -> io::Result<Vec<String>> {
+    let d = rustix::fs::Dir::read_from(dir)?;
+    let mut out = Vec::new();
+    for e in d {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        out.push(
+            String::from_utf8(n.to_vec()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "a file name is not UTF-8")
+            })?,
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn lstat_at(dir: &OwnedFd, name: &str) -> io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn kind(st: &rustix::fs::Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Removes `name` in `dir`, a directory tree or anything else, never
+/// following symlinks. Absent is fine.
+pub(crate) fn remove_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let Some(st) = lstat_at(dir, name)? else {
+        return Ok(());
+    };
+    if kind(&st) == FileType::Directory {
+        let sub = open_dir_at(dir, name)?;
+        for n in names(&sub)? {
+            remove_at(&sub, &n)?;
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Removes the tree at `path` without following symlinks. Absent is fine.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to remove /",
+        ));
+    };
+    let dir = open_dir(parent)?;
+    remove_at(&dir, &name.to_string_lossy())
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Applied {
+    /// Entries renamed or copied into the destination.
+    pub(crate) moved: u64,
+    /// Entries deleted from the destination (whiteouts).
+    pub(crate) removed: u64,
+}
+
+struct Ctx {
+    dst_root: OwnedFd,
+    /// Hard-linked files copied across filesystems: (dev, ino) -> path
+    /// relative to the destination root.
+    links: HashMap<(u64, u64), PathBuf>,
+    overlay: bool,
+    done: Applied,
+}
+
+/// Moves everything in `from` onto `to`. With `overlay`, `from` is an
+/// overlayfs upper directory: character devices 0:0 are whiteouts (the
+/// path is deleted from `to`), directories marked opaque replace what `to`
+/// has, other directories are merged. `from` is left empty.
+pub(crate) fn apply(from: &Path, to: &Path, overlay: bool) -> io::Result<Applied> {
+    let src = open_dir(from)?;
+    let dst = open_dir(to)?;
+    let mut ctx = Ctx {
+        dst_root: open_dir(to)?,
+        links: HashMap::new(),
+        overlay,
+        done: Applied::default(),
+    };
+    apply_dir(&src, &dst, Path::new(""), &mut ctx)?;
+    Ok(ctx.done)
+}
+
+fn is_opaque(dir: &OwnedFd, name: &str) -> io::Result<bool> {
+    let sub = open_dir_at(dir, name)?;
+    let mut buf = [0u8; 4];
+    match rustix::fs::fgetxattr(&sub, OPAQUE, &mut buf) {
+        Ok(n) => Ok(&buf[..n] == b"y"),
+        Err(Errno::NODATA | Errno::NOTSUP) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Result<()> {
+    for name in names(src)? {
+        let Some(st) = lstat_at(src, &name)? else {
+            continue;
+        };
+        let target = lstat_at(dst, &name)?;
+        let whiteout = ctx.overlay && kind(&st) == FileType::CharacterDevice && st.st_rdev == 0;
+        if whiteout {
+            if target.is_some() {
+                remove_at(dst, &name)?;
+                ctx.done.removed += 1;
+            }
+            rustix::fs::unlinkat(src, name.as_str(), AtFlags::empty())?;
+            continue;
+        }
+        let target_is_dir = target
+            .as_ref()
+            .is_some_and(|t| kind(t) == FileType::Directory);
+        if kind(&st) == FileType::Directory {
+            let opaque = ctx.overlay && is_opaque(src, &name)?;
+            if target_is_dir && !opaque {
+                let s = open_dir_at(src, &name)?;
+                let d = open_dir_at(dst, &name)?;
+                apply_dir(&s, &d, &rel.join(&name), ctx)?;
+                set_meta(dst, &name, &st)?;
+                rustix::fs::unlinkat(src, name.as_str(), AtFlags::REMOVEDIR)?;
+                continue;
+            }
+            if target.is_some() {
+                remove_at(dst, &name)?;
+            }
+            move_entry(src, dst, &name, &st, rel, ctx)?;
+            if opaque {
+                let d = open_dir_at(dst, &name)?;
+                match rustix::fs::fremovexattr(&d, OPAQUE) {
+                    Ok(()) | Err(Errno::NODATA | Errno::NOTSUP) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        } else {
+            if target_is_dir {
+                remove_at(dst, &name)?;
+            }
+            move_entry(src, dst, &name, &st, rel, ctx)?;
+        }
+    }
+    Ok(())
+}
+
+fn move_entry(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    name: &str,
+    st: &rustix::fs::Stat,
+    rel: &Path,
+    ctx: &mut Ctx,
+) -> io::Result<()> {
+    match rustix::fs::renameat(src, name, dst, name) {
+        Ok(()) => {
+            ctx.done.moved += 1;
+            Ok(())
+        }
+        Err(Errno::XDEV) => {
+            copy_entry(src, dst, name, st, rel, ctx)?;
+            remove_at(src, name)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn times(st: &rustix::fs::Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+/// Gives `dir/name` the owner, mode and times of `st`.
+fn set_meta(dir: &OwnedFd, name: &str, st: &rustix::fs::Stat) -> io::Result<()> {
+    let symlink = kind(st) == FileType::Symlink;
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if !symlink {
+        rustix::fs::chmodat(
+            dir,
+            name,
+            Mode::from_raw_mode(st.st_mode & 0o7777),
+            AtFlags::empty(),
+        )?;
+    }
+    rustix::fs::utimensat(dir, name, &times(st), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Copies `src/name` to `dst/name` (another filesystem), keeping owners,
+/// modes, times and hard links; replaces what is there atomically for
+/// non-directories.
+fn copy_entry(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    name: &str,
+    st: &rustix::fs::Stat,
+    rel: &Path,
+    ctx: &mut Ctx,
+) -> io::Result<()> {
+    let tmp = format!("{name}.kod-new");
+    let _ = rustix::fs::unlinkat(dst, tmp.as_str(), AtFlags::empty());
+    match kind(st) {
+        FileType::Directory => {
+            match rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let s = open_dir_at(src, name)?;
+            let d = open_dir_at(dst, name)?;
+            for n in names(&s)? {
+                let Some(cst) = lstat_at(&s, &n)? else {
+                    continue;
+                };
+                copy_entry(&s, &d, &n, &cst, &rel.join(name), ctx)?;
+            }
+            set_meta(dst, name, st)?;
+            ctx.done.moved += 1;
+            return Ok(());
+        }
+        FileType::RegularFile => {
+            let key = (st.st_dev, st.st_ino);
+            if st.st_nlink > 1
+                && let Some(first) = ctx.links.get(&key)
+            {
+                rustix::fs::linkat(
+                    &ctx.dst_root,
+                    first.as_path(),
+                    dst,
+                    tmp.as_str(),
+                    AtFlags::empty(),
+                )?;
+            } else {
+                let from = rustix::fs::openat(
+                    src,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let to = rustix::fs::openat(
+                    dst,
+                    tmp.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                io::copy(&mut File::from(from), &mut File::from(to))?;
+                set_meta(dst, &tmp, st)?;
+                if st.st_nlink > 1 {
+                    ctx.links.insert(key, rel.join(name));
+                }
+            }
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(src, name, Vec::new())?;
+            rustix::fs::symlinkat(target.as_c_str(), dst, tmp.as_str())?;
+            set_meta(dst, &tmp, st)?;
+        }
+        FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
+            rustix::fs::mknodat(
+                dst,
+                tmp.as_str(),
+                kind(st),
+                Mode::from_raw_mode(0o600),
+                st.st_rdev,
+            )?;
+            set_meta(dst, &tmp, st)?;
+        }
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "cannot copy {} (a socket or unknown file type)",
+                    rel.join(name).display()
+                ),
+            ));
+        }
+    }
+    rustix::fs::renameat(dst, tmp.as_str(), dst, name)?;
+    ctx.done.moved += 1;
+    Ok(())
+}
