@@ -1,0 +1,501 @@
+//! Environments end to end, through the kod binary: a Debian sid root with
+//! hello and jq (made by mmdebstrap from the host's mirror until kod's own
+//! engine builds it), imported as root or as an unprivileged user made by
+//! the test, run, exported, viewed and synced. Each test checks that the
+//! host is unchanged outside kod's own directories.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kod_testkit::{Tier, tiers};
+use support::{HostSnapshot, TestUser, expect, kod_bin, shared_tempdir, sid_tarball, stdout};
+
+fn on() -> bool {
+    tiers(&[Tier::Root, Tier::Net])
+}
+
+/// A kod command as root with `KOD_ENVS_DIR` set to `store`.
+fn kod_root(store: &Path) -> Command {
+    let mut c = Command::new(kod_bin());
+    c.env("KOD_ENVS_DIR", store).stdin(Stdio::null());
+    c
+}
+
+/// Deletes a system-wide environment when dropped.
+struct SystemEnv(String);
+
+impl Drop for SystemEnv {
+    fn drop(&mut self) {
+        let _ = Command::new(kod_bin())
+            .env_remove("KOD_ENVS_DIR")
+            .args(["env", "delete", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn net_a_user_runs_a_system_environment_as_themself() {
+    if !on() {
+        return;
+    }
+    let tarball = sid_tarball();
+    let kod = kod_bin();
+    let user = TestUser::new("run");
+    let before = HostSnapshot::take(&user);
+    let name = format!("sid-{}", std::process::id());
+    let _cleanup = SystemEnv(name.clone());
+    // Root makes it, in the system-wide store.
+    let out = expect(
+        Command::new(&kod)
+            .env_remove("KOD_ENVS_DIR")
+            .args(["env", "import", &name])
+            .arg(&tarball)
+            .args(["--distro", "debian:sid"]),
+        0,
+    );
+    assert!(
+        stdout(&out).contains("/var/lib/kod/envs/"),
+        "{}",
+        stdout(&out)
+    );
+
+    let work = user.home.join("work");
+    let as_user = |dir: &Path| {
+        let mut c = user.command(&kod, dir);
+        c.arg("run").arg(&name).arg("--");
+        c
+    };
+    std::fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(user.uid), Some(user.gid)).unwrap();
+
+    let out = expect(as_user(&work).arg("hello"), 0);
+    assert_eq!(stdout(&out), "Hello, world!\n");
+
+    let out = expect(as_user(&work).args(["sh", "-c", "pwd; id -u; exit 7"]), 7);
+    assert_eq!(stdout(&out), format!("{}\n{}\n", work.display(), user.uid));
+
+    // Piped stdin reaches the program.
+    let mut child = as_user(&work)
+        .args(["jq", "-c", "."])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{ \"a\": [1, 2],\n \"b\": \"x\" }\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "{\"a\":[1,2],\"b\":\"x\"}\n");
+
+    // Under a real terminal the program sees it.
+    let line = format!("{} run {name} -- tty", kod.display());
+    let mut c = user.command(Path::new("/usr/bin/script"), &work);
+    c.args(["-qec", &line, "/dev/null"]);
+    let out = expect(&mut c, 0);
+    assert!(stdout(&out).starts_with("/dev/pts/"), "{:?}", stdout(&out));
+
+    // A command killed by a signal, one that does not exist.
+    expect(as_user(&work).args(["sh", "-c", "kill -TERM $$"]), 143);
+    let out = expect(as_user(&work).arg("no-such-program"), 127);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-program"));
+
+    // SIGTERM sent to kod reaches the command, whose status comes back.
+    let mut child = as_user(&work)
+        .args([
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+
+    // A directory that does not exist in the environment falls back.
+    let out = expect(as_user(Path::new("/var/tmp")).arg("pwd"), 0);
+    assert_eq!(
+        stdout(&out),
+        "/var/tmp\n",
+        "/var/tmp exists in the root too"
+    );
+    let nowhere = shared_tempdir();
+    let out = expect(as_user(nowhere.path()).arg("pwd"), 0);
+    assert_eq!(stdout(&out), format!("{}\n", user.home.display()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist in the environment"));
+
+    expect(
+        Command::new(&kod)
+            .env_remove("KOD_ENVS_DIR")
+            .args(["env", "delete", &name]),
+        0,
+    );
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}
+
+#[test]
+fn net_a_user_imports_a_personal_environment_without_root() {
+    if !on() {
+        return;
+    }
+    let tarball = sid_tarball();
+    let kod = kod_bin();
+    let user = TestUser::new("own");
+    let readable = shared_tempdir();
+    let copy = readable.path().join("sid.tar");
+    std::fs::copy(&tarball, &copy).unwrap();
+    let before = HostSnapshot::take(&user);
+    let home = user.home.clone();
+
+    let out = expect(
+        user.command(&kod, &home)
+            .args(["env", "import", "mine"])
+            .arg(&copy)
+            .args(["--distro", "debian:sid"]),
+        0,
+    );
+    let root = home.join(".local/share/kod/envs/mine/root");
+    assert!(
+        stdout(&out).contains(root.to_str().unwrap()),
+        "{}",
+        stdout(&out)
+    );
+    // Root's files are the user's; _apt's (uid 42) are in the user's
+    // subordinate range, as newuidmap mapped them.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(root.join("usr/bin/hello")).unwrap().uid(),
+        user.uid
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("var/cache/apt/archives/partial"))
+            .unwrap()
+            .uid(),
+        user.first_subuid() + 41
+    );
+    let out = expect(
+        user.command(&kod, &home)
+            .args(["run", "mine", "--", "hello"]),
+        0,
+    );
+    assert_eq!(stdout(&out), "Hello, world!\n");
+    // The user's passwd line was copied, so ids have names inside.
+    let out = expect(
+        user.command(&kod, &home)
+            .args(["run", "mine", "--", "id", "-un"]),
+        0,
+    );
+    assert_eq!(stdout(&out).trim(), user.name);
+
+    let out = expect(user.command(&kod, &home).args(["env", "list", "--json"]), 0);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "mine" && e["scope"] == "personal"),
+        "{list}"
+    );
+
+    expect(user.command(&kod, &home).args(["env", "delete", "mine"]), 0);
+    assert!(!root.exists());
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}
+
+fn import(store: &Path, name: &str, tarball: &Path) {
+    expect(
+        kod_root(store)
+            .args(["env", "import", name])
+            .arg(tarball)
+            .args(["--distro", "debian:sid"]),
+        0,
+    );
+}
+
+#[test]
+fn net_exports_views_and_conflicts() {
+    if !on() {
+        return;
+    }
+    let tarball = sid_tarball();
+    let user = TestUser::new("view");
+    let before = HostSnapshot::take(&user);
+    let dir = shared_tempdir();
+    let store = dir.path().join("envs");
+    import(&store, "a", &tarball);
+    import(&store, "b", &tarball);
+
+    let out = expect(
+        kod_root(&store).args(["env", "export", "a", "jq", "hello"]),
+        0,
+    );
+    let path_line = format!("export PATH=\"{}/.view/bin:$PATH\"", store.display());
+    assert!(stdout(&out).contains(&path_line), "{}", stdout(&out));
+    let out = expect(kod_root(&store).args(["env", "export", "b", "jq"]), 0);
+    assert!(
+        stdout(&out).contains("conflict: jq is exported by a, b; a wins"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The launcher on the printed PATH runs the environment's jq, for the
+    // user too.
+    let view_bin = store.join(".view/bin");
+    let mut c = user.command(&view_bin.join("jq"), &user.home);
+    c.args(["-n", "-c", "[1, 2] | map(. * 3)"]);
+    assert_eq!(stdout(&expect(&mut c, 0)), "[3,6]\n");
+    assert!(
+        std::fs::read_to_string(view_bin.join("jq"))
+            .unwrap()
+            .contains("run 'a' -- '/usr/bin/jq'")
+    );
+
+    // Status lists the conflict; JSON too.
+    let out = expect(kod_root(&store).args(["env", "status", "b"]), 0);
+    assert!(
+        stdout(&out).contains("conflict:  jq is exported by a, b; a wins"),
+        "{}",
+        stdout(&out)
+    );
+    let out = expect(kod_root(&store).args(["env", "status", "a", "--json"]), 0);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st[0]["conflicts"][0]["winner"], "a");
+    assert_eq!(st[0]["exports"], serde_json::json!(["hello", "jq"]));
+    assert!(
+        st[0]["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "jq")
+    );
+
+    // A priority in the view settings makes b win.
+    std::fs::write(
+        store.join(".view.json"),
+        "{\"mode\": \"unified\", \"priority\": [\"b\"]}\n",
+    )
+    .unwrap();
+    let out = expect(kod_root(&store).args(["env", "view", "unified"]), 0);
+    assert!(stdout(&out).contains("b wins"), "{}", stdout(&out));
+    assert!(
+        std::fs::read_to_string(view_bin.join("jq"))
+            .unwrap()
+            .contains("run 'b'")
+    );
+    assert!(view_bin.join("hello").exists());
+
+    // Isolated: one environment's exports at the stable path.
+    let out = expect(kod_root(&store).args(["env", "view", "isolated"]), 0);
+    assert!(
+        stdout(&out).contains("isolated, showing b"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains(&path_line));
+    assert!(!view_bin.join("hello").exists());
+    expect(kod_root(&store).args(["env", "switch", "a"]), 0);
+    assert!(view_bin.join("hello").exists());
+    assert!(
+        std::fs::read_to_string(view_bin.join("jq"))
+            .unwrap()
+            .contains("run 'a'")
+    );
+    let mut c = Command::new(view_bin.join("hello"));
+    assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
+
+    // A desktop application: rewritten to run through kod.
+    let apps = store.join("a/root/usr/share/applications");
+    std::fs::create_dir_all(&apps).unwrap();
+    std::fs::write(
+        apps.join("org.kod.Hello.desktop"),
+        "[Desktop Entry]\nType=Application\nName=Hello\nTryExec=hello\nExec=hello\nIcon=hello\n",
+    )
+    .unwrap();
+    expect(
+        kod_root(&store).args(["env", "export", "a", "--app", "org.kod.Hello"]),
+        0,
+    );
+    let desktop = store.join(".view/share/applications/kod-a-org.kod.Hello.desktop");
+    let text = std::fs::read_to_string(&desktop).unwrap();
+    assert!(text.contains("Name=Hello (a)\n"), "{text}");
+    assert!(!text.contains("TryExec"), "{text}");
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .unwrap()
+        .replace('"', "");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(
+        &words[2..],
+        [kod_bin().to_str().unwrap(), "run", "a", "--", "hello"]
+    );
+    let mut c = Command::new(words[0]);
+    c.args(&words[1..]);
+    assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
+    expect(
+        kod_root(&store).args(["env", "unexport", "a", "--app", "org.kod.Hello", "jq"]),
+        0,
+    );
+    assert!(!desktop.exists());
+    let out = expect(kod_root(&store).args(["env", "status", "b"]), 0);
+    assert!(!stdout(&out).contains("conflict"), "{}", stdout(&out));
+
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}
+
+fn write_config(dir: &Path, envs: &str) -> PathBuf {
+    let file = dir.join("configuration.lua");
+    std::fs::write(
+        &file,
+        format!(
+            "local repos = require(\"repos\")\nreturn {{\n  repos = {{ official = repos.debian_repo({{ suite = \"bookworm\" }}) }},\n  environments = {{ {envs} }},\n}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn net_sync_keeps_undeclared_environments_unless_pruning() {
+    if !on() {
+        return;
+    }
+    let tarball = sid_tarball();
+    let user = TestUser::new("sync");
+    let before = HostSnapshot::take(&user);
+    let dir = shared_tempdir();
+    let store = dir.path().join("envs");
+    import(&store, "keep", &tarball);
+    import(&store, "dropped", &tarball);
+    let conf = write_config(
+        dir.path(),
+        "keep = { distro = \"debian:sid\", packages = { \"hello\", \"jq\" }, exports = { \"jq\" }, volumes = { \"/srv\" } }",
+    );
+    let sync = |extra: &[&str]| {
+        let mut c = kod_root(&store);
+        c.arg("-c").arg(&conf).args(["env", "sync"]).args(extra);
+        c
+    };
+    let out = expect(&mut sync(&[]), 0);
+    let text = stdout(&out);
+    assert!(text.contains("export from keep: jq"), "{text}");
+    assert!(text.contains("keep dropped"), "{text}");
+    assert!(store.join("dropped/env.json").exists());
+    assert!(store.join(".view/bin/jq").exists());
+
+    let out = expect(&mut sync(&["--prune", "--dry-run"]), 0);
+    assert!(
+        stdout(&out).contains("would delete dropped"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(store.join("dropped/env.json").exists());
+
+    expect(&mut sync(&["--prune"]), 0);
+    assert!(!store.join("dropped").exists());
+    assert!(store.join("keep/env.json").exists());
+    // In line now: nothing more to do.
+    let out = expect(&mut sync(&[]), 0);
+    assert!(stdout(&out).contains("in line"), "{}", stdout(&out));
+    // The declared volume is bound on every run.
+    let out = expect(
+        kod_root(&store).args([
+            "run",
+            "keep",
+            "--",
+            "sh",
+            "-c",
+            "test -d /srv && echo bound",
+        ]),
+        0,
+    );
+    assert_eq!(stdout(&out), "bound\n");
+
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}
+
+#[test]
+fn net_import_tarballs_made_by_the_test_in_every_compression() {
+    if !on() {
+        return;
+    }
+    let tarball = sid_tarball();
+    let dir = shared_tempdir();
+    let store = dir.path().join("envs");
+    for (ext, tool) in [
+        ("tar.gz", &["gzip", "-1", "-c"][..]),
+        ("tar.xz", &["xz", "-0", "-T0", "-c"]),
+        ("tar.zst", &["zstd", "-1", "-q", "-c"]),
+    ] {
+        let made = dir.path().join(format!("sid.{ext}"));
+        let out = std::fs::File::create(&made).unwrap();
+        let st = Command::new(tool[0])
+            .args(&tool[1..])
+            .arg(&tarball)
+            .stdout(out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool:?}");
+        let name = ext.replace('.', "-");
+        expect(
+            kod_root(&store)
+                .args(["env", "import", &name])
+                .arg(&made)
+                .args(["--distro", "debian:sid"]),
+            0,
+        );
+        let out = expect(
+            kod_root(&store).args([
+                "run",
+                &name,
+                "--",
+                "sh",
+                "-c",
+                "hello && cat /etc/debian_chroot",
+            ]),
+            0,
+        );
+        assert_eq!(stdout(&out), format!("Hello, world!\n{name}\n"));
+    }
+    // A root directory is adopted in place, and left there on delete.
+    let adopted = dir.path().join("adopted");
+    std::fs::create_dir(&adopted).unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&adopted)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    expect(
+        kod_root(&store)
+            .args(["env", "import", "dir"])
+            .arg(&adopted)
+            .args(["--distro", "debian:sid"]),
+        0,
+    );
+    let out = expect(
+        kod_root(&store).args(["run", "dir", "--", "jq", "-n", "1+1"]),
+        0,
+    );
+    assert_eq!(stdout(&out), "2\n");
+    expect(kod_root(&store).args(["env", "delete", "dir"]), 0);
+    assert!(adopted.join("usr/bin/jq").exists());
+}
