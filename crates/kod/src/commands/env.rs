@@ -1,21 +1,422 @@
-//! `kod env` and `kod run`.
+//! `kod env` and `kod run`: glue between the command line and kod-env.
+//!
+//! Personal environments whose files are shifted into the caller's
+//! subordinate ids are changed from inside the caller's user namespace:
+//! kod runs itself again there (same arguments, `KOD_ENVS_DIR` pinned to
+//! the caller's store), as root of that namespace, so extraction can chown
+//! and deletion can remove what the environment's users own.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use kod_env::view::{self, Mode, View};
+use kod_env::{Env, EnvError, Locations, Scope, Store, export, lifecycle, run as envrun, status};
+use kod_sandbox::{CALLER_ENV, Caller, Ids, Sandbox, SandboxError, SubIds};
 
 use crate::cli::{Cli, EnvAction};
 
 /// `kod env ACTION`.
-pub fn run(_cli: &Cli, _action: &EnvAction) -> anyhow::Result<ExitCode> {
-    Ok(super::not_implemented("env"))
+pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
+    let caller = Caller::current();
+    let loc = Locations::for_caller(caller);
+    match action {
+        EnvAction::Create { .. } => Ok(needs_engine("env create")),
+        EnvAction::Install { .. } => Ok(needs_engine("env install")),
+        EnvAction::Remove { .. } => Ok(needs_engine("env remove")),
+        EnvAction::Cleanup { .. } => Ok(needs_engine("env cleanup")),
+        EnvAction::Import {
+            name,
+            source,
+            distro,
+        } => import(&loc, caller, name, source, distro),
+        EnvAction::List { json } => list(&loc, json.json),
+        EnvAction::Status { name, json } => show_status(&loc, name.as_deref(), json.json),
+        EnvAction::Delete { name, dry_run } => delete(&loc, caller, name, dry_run.dry_run),
+        EnvAction::Export { name, bins, app } => {
+            let mut env = own_env(&loc, name)?;
+            let kod = std::env::current_exe().context("finding the kod binary")?;
+            for f in export::export_bins(&mut env, bins, &kod)? {
+                println!("exported {}", f.display());
+            }
+            for id in app {
+                println!(
+                    "exported {}",
+                    export::export_app(&mut env, id, &kod)?.display()
+                );
+            }
+            print_view(&view::compute(&env.store)?.0);
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvAction::Unexport { name, bins, app } => {
+            let mut env = own_env(&loc, name)?;
+            for m in export::unexport(&mut env, bins, app)? {
+                eprintln!("kod: {m} was not exported from {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvAction::View { mode } => {
+            let v = view::set_mode(&loc.writable, Mode::parse(mode)?, None)?;
+            print_view(&v);
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvAction::Switch { name } => {
+            let v = view::switch(&loc.writable, name)?;
+            if v.mode != Mode::Isolated {
+                eprintln!("kod: the view is unified; `kod env view isolated` shows {name} alone");
+            }
+            print_view(&v);
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvAction::Sync { prune, dry_run } => sync(cli, &loc, caller, *prune, dry_run.dry_run),
+    }
 }
 
 /// `kod run NAME [--volume PATH]... -- CMD...`.
 pub fn run_in(
-    _cli: &Cli,
-    _name: &str,
-    _volumes: &[PathBuf],
-    _command: &[String],
+    cli: &Cli,
+    name: &str,
+    volumes: &[PathBuf],
+    command: &[String],
 ) -> anyhow::Result<ExitCode> {
-    Ok(super::not_implemented("run"))
+    let caller = Caller::current();
+    let result = Locations::for_caller(caller).find(name).and_then(|env| {
+        let command: Vec<OsString> = command.iter().map(OsString::from).collect();
+        let plan = envrun::plan(&env, volumes, &command)?;
+        for n in plan.notes() {
+            eprintln!("kod: {n}");
+        }
+        if cli.verbose {
+            for s in plan.steps() {
+                eprintln!("kod: {s}");
+            }
+        }
+        plan.run()
+    });
+    match result {
+        Ok(code) => Ok(ExitCode::from(code)),
+        Err(e) => {
+            eprintln!("kod run: {e}");
+            Ok(ExitCode::from(envrun::exit_code_for(&e)))
+        }
+    }
+}
+
+fn needs_engine(what: &str) -> ExitCode {
+    eprintln!(
+        "kod {what}: needs kod's package engine, which is not wired in yet; \
+         `kod env import NAME DIR|TARBALL --distro LABEL` adopts a root built by another tool"
+    );
+    ExitCode::from(2)
+}
+
+/// Whether this process should change the caller's own store from inside
+/// the caller's user namespace (a user, not already there).
+fn wants_user_namespace(loc: &Locations, caller: Caller) -> bool {
+    !caller.is_root() && loc.writable.scope != Scope::System && !kod_sandbox::in_user_namespace()
+}
+
+/// Runs this kod command again as root of the caller's user namespace.
+fn again_in_user_namespace(
+    loc: &Locations,
+    caller: Caller,
+    subids: SubIds,
+) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the kod binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(kod_env::ENVS_DIR_ENV, &loc.writable.dir)
+        .env(CALLER_ENV, caller.env_value());
+    let status = Sandbox::host()
+        .ids(Ids::SubIdRoot(subids))
+        .prepare()?
+        .run(cmd)?;
+    Ok(ExitCode::from(kod_sandbox::exit_code(status)))
+}
+
+fn import(
+    loc: &Locations,
+    caller: Caller,
+    name: &str,
+    source: &Path,
+    distro: &str,
+) -> anyhow::Result<ExitCode> {
+    kod_env::validate_name(name)?;
+    if wants_user_namespace(loc, caller) && !source.is_dir() {
+        match SubIds::for_caller(caller) {
+            Ok(s) => return again_in_user_namespace(loc, caller, s),
+            Err(e @ SandboxError::SubIds { .. }) => {
+                eprintln!("kod: {e}\nkod: importing anyway; every file will be owned by you");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (env, notes) = lifecycle::import(&loc.writable, name, source, distro, caller)?;
+    for n in notes {
+        eprintln!("kod: {n}");
+    }
+    println!(
+        "imported {} ({}) into {}",
+        env.name,
+        env.record.distro,
+        env.root().display()
+    );
+    println!("run it with: kod run {} -- COMMAND", env.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Environment `name` of the caller's writable store.
+fn own_env(loc: &Locations, name: &str) -> anyhow::Result<Env> {
+    if let Some(env) = loc.writable.get(name)? {
+        return Ok(env);
+    }
+    if let Ok(other) = loc.find(name) {
+        anyhow::bail!(
+            "{name} is in {} ({}), which only its owner changes; you change environments in {}",
+            other.store.dir.display(),
+            other.store.scope.name(),
+            loc.writable.dir.display()
+        );
+    }
+    Err(EnvError::NotFound {
+        name: name.to_string(),
+        searched: vec![loc.writable.dir.clone()],
+    }
+    .into())
+}
+
+fn delete(loc: &Locations, caller: Caller, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let env = own_env(loc, name)?;
+    if dry_run {
+        println!(
+            "would delete {} ({})",
+            env.dir().display(),
+            env.record.distro
+        );
+        if let Some(r) = &env.record.root {
+            println!(
+                "and forget the adopted root {} (left in place)",
+                r.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if lifecycle::needs_user_namespace(&env) && wants_user_namespace(loc, caller) {
+        return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
+    }
+    for n in lifecycle::delete(&env)? {
+        eprintln!("kod: {n}");
+    }
+    println!("deleted {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_view(v: &View) {
+    match (&v.mode, &v.current) {
+        (Mode::Isolated, Some(c)) => println!("view: isolated, showing {c}"),
+        (Mode::Isolated, None) => println!("view: isolated (no environment yet)"),
+        (Mode::Unified, _) => println!("view: unified ({})", v.order.join(" > ")),
+    }
+    for c in &v.conflicts {
+        println!(
+            "conflict: {} is exported by {}; {} wins",
+            c.name,
+            c.envs.join(", "),
+            c.winner
+        );
+    }
+    println!("add to your shell profile:\n{}", v.path_lines().trim_end());
+}
+
+fn table(rows: &[Vec<String>]) {
+    let Some(first) = rows.first() else { return };
+    let widths: Vec<usize> = (0..first.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn list(loc: &Locations, json: bool) -> anyhow::Result<ExitCode> {
+    let envs: Vec<_> = loc.list()?.iter().map(status::summary).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&envs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if envs.is_empty() {
+        println!("no environments (looked in {})", stores(loc));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "SCOPE".into(),
+        "DISTRO".into(),
+        "CREATED".into(),
+        "ROOT".into(),
+    ]];
+    rows.extend(envs.into_iter().map(|s| {
+        vec![
+            s.name,
+            s.scope.name().into(),
+            s.distro,
+            s.created,
+            s.root.display().to_string(),
+        ]
+    }));
+    table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stores(loc: &Locations) -> String {
+    loc.search
+        .iter()
+        .map(|s: &Store| s.dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn show_status(loc: &Locations, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let envs = match name {
+        Some(n) => vec![loc.find(n)?],
+        None => loc.list()?,
+    };
+    let all: Vec<status::Status> = envs.iter().map(status::status).collect::<Result<_, _>>()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no environments (looked in {})", stores(loc));
+    }
+    for (i, s) in all.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{} ({}, {})", s.name, s.scope.name(), s.store.display());
+        println!(
+            "  distro:    {} (release {})",
+            s.distribution,
+            if s.release.is_empty() {
+                "-"
+            } else {
+                &s.release
+            }
+        );
+        println!("  created:   {} ({})", s.created, s.origin);
+        println!("  root:      {}", s.root.display());
+        let partial = if s.size.unreadable_dirs > 0 {
+            format!(
+                " at least ({} directories unreadable)",
+                s.size.unreadable_dirs
+            )
+        } else {
+            String::new()
+        };
+        println!("  size:      {}{partial}", status::human_size(s.size.bytes));
+        println!(
+            "  packages:  asked for {}; {}",
+            if s.requested.is_empty() {
+                "none".to_string()
+            } else {
+                s.requested.join(", ")
+            },
+            match &s.installed {
+                Some(p) => format!("{} installed (dpkg)", p.len()),
+                None => "no dpkg database".into(),
+            }
+        );
+        println!(
+            "  exports:   {}",
+            if s.exports.is_empty() && s.apps.is_empty() {
+                "none".to_string()
+            } else {
+                s.exports
+                    .iter()
+                    .cloned()
+                    .chain(s.apps.iter().map(|a| format!("app:{a}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        if !s.volumes.is_empty() {
+            let v: Vec<String> = s.volumes.iter().map(|v| v.display().to_string()).collect();
+            println!("  volumes:   {}", v.join(", "));
+        }
+        let shown = match s.view {
+            Mode::Unified => String::new(),
+            Mode::Isolated if s.current => " (shown)".into(),
+            Mode::Isolated => " (not shown; `kod env switch` shows it)".into(),
+        };
+        println!(
+            "  view:      {}{shown}, PATH entry {}",
+            s.view.name(),
+            s.view_bin.display()
+        );
+        for c in &s.conflicts {
+            println!(
+                "  conflict:  {} is exported by {}; {} wins",
+                c.name,
+                c.envs.join(", "),
+                c.winner
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sync(
+    cli: &Cli,
+    loc: &Locations,
+    caller: Caller,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    if !dry_run
+        && wants_user_namespace(loc, caller)
+        && let Ok(s) = SubIds::for_caller(caller)
+    {
+        // Environments made here are shifted into the subordinate ids, and
+        // deleting one needs them.
+        return again_in_user_namespace(loc, caller, s);
+    }
+    let file = kod_config::locate(cli.config.as_deref())?;
+    let config = kod_config::load(&file, &kod_config::EvalOptions::default())?;
+    let declared = config
+        .environments
+        .iter()
+        .map(|(name, e)| {
+            (
+                name.clone(),
+                kod_env::sync::Declared {
+                    distro: e.distro.clone(),
+                    packages: e.packages.clone(),
+                    exports: e.exports.clone(),
+                    volumes: e.volumes.clone(),
+                },
+            )
+        })
+        .collect();
+    let steps = kod_env::sync::plan(&loc.writable, &declared, prune)?;
+    if steps.is_empty() {
+        println!("environments are in line with {}", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &steps {
+        println!("{}{}", if dry_run { "would " } else { "" }, s.describe());
+    }
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let kod = std::env::current_exe().context("finding the kod binary")?;
+    for n in kod_env::sync::apply(&loc.writable, &steps, None, &kod, caller)? {
+        eprintln!("kod: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
