@@ -5,8 +5,12 @@
 //! ```text
 //! cargo run --release -p kod-solve --example resolve -- \
 //!     [--suite bookworm] [--variant minbase] [--root DIR] [--recommends] \
-//!     [--offline] [--repeat N] [PACKAGE...]
+//!     [--offline] [--repeat N] [--load-only] [--print-sources] [PACKAGE...]
 //! ```
+//!
+//! `--load-only` stops after loading the index; `--print-sources` prints
+//! the apt source lines (`deb URL SUITE COMPONENTS`) kod loads, taken from
+//! the host's apt sources, and exits.
 //!
 //! `--root DIR` keeps and prefers the packages installed in DIR (its
 //! /var/lib/dpkg/status) and prints only what changes. The cache
@@ -33,6 +37,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut recommends = false;
     let mut freshness = Freshness::Cached;
     let mut repeat = 1;
+    let mut load_only = false;
+    let mut print_sources = false;
     let mut packages = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -43,18 +49,36 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--recommends" => recommends = true,
             "--offline" => freshness = Freshness::Offline,
             "--repeat" => repeat = args.next().ok_or("--repeat needs a value")?.parse()?,
+            "--load-only" => load_only = true,
+            "--print-sources" => print_sources = true,
             p => packages.push(p.to_string()),
         }
     }
     let t = Instant::now();
     let mirror = find_mirror(None, None)?;
     let source = DebianSource::release(&mirror, &suite);
+    if print_sources {
+        for s in &source.suites {
+            println!(
+                "deb {} {} {}",
+                source.base_url(s),
+                s,
+                source.components.join(" ")
+            );
+        }
+        return Ok(());
+    }
     let options = LoadOptions {
         cache_dir: kod_fetch::cache_dir(),
         freshness,
     };
     let index = Debian::new().load(&[source], &options)?;
     let load = t.elapsed();
+    if load_only {
+        eprintln!("{} records loaded in {load:?}", index.len());
+        std::mem::forget(index);
+        return Ok(());
+    }
     let installed = match &root {
         Some(r) => Some(Installed::read_root(r, index.native_architecture())?),
         None => None,
