@@ -149,6 +149,11 @@ impl Chroot {
                         Some(LinkNameSpaceType::Mount),
                     )?;
                 }
+                // Dies with kod: a killed kod must not leave dpkg writing
+                // into a transaction the next run throws away.
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
                 rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
                 rustix::mount::mount_change(
                     c"/",

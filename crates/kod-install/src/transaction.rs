@@ -823,6 +823,52 @@ impl Transaction {
         Ok(())
     }
 
+    /// Records in apt's `/var/lib/apt/extended_states` that `names` were
+    /// installed automatically, as dependencies (`auto`), or on purpose:
+    /// what `apt-get install` records, so that `apt autoremove` in the
+    /// root knows what it may take out.
+    pub fn mark_auto_installed(&mut self, names: &[&str], auto: bool) -> Result<(), Error> {
+        const STATES: &str = "var/lib/apt/extended_states";
+        let old = self
+            .fs
+            .read(STATES)
+            .map_err(io_error("read", self.fs.show(STATES)))?
+            .unwrap_or_default();
+        let old = String::from_utf8_lossy(&old);
+        let mut stanzas: Vec<String> = crate::control::parse_stanzas(&old)
+            .map_err(|e| Error::Target {
+                root: self.root.clone(),
+                reason: format!("{STATES}: {e}; fix or remove it"),
+            })?
+            .into_iter()
+            .filter(|s| !s.get("Package").is_some_and(|p| names.contains(&p)))
+            .map(|s| s.text)
+            .collect();
+        if auto {
+            let native = self.arch.first().cloned().unwrap_or_default();
+            for name in names {
+                let arch = match self.status.entries.iter().find(|e| e.name == *name) {
+                    Some(e) if e.arch != "all" => e.arch.clone(),
+                    _ => native.clone(),
+                };
+                stanzas.push(format!(
+                    "Package: {name}\nArchitecture: {arch}\nAuto-Installed: 1\n"
+                ));
+            }
+        }
+        let mut text = String::new();
+        for s in stanzas {
+            text.push_str(&s);
+            text.push('\n');
+        }
+        self.fs
+            .create_dir_all("var/lib/apt", 0o755)
+            .map_err(io_error("create", self.fs.show("var/lib/apt")))?;
+        self.fs
+            .write(STATES, text.as_bytes(), 0o644)
+            .map_err(io_error("write", self.fs.show(STATES)))
+    }
+
     /// Plans removing `names`: see [`RemovalPlan`]. Fails when they are not
     /// installed, are Essential or Protected, or (unless `with_dependents`)
     /// when installed packages depend on them.

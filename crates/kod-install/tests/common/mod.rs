@@ -1,0 +1,442 @@
+//! Shared test support: real tools (`dpkg-deb`, `dpkg`, `mmdebstrap`,
+//! `apt-get`), tree snapshots, mount and leftover checks, a download cache.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Runs a command, panicking with its output if it fails; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `sh -c SCRIPT` chrooted into `root` with /proc, /sys and /dev
+/// mounted in a private mount namespace (gone when it exits).
+pub fn in_root(root: &Path, script: &str) -> Output {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t proc proc \"$0/proc\" && mount -t sysfs sysfs \"$0/sys\" && \
+             mount --rbind /dev \"$0/dev\" && exec chroot \"$0\" /usr/bin/env -i \
+             PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+             /bin/sh -c \"$1\"",
+        )
+        .arg(root)
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run unshare")
+}
+
+/// [`in_root`], asserting success; returns stdout.
+pub fn in_root_ok(root: &Path, script: &str) -> String {
+    let out = in_root(root, script);
+    assert!(
+        out.status.success(),
+        "`{script}` in {} failed ({}):\n{}\n{}",
+        root.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One path of a tree: kind, mode, owner, size, content hash (files),
+/// link target (symlinks), device number (devices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub hash: Option<u64>,
+    pub target: Option<PathBuf>,
+    pub rdev: u64,
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Every path below `root` (not crossing into other file systems).
+/// Directory sizes are left out (they depend on the history of the
+/// directory, not on its content).
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let dev = fs::symlink_metadata(root).expect("stat root").dev();
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read_dir {dir:?}: {e}")) {
+            let p = e.expect("entry").path();
+            let md = fs::symlink_metadata(&p).expect("lstat");
+            let ft = md.file_type();
+            let kind = if ft.is_dir() {
+                'd'
+            } else if ft.is_symlink() {
+                'l'
+            } else if ft.is_file() {
+                'f'
+            } else {
+                'o'
+            };
+            if kind == 'd' && md.dev() == dev {
+                stack.push(p.clone());
+            }
+            let hash = (kind == 'f').then(|| {
+                let mut data = Vec::new();
+                fs::File::open(&p)
+                    .and_then(|mut f| f.read_to_end(&mut data))
+                    .unwrap_or_else(|e| panic!("read {p:?}: {e}"));
+                fnv(&data)
+            });
+            out.insert(
+                p.strip_prefix(root).expect("below").to_path_buf(),
+                Node {
+                    kind,
+                    mode: md.permissions().mode() & 0o7777,
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    size: if kind == 'd' { 0 } else { md.size() },
+                    hash,
+                    target: ft
+                        .is_symlink()
+                        .then(|| fs::read_link(&p).expect("readlink")),
+                    rdev: md.rdev(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Asserts two snapshots are equal, listing differences.
+pub fn assert_same_tree(
+    before: &BTreeMap<PathBuf, Node>,
+    after: &BTreeMap<PathBuf, Node>,
+    what: &str,
+) {
+    let mut diffs = Vec::new();
+    for (p, n) in before {
+        match after.get(p) {
+            None => diffs.push(format!("gone: {p:?}")),
+            Some(m) if m != n => diffs.push(format!("changed: {p:?}: {n:?} -> {m:?}")),
+            Some(_) => {}
+        }
+    }
+    for p in after.keys() {
+        if !before.contains_key(p) {
+            diffs.push(format!("new: {p:?}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Mount points at or below `path` in this process's mount namespace.
+pub fn mounts_under(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let p = path.to_string_lossy().into_owned();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == p || m.starts_with(&format!("{p}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Processes whose root directory is `path`.
+pub fn processes_in(path: &Path) -> Vec<u32> {
+    let Ok(target) = fs::metadata(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(m) = fs::metadata(format!("/proc/{pid}/root"))
+            && m.dev() == target.dev()
+            && m.ino() == target.ino()
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// What kod-install leaves next to (or inside) a root while a transaction
+/// runs: staging and overlay directories.
+pub fn leftovers(root: &Path) -> Vec<PathBuf> {
+    let name = root
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let parent = root.parent().expect("parent");
+    let mut out: Vec<PathBuf> = fs::read_dir(parent)
+        .expect("read parent")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().expect("name").to_string_lossy().into_owned();
+            n.starts_with(&format!(".{name}.kod-tmp-"))
+                || n.starts_with(&format!(".{name}.kod-txn-"))
+        })
+        .collect();
+    if root.is_dir() {
+        out.extend(
+            fs::read_dir(root)
+                .expect("read root")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .starts_with(".kod-tmp-")
+                }),
+        );
+    }
+    out
+}
+
+/// A fixture package built with the real `dpkg-deb --build`.
+pub struct Fixture<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub arch: &'a str,
+    /// Extra control fields, each a full line.
+    pub control: &'a str,
+    /// (path, content) of regular files, paths absolute.
+    pub files: &'a [(&'a str, &'a str)],
+    /// (member name, content) of control members: scripts (made
+    /// executable), conffiles, triggers, md5sums, ...
+    pub members: &'a [(&'a str, &'a str)],
+}
+
+impl Fixture<'_> {
+    pub fn new(name: &str) -> Fixture<'_> {
+        Fixture {
+            name,
+            version: "1.0-1",
+            arch: "all",
+            control: "",
+            files: &[],
+            members: &[],
+        }
+    }
+
+    /// Builds `DIR/NAME_VERSION_ARCH.deb`.
+    pub fn build(&self, dir: &Path) -> PathBuf {
+        let tree = dir.join(format!("{}-{}.tree", self.name, self.version));
+        let _ = fs::remove_dir_all(&tree);
+        fs::create_dir_all(tree.join("DEBIAN")).expect("mkdir DEBIAN");
+        let control = format!(
+            "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: kod tests <kod@example.org>\n{}Description: kod-install test fixture\n",
+            self.name, self.version, self.arch, self.control
+        );
+        fs::write(tree.join("DEBIAN/control"), control).expect("write control");
+        for (name, content) in self.members {
+            let p = tree.join("DEBIAN").join(name);
+            fs::write(&p, content).expect("write member");
+            let script = matches!(
+                *name,
+                "preinst" | "postinst" | "prerm" | "postrm" | "config"
+            );
+            fs::set_permissions(
+                &p,
+                fs::Permissions::from_mode(if script { 0o755 } else { 0o644 }),
+            )
+            .expect("chmod member");
+        }
+        for (path, content) in self.files {
+            let p = tree.join(path.trim_start_matches('/'));
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(&p, content).expect("write file");
+        }
+        let deb = dir.join(format!("{}_{}_{}.deb", self.name, self.version, self.arch));
+        run(Command::new("dpkg-deb")
+            .arg("--root-owner-group")
+            .arg("-Zxz")
+            .arg("--build")
+            .arg(&tree)
+            .arg(&deb));
+        deb
+    }
+}
+
+/// The host's Debian release code name (the tests use the host's apt
+/// sources, which name it).
+pub fn codename() -> String {
+    let text = fs::read_to_string("/etc/os-release").expect("os-release");
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("VERSION_CODENAME in /etc/os-release")
+}
+
+/// The host's apt source files (deb822 `.sources` and one-line `.list`),
+/// which name the mirror: passed to mmdebstrap and copied into roots.
+pub fn host_sources() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if Path::new("/etc/apt/sources.list").is_file() {
+        out.push(PathBuf::from("/etc/apt/sources.list"));
+    }
+    if let Ok(d) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut v: Vec<PathBuf> = d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sources" || e == "list"))
+            .collect();
+        v.sort();
+        out.extend(v);
+    }
+    assert!(!out.is_empty(), "the host has no apt sources");
+    out
+}
+
+/// Copies the host's apt sources (and resolv.conf) into `root`.
+pub fn copy_sources(root: &Path) {
+    for s in host_sources() {
+        let dest = if s.ends_with("sources.list") {
+            root.join("etc/apt/sources.list")
+        } else {
+            root.join("etc/apt/sources.list.d")
+                .join(s.file_name().expect("name"))
+        };
+        fs::copy(&s, &dest).unwrap_or_else(|e| panic!("copy {s:?}: {e}"));
+    }
+    let _ = fs::remove_file(root.join("etc/resolv.conf"));
+    fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).expect("copy resolv.conf");
+}
+
+/// A directory shared by the tests of this crate for downloads, locked
+/// while it is filled.
+fn cache_dir(what: &str) -> PathBuf {
+    let base = std::env::var_os("KOD_INSTALL_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/kod-install-tests"));
+    let d = base.join(what);
+    fs::create_dir_all(&d).expect("cache dir");
+    d
+}
+
+fn debs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("read cache")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `fill` to populate `what` once (flock-protected); returns the .deb
+/// files in it.
+fn cached(what: &str, fill: impl FnOnce(&Path)) -> Vec<PathBuf> {
+    let dir = cache_dir(what);
+    let lock = fs::File::create(dir.join(".lock")).expect("lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    if !dir.join(".complete").exists() {
+        for d in debs_in(&dir) {
+            fs::remove_file(d).expect("clear cache");
+        }
+        fill(&dir);
+        fs::write(dir.join(".complete"), "").expect("mark complete");
+    }
+    debs_in(&dir)
+}
+
+/// Builds a minbase root with mmdebstrap at `root` (the host's release and
+/// apt sources), keeping the downloaded .deb files; returns them (moved
+/// out of the root into `debs`).
+pub fn mmdebstrap_minbase(root: &Path, debs: &Path) -> Vec<PathBuf> {
+    run(Command::new("mmdebstrap")
+        .args([
+            "--variant=minbase",
+            "--mode=root",
+            "--skip=cleanup/apt/cache",
+            "--skip=essential/unlink",
+            "-q",
+        ])
+        .arg(codename())
+        .arg(root)
+        .args(host_sources()));
+    fs::create_dir_all(debs).expect("debs dir");
+    let archives = root.join("var/cache/apt/archives");
+    for d in debs_in(&archives) {
+        fs::rename(&d, debs.join(d.file_name().expect("name"))).expect("move deb");
+    }
+    debs_in(debs)
+}
+
+/// The .deb files of the host release's minbase set, downloaded once per
+/// cache (by mmdebstrap, into a throwaway root).
+pub fn minbase_debs() -> Vec<PathBuf> {
+    cached(&format!("minbase-{}", codename()), |dir| {
+        let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+        mmdebstrap_minbase(&tmp.path().join("root"), dir);
+    })
+}
+
+/// The .deb files `apt-get install git` would install into a minbase root
+/// (computed and downloaded by apt inside `root`, a configured minbase
+/// root with apt sources), cached once.
+pub fn git_debs(root: &Path) -> Vec<PathBuf> {
+    cached(&format!("git-{}", codename()), |dir| {
+        in_root_ok(root, "apt-get update -q >/dev/null");
+        let names = in_root_ok(
+            root,
+            "apt-get install -s -q git | sed -n 's/^Inst \\([^ ]*\\) .*/\\1/p'",
+        );
+        let names: Vec<&str> = names.lines().collect();
+        assert!(
+            names.contains(&"git"),
+            "apt would not install git: {names:?}"
+        );
+        fs::create_dir_all(root.join("tmp/kod-debs")).expect("mkdir");
+        in_root_ok(
+            root,
+            &format!(
+                "cd /tmp/kod-debs && apt-get download -q {} >/dev/null 2>&1",
+                names.join(" ")
+            ),
+        );
+        for d in debs_in(&root.join("tmp/kod-debs")) {
+            fs::copy(&d, dir.join(d.file_name().expect("name"))).expect("copy deb");
+            fs::remove_file(&d).expect("rm deb");
+        }
+        fs::remove_dir(root.join("tmp/kod-debs")).expect("rmdir");
+    })
+}

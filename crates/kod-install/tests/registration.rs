@@ -1,0 +1,369 @@
+//! Registration against the real dpkg, without a network: fixture
+//! packages (built with `dpkg-deb --build`) registered by kod-install into
+//! one root and unpacked by the host's `dpkg --root --unpack` into another
+//! must give the same status stanzas, info files, trigger interests and
+//! files; then the host's `dpkg --configure -a` must accept kod's root,
+//! process the triggers kod left for it, and end with the same database.
+//! Also: the lock, rollback of a dropped transaction, and a new root's
+//! skeleton.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{
+    Fixture, Node, assert_same_tree, leftovers, mounts_under, processes_in, run, snapshot,
+};
+use kod_install::{BootstrapOptions, Error, Options, Transaction};
+use kod_testkit::Tier;
+
+/// An empty dpkg root: what dpkg needs to run with `--root`.
+fn dpkg_root(root: &Path) {
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+    ] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    fs::write(root.join("var/lib/dpkg/status"), "").expect("status");
+    fs::write(root.join("var/lib/dpkg/arch"), format!("{}\n", host_arch())).expect("arch");
+}
+
+fn host_arch() -> String {
+    run(Command::new("dpkg").arg("--print-architecture"))
+        .trim()
+        .to_string()
+}
+
+/// The host's dpkg working on `root` (scripts would run without chroot:
+/// the fixtures have none that dpkg runs here).
+fn dpkg(root: &Path, args: &[&str]) -> String {
+    run(Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .args(["--log=/dev/null", "--force-script-chrootless"])
+        .args(args))
+}
+
+fn md5(data: &str) -> String {
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg("printf %s \"$1\" | md5sum")
+        .arg("sh")
+        .arg(data));
+    out.split_whitespace().next().expect("md5").to_string()
+}
+
+struct Fixtures {
+    watcher: PathBuf,
+    batch: Vec<PathBuf>,
+}
+
+fn fixtures(dir: &Path) -> Fixtures {
+    let arch = host_arch();
+    let lib_path = "/usr/lib/kod-test/libkod.so.1";
+    let lib_sums = format!("{}  {}\n", md5("lib\n"), lib_path.trim_start_matches('/'));
+    let watcher = Fixture {
+        members: &[(
+            "triggers",
+            "interest kod-trig\ninterest-noawait /usr/share/kod-watched\n",
+        )],
+        ..Fixture::new("kod-watch")
+    }
+    .build(dir);
+    let conf = Fixture {
+        control: "Priority: Optional\nSection: admin\nEssential: no\nMulti-Arch: no\n\
+                  Depends: kod-lib(>=0:1.0) |kod-other , kod-watch (<< 2)\n\
+                  Provides: kod-virtual (= 1.0)\nReplaces: kod-old (<< 0.9)\n\
+                  Homepage: https://example.org/kod\nX-Kod-Custom: yes\n",
+        files: &[
+            ("/etc/kod-conf.conf", "setting = 1\n"),
+            ("/usr/share/doc/kod-conf/README", "doc\n"),
+        ],
+        members: &[
+            (
+                "conffiles",
+                "/etc/kod-conf.conf\nremove-on-upgrade /etc/kod-gone.conf\n",
+            ),
+            ("prerm", "#!/bin/sh\nexit 0\n"),
+            ("postrm", "#!/bin/sh\nexit 0\n"),
+        ],
+        ..Fixture::new("kod-conf")
+    }
+    .build(dir);
+    let lib_control = "Multi-Arch: same\nSection: libs\n";
+    let lib = Fixture {
+        arch: &arch,
+        control: lib_control,
+        files: &[(lib_path, "lib\n")],
+        members: &[
+            ("triggers", "activate-noawait kod-trig\n"),
+            ("md5sums", &lib_sums),
+            ("shlibs", "libkod 1 kod-lib (>= 1.0)\n"),
+        ],
+        ..Fixture::new("kod-lib")
+    }
+    .build(dir);
+    let shipper = Fixture {
+        version: "0:2.0",
+        files: &[("/usr/share/kod-watched/data", "watched\n")],
+        ..Fixture::new("kod-shipper")
+    }
+    .build(dir);
+    Fixtures {
+        watcher,
+        batch: vec![conf, lib, shipper],
+    }
+}
+
+/// The stanzas of the status file of `root`, by package name.
+fn stanzas(root: &Path) -> BTreeMap<String, String> {
+    let text = fs::read_to_string(root.join("var/lib/dpkg/status")).expect("status");
+    text.split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let name = s
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("Package: "))
+                .expect("Package first");
+            (name.to_string(), format!("{}\n", s.trim_end()))
+        })
+        .collect()
+}
+
+/// The dpkg database files that matter (info, triggers), without dpkg's
+/// locks and journal.
+fn db_files(root: &Path) -> BTreeMap<PathBuf, Node> {
+    snapshot(&root.join("var/lib/dpkg"))
+        .into_iter()
+        .filter(|(p, _)| {
+            let s = p.to_string_lossy();
+            !(s == "status"
+                || s == "status-old"
+                || s.starts_with("lock")
+                || s == "triggers/Lock"
+                || s.starts_with("updates"))
+        })
+        .collect()
+}
+
+/// Everything outside the dpkg database.
+fn files(root: &Path) -> BTreeMap<PathBuf, Node> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("var/lib/dpkg"))
+        .collect()
+}
+
+#[test]
+fn root_registration_matches_dpkg_unpack_and_dpkg_configures_it() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fx = fixtures(tmp.path());
+    let theirs = tmp.path().join("dpkg-root");
+    let ours = tmp.path().join("kod-root");
+    for r in [&theirs, &ours] {
+        dpkg_root(r);
+        dpkg(r, &["--install", fx.watcher.to_str().expect("utf-8")]);
+    }
+    let before = snapshot(&ours);
+    let batch: Vec<&str> = fx
+        .batch
+        .iter()
+        .map(|p| p.to_str().expect("utf-8"))
+        .collect();
+    let mut args = vec!["--unpack"];
+    args.extend(&batch);
+    dpkg(&theirs, &args);
+
+    let mut t = Transaction::begin(&ours, &Options::default()).expect("begin");
+    let report = t.install(&fx.batch).expect("install");
+    assert_eq!(report.unpacked.len(), 3);
+    let view = t.view().to_path_buf();
+
+    // Right after unpacking: the new packages' stanzas, byte for byte.
+    let (a, b) = (stanzas(&theirs), stanzas(&view));
+    for name in ["kod-conf", "kod-lib", "kod-shipper"] {
+        assert!(a.contains_key(name), "dpkg did not register {name}");
+        assert_eq!(b.get(name), a.get(name), "status stanza of {name}");
+    }
+    // dpkg's normalisations, which kod must have made too.
+    assert!(
+        a["kod-conf"].contains("\nDepends: kod-lib (>= 1.0) | kod-other, kod-watch (<< 2)\n"),
+        "{}",
+        a["kod-conf"]
+    );
+    assert!(
+        a["kod-conf"].contains("\nPriority: optional\n") && !a["kod-conf"].contains("Essential")
+    );
+    assert!(a["kod-conf"].contains("Conffiles:\n /etc/kod-conf.conf newconffile\n /etc/kod-gone.conf newconffile remove-on-upgrade\n"), "{}", a["kod-conf"]);
+    assert!(a["kod-shipper"].contains("Version: 2.0\n"));
+    // info files (list, md5sums generated or shipped, scripts and their
+    // modes, M-A: same naming), trigger interests; dpkg recorded the
+    // activations in the status file at once, kod left them in
+    // triggers/Unincorp for dpkg: compared after configuring.
+    let (mut da, mut db) = (db_files(&theirs), db_files(&view));
+    let unincorp =
+        fs::read_to_string(view.join("var/lib/dpkg/triggers/Unincorp")).expect("Unincorp");
+    assert!(unincorp.contains("kod-trig -\n"), "{unincorp}");
+    assert!(
+        unincorp.contains("/usr/share/kod-watched kod-shipper\n"),
+        "{unincorp}"
+    );
+    da.remove(Path::new("triggers/Unincorp"));
+    db.remove(Path::new("triggers/Unincorp"));
+    assert_same_tree(&da, &db, "dpkg database after unpacking");
+    assert!(db.contains_key(Path::new(&format!("info/kod-lib:{}.list", host_arch()))));
+    assert_eq!(db[Path::new("info/kod-conf.prerm")].mode, 0o755);
+    assert_same_tree(&files(&theirs), &files(&view), "unpacked files");
+    assert!(view.join("etc/kod-conf.conf.dpkg-new").is_file());
+
+    // dpkg configures kod's registration and runs the triggers kod left.
+    let out_a = dpkg(&theirs, &["--configure", "-a"]);
+    let out_b = dpkg(&view, &["--configure", "-a"]);
+    for out in [&out_a, &out_b] {
+        assert!(out.contains("Processing triggers for kod-watch"), "{out}");
+    }
+    assert_eq!(
+        fs::read_to_string(view.join("var/lib/dpkg/status")).expect("status"),
+        fs::read_to_string(theirs.join("var/lib/dpkg/status")).expect("status"),
+        "status after dpkg --configure -a"
+    );
+    assert_same_tree(
+        &db_files(&theirs),
+        &db_files(&view),
+        "dpkg database after configuring",
+    );
+    assert_same_tree(&files(&theirs), &files(&view), "files after configuring");
+    let audit = run(Command::new("dpkg")
+        .arg(format!("--root={}", view.display()))
+        .arg("--audit"));
+    assert_eq!(audit, "");
+
+    // Dropped without commit: the root is as it was, nothing left.
+    drop(t);
+    assert_same_tree(&before, &snapshot(&ours), "root after rollback");
+    assert_eq!(leftovers(&ours), Vec::<PathBuf>::new());
+    assert!(mounts_under(tmp.path()).is_empty());
+}
+
+#[test]
+fn root_second_transaction_waits_or_fails_clearly() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("new-root");
+    let b = BootstrapOptions::new(&host_arch());
+    let first = Transaction::bootstrap(&root, &b, &Options::default()).expect("first");
+    let no_wait = Options {
+        no_wait: true,
+        ..Options::default()
+    };
+    match Transaction::bootstrap(&root, &b, &no_wait) {
+        Err(e @ Error::Locked { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("pid {}", std::process::id())),
+                "{msg}"
+            );
+            assert!(msg.contains("--no-wait"), "{msg}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    // A waiting one gets the root once the first is done.
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        drop(first);
+    });
+    let start = Instant::now();
+    let second = Transaction::bootstrap(&root, &b, &Options::default()).expect("second waits");
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "did not wait"
+    );
+    holder.join().expect("holder");
+    drop(second);
+    assert!(!root.exists());
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn root_new_root_skeleton_and_debug_leave_nothing() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("r");
+    let b = BootstrapOptions::new(&host_arch());
+    let t = Transaction::bootstrap(&root, &b, &Options::default()).expect("bootstrap");
+    let view = t.view().to_path_buf();
+    assert!(view.starts_with(tmp.path()) && view != root);
+    assert_eq!(
+        fs::read_to_string(view.join("var/lib/dpkg/arch")).expect("arch"),
+        format!("{}\n", host_arch())
+    );
+    assert_eq!(
+        fs::read_to_string(view.join("var/lib/dpkg/status")).expect("status"),
+        ""
+    );
+    assert_eq!(
+        fs::read_link(view.join("bin")).expect("bin"),
+        Path::new("usr/bin")
+    );
+    let null = fs::symlink_metadata(view.join("dev/null")).expect("dev/null");
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
+    assert_eq!(null.mode() & 0o7777, 0o666);
+    assert_eq!(
+        fs::metadata(view.join("tmp")).expect("tmp").mode() & 0o7777,
+        0o1777
+    );
+    // Nothing but the lock next to the root while it runs.
+    assert!(!root.exists());
+    drop(t);
+    assert!(!root.exists());
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+
+    // debug: commands printed, not run; commit leaves the root absent.
+    let debug = Options {
+        debug: true,
+        ..Options::default()
+    };
+    let t = Transaction::bootstrap(&root, &b, &debug).expect("bootstrap");
+    let report = t.commit().expect("commit");
+    assert!(!report.committed);
+    assert!(!root.exists());
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+    assert!(processes_in(tmp.path()).is_empty());
+}
+
+#[test]
+fn root_existing_root_that_is_not_debian_is_refused() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("r");
+    fs::create_dir(&root).expect("mkdir");
+    fs::write(root.join("x"), "x").expect("x");
+    match Transaction::begin(&root, &Options::default()) {
+        Err(e @ Error::Target { .. }) => {
+            assert!(e.to_string().contains("not a Debian root"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match Transaction::bootstrap(&root, &BootstrapOptions::new("amd64"), &Options::default()) {
+        Err(e @ Error::Target { .. }) => assert!(e.to_string().contains("not empty"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+}
