@@ -30,4 +30,30 @@ pub enum EngineError {
     /// Loading repository metadata failed.
     #[error(transparent)]
     Debian(#[from] kod_repo::debian::Error),
+    /// No solution, an unknown package, an unknown variant.
+    #[error(transparent)]
+    Solve(#[from] kod_solve::SolveError),
+    /// A download failed.
+    #[error(transparent)]
+    Fetch(#[from] kod_fetch::FetchError),
+    /// A transaction on the target failed (and was rolled back).
+    #[error(transparent)]
+    Install(#[from] kod_install::Error),
+    /// A file of the target could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> EngineError {
+        EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! registers and configures through the crates that do each step.
 #![deny(missing_docs)]
 
+pub mod bootstrap;
 mod error;
 pub mod sources;
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod output;
 mod plan_view;
 
 use std::process::ExitCode;
@@ -28,6 +29,26 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { json } => commands::plan::run(cli, *json),
         Command::Env { action } => commands::env::run(cli, action),
         Command::Pkg { action } => commands::pkg::run(cli, action),
+        Command::Bootstrap {
+            distro,
+            dir,
+            variant,
+            include,
+            mirror,
+            dry_run,
+            json,
+        } => commands::bootstrap::run(
+            cli,
+            commands::bootstrap::Args {
+                distro,
+                dir,
+                variant,
+                include,
+                mirror: mirror.as_deref(),
+                dry_run: *dry_run,
+                json: *json,
+            },
+        ),
         Command::Run {
             name,
             volume,

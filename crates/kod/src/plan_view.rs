@@ -5,6 +5,8 @@ use std::fmt::Write;
 use kod_config::{Effect, IpConfig, Repo, Size};
 use kod_plan::Plan;
 
+use crate::output::human_bytes;
+
 /// Renders a plan as sections of aligned lines.
 pub fn render(plan: &Plan) -> String {
     let mut o = String::new();
@@ -270,19 +272,4 @@ fn shell_words(argv: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
 }

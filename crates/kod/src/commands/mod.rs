@@ -1,6 +1,7 @@
 //! One module per subcommand: the glue between the command line and the
 //! library crates.
 
+pub mod bootstrap;
 pub mod env;
 pub mod pkg;
 pub mod plan;

@@ -1,0 +1,161 @@
+//! A new root filesystem of a distribution in a directory: resolve the
+//! variant's base set (plus includes), fetch, unpack, register, configure.
+
+use std::path::{Path, PathBuf};
+
+use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_repo::debian::DebianSource;
+use kod_repo::{Freshness, Index};
+use kod_solve::{Request, Resolution};
+use serde::Serialize;
+
+use crate::EngineError;
+use crate::sources::{self, DistroSpec};
+
+/// What a bootstrap will install, decided before anything is touched.
+pub struct BootstrapPlan {
+    /// The distribution and release.
+    pub spec: DistroSpec,
+    /// The mmdebstrap variant (`minbase`, `required`, ...).
+    pub variant: String,
+    /// The repositories read.
+    pub sources: Vec<DebianSource>,
+    /// Their index.
+    pub index: Index,
+    /// The resolved package set.
+    pub resolution: Resolution,
+}
+
+/// One package of a plan, for people and JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPackage {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Architecture.
+    pub architecture: String,
+    /// Download size in bytes.
+    pub size: u64,
+}
+
+/// What a bootstrap did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapReport {
+    /// The new root.
+    pub root: PathBuf,
+    /// Packages installed.
+    pub packages: usize,
+    /// Bytes downloaded or taken from the cache.
+    pub download_size: u64,
+    /// Whether the root was really created (false for a debug run).
+    pub committed: bool,
+}
+
+impl BootstrapPlan {
+    /// Reads the repositories of `spec` and resolves `variant` plus
+    /// `includes` (`NAME`, `NAME=VERSION`, `NAME/SUITE`).
+    pub fn new(
+        spec: &DistroSpec,
+        variant: &str,
+        includes: &[String],
+        mirror: Option<&str>,
+        progress: Progress,
+    ) -> Result<BootstrapPlan, EngineError> {
+        let sources = sources::sources_for_spec(spec, mirror)?;
+        let index = sources::load_index(&sources, Freshness::Cached, progress)?;
+        let base = kod_solve::variant_base(&index, variant)?;
+        let request = Request::new(base, includes)?;
+        let resolution = kod_solve::solve(&index, &request, None)?;
+        Ok(BootstrapPlan {
+            spec: spec.clone(),
+            variant: variant.to_string(),
+            sources,
+            index,
+            resolution,
+        })
+    }
+
+    /// The packages, sorted by name.
+    pub fn packages(&self) -> Vec<PlannedPackage> {
+        self.resolution
+            .packages
+            .iter()
+            .map(|p| PlannedPackage {
+                name: p.name.to_string(),
+                version: p.version.to_string(),
+                architecture: p.architecture.to_string(),
+                size: p
+                    .record
+                    .map(|id| self.index.record(id).location.size)
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// The downloads of the plan, each checked against the signed index.
+    pub fn downloads(&self) -> Vec<Download> {
+        self.resolution
+            .packages
+            .iter()
+            .filter_map(|p| p.record)
+            .map(|id| {
+                let r = self.index.record(id);
+                Download {
+                    urls: vec![self.index.download_url(r)],
+                    size: r.location.size,
+                    sha256: r.location.sha256.0,
+                    label: format!("{} {}", r.name, r.version),
+                }
+            })
+            .collect()
+    }
+
+    /// Builds the root in `dir` (absent or empty): nothing is left there
+    /// unless the whole bootstrap succeeds.
+    pub fn run(
+        &self,
+        dir: &Path,
+        options: &kod_install::Options,
+        progress: Progress,
+    ) -> Result<BootstrapReport, EngineError> {
+        let cache = Cache::open(&kod_fetch::cache_dir())?;
+        let fetcher =
+            Fetcher::new(Client::new(ClientOptions::default()), cache).with_progress(progress);
+        let debs = fetcher.fetch_all(&self.downloads())?;
+        let arch = self.index.native_architecture().to_string();
+        let mut t = kod_install::Transaction::bootstrap(
+            dir,
+            &kod_install::BootstrapOptions::new(&arch),
+            options,
+        )?;
+        t.install(&debs)?;
+        write_apt_sources(t.view(), &self.sources)?;
+        let committed = t.commit()?;
+        Ok(BootstrapReport {
+            root: dir.to_path_buf(),
+            packages: self.resolution.packages.len(),
+            download_size: self.resolution.download_size,
+            committed: committed.committed,
+        })
+    }
+}
+
+/// `/etc/apt/sources.list` naming the repositories the root came from, so
+/// apt inside it works, as mmdebstrap leaves it.
+fn write_apt_sources(root: &Path, sources: &[DebianSource]) -> Result<(), EngineError> {
+    let mut text = String::new();
+    for s in sources {
+        for suite in &s.suites {
+            text.push_str(&format!(
+                "deb {} {suite} {}\n",
+                s.base_url(suite),
+                s.components.join(" ")
+            ));
+        }
+    }
+    let dir = root.join("etc/apt");
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
+    let file = dir.join("sources.list");
+    std::fs::write(&file, text).map_err(|e| EngineError::io(&file, e))
+}
