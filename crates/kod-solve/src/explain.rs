@@ -48,8 +48,13 @@ pub(crate) fn explain(graph: &ConflictGraph<SolvableId>, p: &Provider<'_, '_>) -
         lines: Vec::new(),
         seen: HashSet::new(),
         said: HashSet::new(),
+        left_out: 0,
     };
     ex.requirements(graph.root_node, None, 0);
+    if ex.left_out > 0 {
+        ex.lines
+            .push(format!("- ({} more findings left out)", ex.left_out));
+    }
     Explanation { lines: ex.lines }
 }
 
@@ -60,11 +65,20 @@ struct Explainer<'g, 'p, 'u, 'a> {
     seen: HashSet<NodeIndex>,
     /// Conflict edges already told.
     said: HashSet<EdgeIndex>,
+    /// Lines not kept beyond [`MAX_LINES`].
+    left_out: usize,
 }
+
+/// An explanation keeps at most this many lines.
+const MAX_LINES: usize = 60;
 
 impl Explainer<'_, '_, '_, '_> {
     fn line(&mut self, depth: usize, text: String) {
-        self.lines.push(format!("{}- {text}", "  ".repeat(depth)));
+        if self.lines.len() < MAX_LINES {
+            self.lines.push(format!("{}- {text}", "  ".repeat(depth)));
+        } else {
+            self.left_out += 1;
+        }
     }
 
     fn solvable_text(&self, s: SolvableId) -> String {
@@ -151,7 +165,7 @@ impl Explainer<'_, '_, '_, '_> {
             self.line(depth, format!("{text}: see above"));
             return;
         }
-        let before = self.lines.len();
+        let before = self.lines.len() + self.left_out;
         let mut skipped = false;
         let mut edges: Vec<_> = self
             .g

@@ -250,8 +250,15 @@ fn run(
             }
         }
     }
+    // Everything apt's walk marked, in a stable order, for the solver to
+    // add once the request is met.
+    let mut soft: Vec<SolvableId> = marks.values().copied().collect();
+    soft.sort_unstable();
     let mut solver = Solver::new(provider);
-    match solver.solve(Problem::new().requirements(requirements)) {
+    let problem = Problem::new()
+        .requirements(requirements)
+        .soft_requirements(soft);
+    match solver.solve(problem) {
         Ok(solution) => Ok(resolution(u, &solution, roots)),
         Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
             let graph = conflict.graph(&solver);

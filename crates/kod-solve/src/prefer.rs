@@ -13,9 +13,11 @@
 //! satisfied by a package that apt reaches first through another path.
 //! This pass replays apt's walk and records what it marks; the solver then
 //! tries those packages first (favoured candidates, preferred
-//! alternatives). When apt's walk is consistent the solver returns exactly
-//! it; when it is not (apt would need its problem resolver), the solver
-//! still finds a consistent answer.
+//! alternatives) and, once the request is solved, adds the rest of them
+//! (soft requirements: a package apt marked for an or-group that another
+//! path satisfied first in the solver's order). When apt's walk is
+//! consistent the solver returns exactly it; when it is not (apt would
+//! need its problem resolver), the solver still finds a consistent answer.
 
 use kod_repo::Alternatives;
 use resolvo::{NameId, SolvableId};

@@ -105,7 +105,10 @@ fn diff(kod: &BTreeSet<String>, other: &BTreeSet<String>, who: &str) -> String {
 /// kod's set equals mmdebstrap's for the same sources; when they differ,
 /// the archive may have changed in between: reload and, if kod's answer
 /// moved, run mmdebstrap once more.
-fn compare_with_mmdebstrap(suite: &str, variant: &str) -> (DebianSource, PathBuf, tempfile::TempDir) {
+fn compare_with_mmdebstrap(
+    suite: &str,
+    variant: &str,
+) -> (DebianSource, PathBuf, tempfile::TempDir) {
     let work = tempfile::tempdir().unwrap();
     let source = source(suite);
     let cache = work.path().join("cache");
@@ -117,7 +120,11 @@ fn compare_with_mmdebstrap(suite: &str, variant: &str) -> (DebianSource, PathBuf
         let status = mmdebstrap(&source, variant, &[], &out);
         let mm = status_set(&status);
         if kod == mm {
-            assert!(mm.len() > 50, "a {variant} system has more than {} packages", mm.len());
+            assert!(
+                mm.len() > 50,
+                "a {variant} system has more than {} packages",
+                mm.len()
+            );
             return (source, status, work);
         }
         let again = kod_set(&load(&source, &cache, Freshness::Refresh), variant, &[]);
@@ -151,7 +158,10 @@ impl Apt {
             format!("Dir::Cache={}", cache.display()),
             format!("Dir::Etc::SourceList={}", sources_list.display()),
             format!("Dir::Etc::SourceParts={}", parts.display()),
-            format!("Dir::Etc::Preferences={}", work.join("preferences").display()),
+            format!(
+                "Dir::Etc::Preferences={}",
+                work.join("preferences").display()
+            ),
             format!("Dir::Etc::PreferencesParts={}", parts.display()),
             "APT::Architecture=amd64".to_string(),
             "APT::Architectures=amd64".to_string(),
@@ -160,7 +170,11 @@ impl Apt {
         ];
         let apt = Apt { opts };
         let o = apt.run(&["-q", "update"], None);
-        assert!(o.status.success(), "apt-get update: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "apt-get update: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         apt
     }
 
@@ -170,7 +184,8 @@ impl Apt {
             c.args(["-o", o]);
         }
         if let Some(s) = status {
-            c.arg("-o").arg(format!("Dir::State::Status={}", s.display()));
+            c.arg("-o")
+                .arg(format!("Dir::State::Status={}", s.display()));
         }
         c.args(args).output().unwrap()
     }
@@ -191,7 +206,11 @@ impl Apt {
         args.extend(packages);
         let o = self.run(&args, Some(status));
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success(), "apt-get {args:?}: {out}{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "apt-get {args:?}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         // "Inst git (1:2.39.5-0+deb12u2 Debian:12.12/oldstable [amd64])",
         // or "Inst x [old] (new ...)" for an upgrade.
         out.lines()
@@ -209,15 +228,23 @@ impl Apt {
 }
 
 /// What kod installs on the system whose status is `status`.
-fn kod_changes(index: &Index, status: &Path, packages: &[&str], recommends: bool) -> BTreeSet<String> {
+fn kod_changes(
+    index: &Index,
+    status: &Path,
+    packages: &[&str],
+    recommends: bool,
+) -> BTreeSet<String> {
     let installed = Installed::read_dpkg_status(status, "amd64").unwrap();
     let mut request = Request::new(Vec::<String>::new(), packages).unwrap();
     request.recommends = recommends;
     let r = solve(index, &request, Some(&installed)).unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.packages.iter().all(|p| p.action != Action::Downgrade {
-        from: p.version.clone()
-    }));
-    r.changes().map(|p| format!("{} {}", p.name, p.version)).collect()
+    assert!(r.packages.iter().all(|p| p.action
+        != Action::Downgrade {
+            from: p.version.clone()
+        }));
+    r.changes()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect()
 }
 
 #[test]
@@ -241,7 +268,11 @@ fn net_bookworm_minbase_matches_mmdebstrap_and_includes_match_apt() {
                 assert!(kod.iter().any(|p| p.starts_with("git ")));
                 break;
             }
-            assert!(attempt == 0, "recommends={recommends}:\n{}", diff(&kod, &apt, "apt"));
+            assert!(
+                attempt == 0,
+                "recommends={recommends}:\n{}",
+                diff(&kod, &apt, "apt")
+            );
             attempt += 1;
         }
     }
@@ -273,19 +304,36 @@ fn net_real_conflicts_are_explained_and_apt_refuses_too() {
     };
     let text = e.to_string();
     assert!(
-        explanation.lines().iter().any(|l| l.contains("(requested) conflicts with mail-transport-agent, which")
+        explanation.lines().iter().any(|l| l
+            .contains("(requested) conflicts with mail-transport-agent, which")
             && l.contains("provides; that rules out")),
         "{text}"
     );
-    assert!(text.contains("postfix") && text.contains("exim4-daemon-light"), "{text}");
+    assert!(
+        text.contains("postfix") && text.contains("exim4-daemon-light"),
+        "{text}"
+    );
     let apt = Apt::new(&source, &work.path().join("apt"));
     let empty = work.path().join("empty-status");
     std::fs::write(&empty, "").unwrap();
     let o = apt.run(&["install", "--simulate", pair[0], pair[1]], Some(&empty));
-    assert!(!o.status.success(), "apt installs both: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "apt installs both: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // Unknown names get close names from the real index.
-    for (typo, meant) in [("gti", "git"), ("openssh-servr", "openssh-server"), ("vmi", "vim")] {
-        let e = solve(&index, &Request::new(Vec::<String>::new(), [typo]).unwrap(), None).unwrap_err();
+    for (typo, meant) in [
+        ("gti", "git"),
+        ("openssh-servr", "openssh-server"),
+        ("vmi", "vim"),
+    ] {
+        let e = solve(
+            &index,
+            &Request::new(Vec::<String>::new(), [typo]).unwrap(),
+            None,
+        )
+        .unwrap_err();
         let SolveError::UnknownPackage { suggestions, .. } = &e else {
             panic!("{e}");
         };

@@ -113,6 +113,23 @@ fn an_alternative_apt_reaches_first_by_another_path_is_kept() {
 }
 
 #[test]
+fn what_apt_marks_for_an_or_group_stays_when_a_sibling_meets_it() {
+    // apt: app -> lib -> helper, whose `typing | python3 (>> 3.8)` is met by
+    // nothing yet, so typing is installed (and pulls python3). Breadth
+    // first, python3 (app's own dependency) would be chosen before
+    // helper's or-group is looked at, and typing left out.
+    let ix = one("Package: app\nVersion: 1\nDepends: lib, python3\n\n\
+         Package: lib\nVersion: 1\nDepends: helper, python3\n\n\
+         Package: helper\nVersion: 1\nDepends: typing | python3 (>> 3.8), python3\n\n\
+         Package: typing\nVersion: 1\nDepends: python3\n\n\
+         Package: python3\nVersion: 3.11\n");
+    assert_eq!(
+        names(&ok(&ix, &req(&["app"]), None)),
+        ["app", "helper", "lib", "python3", "typing"]
+    );
+}
+
+#[test]
 fn pre_depends_are_dependencies() {
     let ix = one("Package: a\nVersion: 1\nPre-Depends: b (>= 2)\n\nPackage: b\nVersion: 2\n");
     assert_eq!(names(&ok(&ix, &req(&["a"]), None)), ["a", "b"]);
