@@ -367,3 +367,57 @@ fn root_existing_root_that_is_not_debian_is_refused() {
     }
     assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn root_interrupted_commit_is_completed_and_unmarked_work_thrown_away() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("r");
+    dpkg_root(&root);
+    fs::create_dir_all(root.join("etc/old")).expect("mkdir");
+    fs::write(root.join("etc/gone"), "gone").expect("gone");
+    fs::write(root.join("etc/old/kept"), "kept").expect("kept");
+    fs::write(root.join("etc/changed"), "before").expect("changed");
+    // What a kod killed half-way through moving its overlay's upper layer
+    // onto the root leaves: the upper layer (a whiteout for etc/gone, a
+    // changed file, a new directory) and the commit marker.
+    let txn = tmp.path().join(".r.kod-txn-4242");
+    let upper = txn.join("upper");
+    fs::create_dir_all(upper.join("etc/new")).expect("mkdir");
+    fs::write(upper.join("etc/changed"), "after").expect("changed");
+    fs::write(upper.join("etc/new/file"), "new").expect("new");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        upper.join("etc/gone").as_path(),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0),
+        0,
+    )
+    .expect("whiteout");
+    fs::write(txn.join(".kod-commit"), "").expect("marker");
+    // And a transaction killed before committing: thrown away.
+    let stale = tmp.path().join(".r.kod-txn-4343");
+    fs::create_dir_all(stale.join("upper/etc")).expect("mkdir");
+    fs::write(stale.join("upper/etc/never"), "never").expect("never");
+
+    let t = Transaction::begin(&root, &Options::default()).expect("begin");
+    drop(t);
+    assert_eq!(
+        fs::read_to_string(root.join("etc/changed")).expect("changed"),
+        "after"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/new/file")).expect("new"),
+        "new"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("etc/old/kept")).expect("kept"),
+        "kept"
+    );
+    assert!(!root.join("etc/gone").exists());
+    assert!(!root.join("etc/never").exists());
+    assert!(!txn.exists() && !stale.exists());
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+}
