@@ -145,6 +145,30 @@ fn is_opaque(dir: &OwnedFd, name: &str) -> io::Result<bool> {
     }
 }
 
+/// Removes overlayfs's own attributes (`trusted.overlay.origin` of a
+/// copied-up file, `impure`, `opaque`, ...) from `dir/name`, which now
+/// lives in the root.
+fn strip_overlay_xattrs(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+    let mut buf = vec![0u8; 1024];
+    let n = match rustix::fs::llistxattr(path.as_str(), &mut buf) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP | Errno::RANGE) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for x in buf[..n].split(|b| *b == 0) {
+        if x.starts_with(b"trusted.overlay.") {
+            let x = std::ffi::CString::new(x).map_err(io::Error::other)?;
+            match rustix::fs::lremovexattr(path.as_str(), x.as_c_str()) {
+                Ok(()) | Err(Errno::NODATA) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Result<()> {
     for name in names(src)? {
         let Some(st) = lstat_at(src, &name)? else {
@@ -170,6 +194,9 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
                 let d = open_dir_at(dst, &name)?;
                 apply_dir(&s, &d, &rel.join(&name), ctx)?;
                 set_meta(dst, &name, &st)?;
+                if ctx.overlay {
+                    strip_overlay_xattrs(dst, &name)?;
+                }
                 rustix::fs::unlinkat(src, name.as_str(), AtFlags::REMOVEDIR)?;
                 continue;
             }
@@ -177,18 +204,14 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
                 remove_at(dst, &name)?;
             }
             move_entry(src, dst, &name, &st, rel, ctx)?;
-            if opaque {
-                let d = open_dir_at(dst, &name)?;
-                match rustix::fs::fremovexattr(&d, OPAQUE) {
-                    Ok(()) | Err(Errno::NODATA | Errno::NOTSUP) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
         } else {
             if target_is_dir {
                 remove_at(dst, &name)?;
             }
             move_entry(src, dst, &name, &st, rel, ctx)?;
+        }
+        if ctx.overlay {
+            strip_overlay_xattrs(dst, &name)?;
         }
     }
     Ok(())

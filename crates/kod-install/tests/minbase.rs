@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use common::{
     copy_sources, git_debs, in_root, in_root_ok, leftovers, mmdebstrap_minbase, mounts_under,
-    processes_in,
+    overlay_xattrs, processes_in,
 };
 use kod_install::{BootstrapOptions, Options, Transaction, bootstrap_into};
 use kod_testkit::Tier;
@@ -75,6 +75,11 @@ fn healthy(root: &Path) {
         root.display()
     );
     assert_eq!(leftovers(root), Vec::<PathBuf>::new());
+    assert_eq!(
+        overlay_xattrs(root),
+        Vec::<PathBuf>::new(),
+        "overlayfs attributes leaked"
+    );
 }
 
 #[test]

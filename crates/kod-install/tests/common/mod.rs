@@ -440,3 +440,24 @@ pub fn git_debs(root: &Path) -> Vec<PathBuf> {
         fs::remove_dir(root.join("tmp/kod-debs")).expect("rmdir");
     })
 }
+
+/// Paths below `root` carrying overlayfs's own extended attributes
+/// (`trusted.overlay.*`), which must not leak from a transaction's overlay
+/// into the root.
+pub fn overlay_xattrs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in snapshot(root).into_keys() {
+        let full = root.join(&p);
+        let mut buf = vec![0u8; 4096];
+        let Ok(n) = rustix::fs::llistxattr(full.as_path(), &mut buf) else {
+            continue;
+        };
+        if buf[..n]
+            .split(|b| *b == 0)
+            .any(|x| x.starts_with(b"trusted.overlay."))
+        {
+            out.push(p);
+        }
+    }
+    out
+}
