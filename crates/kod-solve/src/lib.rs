@@ -226,7 +226,7 @@ fn run(
             .labels
             .borrow_mut()
             .entry(Requirement::Single(vs))
-            .or_insert_with(|| root.label.clone());
+            .or_insert_with(|| provider::Label::Text(root.label.clone()));
         requirements.push(Requirement::Single(vs).into());
     }
     if let Some(installed) = u.installed() {
@@ -245,7 +245,7 @@ fn run(
                     .labels
                     .borrow_mut()
                     .entry(Requirement::Single(vs))
-                    .or_insert_with(|| format!("{} (installed)", p.name()));
+                    .or_insert_with(|| provider::Label::Text(format!("{} (installed)", p.name())));
                 requirements.push(Requirement::Single(vs).into());
             }
         }

@@ -18,15 +18,23 @@ use rustc_hash::FxHashMap;
 use crate::prefer::Marks;
 use crate::universe::{Constraint, Set, Universe};
 
+/// How a requirement is written.
+pub(crate) enum Label<'a> {
+    /// A dependency of a package.
+    Group(&'a Alternatives),
+    /// A root of the request.
+    Text(String),
+}
+
 pub(crate) struct Provider<'u, 'a> {
     pub u: &'u Universe<'a>,
     /// apt's choices, tried first.
     pub marks: &'u Marks,
     /// Whether Recommends are requirements (those apt's walk could meet).
     pub recommends: bool,
-    /// How each requirement is written (the relation as the package states
-    /// it, or the request), for explanations.
-    pub labels: RefCell<FxHashMap<Requirement, String>>,
+    /// How each requirement is written (the or-group as the package
+    /// states it, or the request), for explanations.
+    pub labels: RefCell<FxHashMap<Requirement, Label<'a>>>,
 }
 
 impl<'a> Provider<'_, 'a> {
@@ -49,11 +57,6 @@ impl<'a> Provider<'_, 'a> {
             }
         }
         let met = !preferred.is_empty();
-        let label = group
-            .iter()
-            .map(|r| r.to_string())
-            .collect::<Vec<_>>()
-            .join(" | ");
         preferred.extend(rest);
         let requirement = match preferred.split_first() {
             Some((&first, [])) => Requirement::Single(first),
@@ -64,14 +67,22 @@ impl<'a> Provider<'_, 'a> {
             ),
             None => unreachable!("alternative_sets never returns an empty list"),
         };
-        self.labels.borrow_mut().entry(requirement).or_insert(label);
+        self.labels
+            .borrow_mut()
+            .entry(requirement)
+            .or_insert(Label::Group(group));
         (requirement, met)
     }
 
     /// How a requirement is written.
     pub fn label(&self, requirement: Requirement) -> String {
         match self.labels.borrow().get(&requirement) {
-            Some(l) => l.clone(),
+            Some(Label::Text(t)) => t.clone(),
+            Some(Label::Group(g)) => g
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(" | "),
             None => requirement.display(self).to_string(),
         }
     }
@@ -93,8 +104,8 @@ impl<'a> Provider<'_, 'a> {
             }
         }
         for rel in r.conflicts.iter().chain(&r.breaks) {
-            for (n, set) in self.u.conflict_sets(own, rel) {
-                let id = self.u.pool.intern_version_set(n, set);
+            for (n, set) in self.u.conflict_sets(own, rel).iter() {
+                let id = self.u.pool.intern_version_set(*n, set.clone());
                 if !deps.constrains.contains(&id) {
                     deps.constrains.push(id);
                 }

@@ -119,6 +119,8 @@ pub(crate) struct Universe<'a> {
     /// [`Universe::alternative_sets`] by the address of the relation (which
     /// lives as long as the index or the installed set).
     alternatives: RefCell<FxHashMap<usize, Sets>>,
+    /// [`Universe::conflict_sets`] by package and relation address.
+    conflicts: RefCell<FxHashMap<(NameId, usize), Sets>>,
 }
 
 /// Version sets of one relation: (name, set) pairs.
@@ -134,6 +136,7 @@ impl<'a> Universe<'a> {
             names: RefCell::default(),
             providers: RefCell::default(),
             alternatives: RefCell::default(),
+            conflicts: RefCell::default(),
         }
     }
 
@@ -336,7 +339,17 @@ impl<'a> Universe<'a> {
     /// leaves installable, one per name it can hit; `own` itself is never
     /// hit (a package does not conflict with itself, nor with a virtual
     /// package it provides itself).
-    pub fn conflict_sets(&self, own: NameId, rel: &Relation) -> SmallVec<[(NameId, Set); 2]> {
+    pub fn conflict_sets(&self, own: NameId, rel: &'a Relation) -> Sets {
+        let key = (own, rel as *const Relation as usize);
+        if let Some(sets) = self.conflicts.borrow().get(&key) {
+            return sets.clone();
+        }
+        let sets: Sets = self.build_conflict_sets(own, rel).into_iter().collect();
+        self.conflicts.borrow_mut().insert(key, sets.clone());
+        sets
+    }
+
+    fn build_conflict_sets(&self, own: NameId, rel: &Relation) -> SmallVec<[(NameId, Set); 2]> {
         let mut out = SmallVec::new();
         if !self.qualifier_ok(&rel.arch_qualifier) {
             return out;
@@ -402,14 +415,19 @@ impl<'a> Universe<'a> {
         let key = |n: NameId| {
             let info = self.info(n);
             let top = info.candidates.first().map(|&s| self.record(s));
+            // apt's last resort is the package id, higher first; the
+            // position of the name's first record is the closest
+            // format-neutral stand-in.
+            let first = info
+                .candidates
+                .iter()
+                .filter_map(|&s| self.candidate(s).records.first().copied())
+                .min();
             (
                 info.installed.is_none(),
                 !top.is_some_and(|r| r.essential),
                 top.map_or(kod_repo::Priority::Extra, |r| r.priority),
-                // apt's last resort is the package id, higher first; the
-                // position of the name's first record is the closest
-                // format-neutral stand-in.
-                std::cmp::Reverse(self.index.ids_by_name(self.name(n)).first().copied()),
+                std::cmp::Reverse(first),
             )
         };
         names.sort_by_cached_key(|&n| key(n));
