@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_fetch::{Download, Progress};
 use kod_repo::debian::DebianSource;
 use kod_repo::{Freshness, Index};
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
-use crate::EngineError;
 use crate::sources::{self, DistroSpec};
+use crate::{EngineError, packages};
 
 /// What a bootstrap will install, decided before anything is touched.
 pub struct BootstrapPlan {
@@ -99,15 +99,7 @@ impl BootstrapPlan {
             .packages
             .iter()
             .filter_map(|p| p.record)
-            .map(|id| {
-                let r = self.index.record(id);
-                Download {
-                    urls: vec![self.index.download_url(r)],
-                    size: r.location.size,
-                    sha256: r.location.sha256.0,
-                    label: format!("{} {}", r.name, r.version),
-                }
-            })
+            .map(|id| packages::download(&self.index, id))
             .collect()
     }
 
@@ -119,10 +111,7 @@ impl BootstrapPlan {
         options: &kod_install::Options,
         progress: Progress,
     ) -> Result<BootstrapReport, EngineError> {
-        let cache = Cache::open(&kod_fetch::cache_dir())?;
-        let fetcher =
-            Fetcher::new(Client::new(ClientOptions::default()), cache).with_progress(progress);
-        let debs = fetcher.fetch_all(&self.downloads())?;
+        let debs = packages::fetch(&self.downloads(), progress)?;
         let arch = self.index.native_architecture().to_string();
         let mut t = kod_install::Transaction::bootstrap(
             dir,

@@ -33,6 +33,9 @@ pub enum EngineError {
     /// No solution, an unknown package, an unknown variant.
     #[error(transparent)]
     Solve(#[from] kod_solve::SolveError),
+    /// The installed packages of a root could not be read.
+    #[error(transparent)]
+    Installed(#[from] kod_solve::InstalledError),
     /// A download failed.
     #[error(transparent)]
     Fetch(#[from] kod_fetch::FetchError),

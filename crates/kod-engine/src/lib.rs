@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 mod error;
+pub mod packages;
 pub mod sources;
 
 pub use error::EngineError;

@@ -269,6 +269,13 @@ pub enum PkgAction {
         /// Packages.
         #[arg(required = true)]
         packages: Vec<String>,
+        /// Also remove the installed packages that depend on them (without
+        /// this, a removal that would break them is refused).
+        #[arg(long)]
+        with_dependents: bool,
+        /// Remove configuration files too.
+        #[arg(long)]
+        purge: bool,
         #[command(flatten)]
         dry_run: DryRun,
         #[command(flatten)]

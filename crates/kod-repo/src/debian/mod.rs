@@ -30,8 +30,8 @@ use rayon::prelude::*;
 
 pub use error::Error;
 pub use source::{
-    DebianSource, Mirror, MirrorOrigin, find_mirror, find_mirror_in, host_architecture,
-    release_suites,
+    DebianSource, Mirror, MirrorOrigin, apt_sources, find_mirror, find_mirror_in,
+    host_architecture, release_suites,
 };
 
 use crate::model::{Origin, OriginId, Sha256, Text};

@@ -237,11 +237,51 @@ pub fn find_mirror_in(
     })
 }
 
+/// The repositories a root's own apt sources name (`ROOT/etc/apt`), one
+/// source per entry, for installing into that root. Keyrings named by
+/// `signed-by` are read inside the root.
+pub fn apt_sources(root: &Path, architecture: &str) -> Result<Vec<DebianSource>, Error> {
+    let entries = apt_entries(&root.join("etc/apt"));
+    if entries.is_empty() {
+        return Err(Error::Spec(format!(
+            "{} has no apt sources (etc/apt/sources.list or etc/apt/sources.list.d/): kod reads \
+             them to know where the root's packages come from; add a `deb` line",
+            root.display()
+        )));
+    }
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let uri = e.uri.trim_end_matches('/').to_string();
+            DebianSource {
+                mirror: uri.clone(),
+                security_mirror: Some(uri),
+                suites: e.suites,
+                components: if e.components.is_empty() {
+                    vec!["main".to_string()]
+                } else {
+                    e.components
+                },
+                architecture: architecture.to_string(),
+                signed_by: e
+                    .signed_by
+                    .map(|k| root.join(k.strip_prefix("/").unwrap_or(&k)))
+                    .into_iter()
+                    .collect(),
+                trusted_without_signature: false,
+                check_valid_until: e.check_valid_until,
+            }
+        })
+        .collect())
+}
+
 /// One enabled `deb` entry of the apt sources.
 struct AptEntry {
     file: PathBuf,
     uri: String,
     suites: Vec<String>,
+    components: Vec<String>,
+    signed_by: Option<PathBuf>,
     check_valid_until: bool,
 }
 
@@ -294,16 +334,23 @@ fn one_line_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
             },
             None => ("", rest),
         };
-        let check_valid_until = !options
-            .split_whitespace()
-            .filter_map(|o| o.split_once('='))
-            .any(|(k, v)| k == "check-valid-until" && is_off(v));
+        let option = |key: &str| {
+            options
+                .split_whitespace()
+                .filter_map(|o| o.split_once('='))
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        };
+        let check_valid_until = !option("check-valid-until").is_some_and(is_off);
+        let signed_by = option("signed-by").map(PathBuf::from);
         let mut w = rest.split_whitespace();
         if let (Some(uri), Some(suite)) = (w.next(), w.next()) {
             out.push(AptEntry {
                 file: file.to_path_buf(),
                 uri: uri.to_string(),
                 suites: vec![suite.to_string()],
+                components: w.map(str::to_string).collect(),
+                signed_by,
                 check_valid_until,
             });
         }
@@ -327,11 +374,23 @@ fn deb822_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
             .split_whitespace()
             .map(str::to_string)
             .collect();
+        let components: Vec<String> = get("Components")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        // Signed-By is a keyring path, or an inline key (not a path).
+        let signed_by = get("Signed-By")
+            .map(|v| v.trim().to_string())
+            .filter(|v| v.starts_with('/') && !v.contains(' '))
+            .map(PathBuf::from);
         for uri in get("URIs").unwrap_or_default().split_whitespace() {
             out.push(AptEntry {
                 file: file.to_path_buf(),
                 uri: uri.to_string(),
                 suites: suites.clone(),
+                components: components.clone(),
+                signed_by: signed_by.clone(),
                 check_valid_until,
             });
         }
@@ -341,6 +400,38 @@ fn deb822_entries(file: &Path, text: &str, out: &mut Vec<AptEntry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_roots_apt_sources_become_sources() {
+        let root = tempfile::tempdir().unwrap();
+        let apt = root.path().join("etc/apt");
+        std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
+        std::fs::write(
+            apt.join("sources.list"),
+            "deb http://mirror.invalid/debian bookworm main contrib\n\
+             deb [signed-by=/usr/share/keyrings/k.gpg] http://mirror.invalid/debian-security bookworm-security main\n",
+        )
+        .unwrap();
+        let sources = apt_sources(root.path(), "amd64").unwrap();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].suites, ["bookworm"]);
+        assert_eq!(sources[0].components, ["main", "contrib"]);
+        assert_eq!(
+            sources[0].base_url("bookworm"),
+            "http://mirror.invalid/debian"
+        );
+        assert_eq!(
+            sources[1].base_url("bookworm-security"),
+            "http://mirror.invalid/debian-security"
+        );
+        assert_eq!(
+            sources[1].signed_by,
+            [root.path().join("usr/share/keyrings/k.gpg")]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = apt_sources(empty.path(), "amd64").unwrap_err().to_string();
+        assert!(err.contains("has no apt sources"), "{err}");
+    }
 
     #[test]
     fn release_names_expand_like_mmdebstrap() {

@@ -72,11 +72,7 @@ pub fn run(cli: &Cli, args: Args<'_>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let options = kod_install::Options {
-        verbose: cli.verbose,
-        debug: cli.debug,
-        no_wait: false,
-    };
+    let options = super::pkg::install_options(cli);
     let report = plan.run(args.dir, &options, progress)?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,8 +1,10 @@
 //! `kod pkg`: query repositories; install and remove packages in a root.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use kod_engine::packages::{self, InstallPlan};
 use kod_engine::sources::{self, DistroSpec};
 use kod_fetch::Progress;
 use kod_repo::debian::DebianSource;
@@ -10,6 +12,7 @@ use kod_repo::{Dependencies, Freshness, Index, PackageRecord, Relation};
 use serde::Serialize;
 
 use crate::cli::{Cli, PkgAction};
+use crate::output::human_bytes;
 
 /// `kod pkg ACTION`.
 pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
@@ -81,9 +84,118 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        PkgAction::Install { .. } | PkgAction::Remove { .. } => {
-            Ok(super::not_implemented("pkg install/remove"))
+        PkgAction::Install {
+            root,
+            packages,
+            dry_run,
+            json,
+        } => install(cli, root, packages, dry_run.dry_run, json.json),
+        PkgAction::Remove {
+            root,
+            packages,
+            with_dependents,
+            purge,
+            dry_run,
+            json,
+        } => {
+            let options = install_options(cli);
+            let plan = packages::plan_removal(root, packages, *with_dependents, *purge, &options)?;
+            let removed: Vec<&str> = plan.packages().collect();
+            if json.json {
+                let out = serde_json::json!({
+                    "root": root,
+                    "remove": plan.requested,
+                    "dependents": plan.dependents,
+                    "purge": plan.purge,
+                    "dry_run": dry_run.dry_run,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                let verb = if plan.purge { "purge" } else { "remove" };
+                println!("{verb}: {}", plan.requested.join(" "));
+                if !plan.dependents.is_empty() {
+                    println!("{verb} (they depend on it): {}", plan.dependents.join(" "));
+                }
+            }
+            if dry_run.dry_run {
+                eprintln!("kod: dry run: {} untouched", root.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            packages::remove(root, &plan, &options)?;
+            eprintln!(
+                "kod: removed {} package(s) from {}",
+                removed.len(),
+                root.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `kod pkg install --root DIR P...`.
+fn install(
+    cli: &Cli,
+    root: &Path,
+    requests: &[String],
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let progress = if json {
+        Progress::Quiet
+    } else {
+        Progress::Auto
+    };
+    let plan = InstallPlan::new(root, requests, progress.clone())?;
+    let changes = plan.changes();
+    if json {
+        let out = serde_json::json!({
+            "root": root,
+            "changes": changes,
+            "download_size": changes.iter().map(|c| c.size).sum::<u64>(),
+            "dry_run": dry_run,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if changes.is_empty() {
+        println!("nothing to do: {} already installed", requests.join(" "));
+    } else {
+        let width = changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &changes {
+            let from = c
+                .from
+                .as_deref()
+                .map(|f| format!(" (from {f})"))
+                .unwrap_or_default();
+            let why = if c.requested { "" } else { "  [dependency]" };
+            println!("{:9} {:width$}  {}{from}{why}", c.action, c.name, c.version);
+        }
+        let size: u64 = changes.iter().map(|c| c.size).sum();
+        println!(
+            "{} package(s), {} to download",
+            changes.len(),
+            human_bytes(size)
+        );
+    }
+    if dry_run {
+        eprintln!("kod: dry run: {} untouched", root.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    plan.run(&install_options(cli), progress)?;
+    if !changes.is_empty() {
+        eprintln!(
+            "kod: {} package(s) changed in {}",
+            changes.len(),
+            root.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How transactions run, from the global flags.
+pub fn install_options(cli: &Cli) -> kod_install::Options {
+    kod_install::Options {
+        verbose: cli.verbose,
+        debug: cli.debug,
+        no_wait: false,
     }
 }
 

@@ -1,0 +1,192 @@
+//! Installing packages into, and removing them from, an existing root.
+
+use std::path::{Path, PathBuf};
+
+use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_install::{RemovalPlan, Transaction};
+use kod_repo::debian::{DebianSource, apt_sources, host_architecture};
+use kod_repo::{Freshness, Index};
+use kod_solve::{Action, Installed, Request, Resolution};
+use serde::Serialize;
+
+use crate::{EngineError, sources};
+
+/// What installing packages into a root will change, decided before
+/// anything is touched.
+pub struct InstallPlan {
+    /// The root.
+    pub root: PathBuf,
+    /// The repositories the root's apt sources name.
+    pub sources: Vec<DebianSource>,
+    /// Their index.
+    pub index: Index,
+    /// The packages asked for (names).
+    pub requested: Vec<String>,
+    /// The resolution: every package of the root afterwards.
+    pub resolution: Resolution,
+}
+
+/// One change of a plan, for people and JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    /// Package name.
+    pub name: String,
+    /// The version it will have.
+    pub version: String,
+    /// `install`, `upgrade` or `downgrade`.
+    pub action: &'static str,
+    /// The version it had, for upgrades and downgrades.
+    pub from: Option<String>,
+    /// Whether it was asked for (not pulled in as a dependency).
+    pub requested: bool,
+    /// Download size in bytes.
+    pub size: u64,
+}
+
+/// The native architecture of the dpkg in `root`.
+pub fn root_architecture(root: &Path) -> String {
+    std::fs::read_to_string(root.join("var/lib/dpkg/arch"))
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| host_architecture().to_string())
+}
+
+impl InstallPlan {
+    /// Resolves `requests` (`NAME`, `NAME=VERSION`, `NAME/SUITE`) against
+    /// the repositories of the root's apt sources, keeping what is
+    /// installed.
+    pub fn new(
+        root: &Path,
+        requests: &[String],
+        progress: Progress,
+    ) -> Result<InstallPlan, EngineError> {
+        let arch = root_architecture(root);
+        let sources = apt_sources(root, &arch)?;
+        let index = sources::load_index(&sources, Freshness::Cached, progress)?;
+        let installed = Installed::read_root(root, &arch)?;
+        let request = Request::new(Vec::<String>::new(), requests)?;
+        let resolution = kod_solve::solve(&index, &request, Some(&installed))?;
+        Ok(InstallPlan {
+            root: root.to_path_buf(),
+            sources,
+            index,
+            requested: request.packages.iter().map(|p| p.name.clone()).collect(),
+            resolution,
+        })
+    }
+
+    /// The packages that change, sorted by name.
+    pub fn changes(&self) -> Vec<PlannedChange> {
+        self.resolution
+            .changes()
+            .map(|p| {
+                let (action, from) = match &p.action {
+                    Action::Install => ("install", None),
+                    Action::Upgrade { from } => ("upgrade", Some(from.to_string())),
+                    Action::Downgrade { from } => ("downgrade", Some(from.to_string())),
+                    Action::Keep => ("keep", None),
+                };
+                PlannedChange {
+                    name: p.name.to_string(),
+                    version: p.version.to_string(),
+                    action,
+                    from,
+                    requested: self.requested.iter().any(|r| r == p.name.as_str()),
+                    size: p
+                        .record
+                        .map(|id| self.index.record(id).location.size)
+                        .unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    /// Downloads, unpacks, registers and configures the changes in one
+    /// transaction; the root is unchanged if any step fails.
+    pub fn run(
+        &self,
+        options: &kod_install::Options,
+        progress: Progress,
+    ) -> Result<Vec<PlannedChange>, EngineError> {
+        let changes = self.changes();
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let downloads: Vec<Download> = self
+            .resolution
+            .changes()
+            .filter_map(|p| p.record)
+            .map(|id| download(&self.index, id))
+            .collect();
+        let debs = fetch(&downloads, progress)?;
+        let mut t = Transaction::begin(&self.root, options)?;
+        t.install(&debs)?;
+        let requested: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.requested)
+            .map(|c| c.name.as_str())
+            .collect();
+        let pulled: Vec<&str> = changes
+            .iter()
+            .filter(|c| !c.requested && c.action == "install")
+            .map(|c| c.name.as_str())
+            .collect();
+        t.mark_auto_installed(&requested, false)?;
+        t.mark_auto_installed(&pulled, true)?;
+        t.commit()?;
+        Ok(changes)
+    }
+}
+
+/// What removing `names` from `root` takes out (with the installed
+/// packages that depend on them when `with_dependents`); an error names
+/// the packages that would break otherwise.
+pub fn plan_removal(
+    root: &Path,
+    names: &[String],
+    with_dependents: bool,
+    purge: bool,
+    options: &kod_install::Options,
+) -> Result<RemovalPlan, EngineError> {
+    let t = Transaction::begin(root, options)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let plan = t.plan_removal(&names, with_dependents, purge)?;
+    t.abort();
+    Ok(plan)
+}
+
+/// Carries out a removal plan through the root's own dpkg, in one
+/// transaction.
+pub fn remove(
+    root: &Path,
+    plan: &RemovalPlan,
+    options: &kod_install::Options,
+) -> Result<(), EngineError> {
+    let mut t = Transaction::begin(root, options)?;
+    t.remove(plan)?;
+    t.commit()?;
+    Ok(())
+}
+
+/// The download of a record, checked against the signed index.
+pub(crate) fn download(index: &Index, id: kod_repo::RecordId) -> Download {
+    let r = index.record(id);
+    Download {
+        urls: vec![index.download_url(r)],
+        size: r.location.size,
+        sha256: r.location.sha256.0,
+        label: format!("{} {}", r.name, r.version),
+    }
+}
+
+/// Fetches into the shared cache; returns the cached files in order.
+pub(crate) fn fetch(
+    downloads: &[Download],
+    progress: Progress,
+) -> Result<Vec<PathBuf>, EngineError> {
+    let cache = Cache::open(&kod_fetch::cache_dir())?;
+    let fetcher =
+        Fetcher::new(Client::new(ClientOptions::default()), cache).with_progress(progress);
+    Ok(fetcher.fetch_all(downloads)?)
+}
