@@ -98,8 +98,6 @@ fn unbuilt_commands_exit_2_without_panicking() {
         &["rebuild-user"],
         &["shell", "-p", "htop"],
         &["generations"],
-        &["env", "list"],
-        &["run", "sid", "--", "true"],
         &["snapshot", "list"],
         &["switch-os", "other"],
         &["os-status"],
