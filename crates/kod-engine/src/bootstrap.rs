@@ -120,6 +120,7 @@ impl BootstrapPlan {
         )?;
         t.install(&debs)?;
         write_apt_sources(t.view(), &self.sources)?;
+        copy_host_files(t.view())?;
         let committed = t.commit()?;
         Ok(BootstrapReport {
             root: dir.to_path_buf(),
@@ -147,4 +148,22 @@ fn write_apt_sources(root: &Path, sources: &[DebianSource]) -> Result<(), Engine
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
     let file = dir.join("sources.list");
     std::fs::write(&file, text).map_err(|e| EngineError::io(&file, e))
+}
+
+/// The host's resolv.conf and hostname, as mmdebstrap copies them, so the
+/// new root can reach the network and knows a name.
+fn copy_host_files(root: &Path) -> Result<(), EngineError> {
+    for file in ["etc/resolv.conf", "etc/hostname"] {
+        let host = Path::new("/").join(file);
+        let Ok(text) = std::fs::read(&host) else {
+            continue;
+        };
+        let target = root.join(file);
+        // A package may have shipped it as a symlink (systemd-resolved).
+        if target.symlink_metadata().is_ok() {
+            continue;
+        }
+        std::fs::write(&target, text).map_err(|e| EngineError::io(&target, e))?;
+    }
+    Ok(())
 }
