@@ -499,3 +499,68 @@ fn net_import_tarballs_made_by_the_test_in_every_compression() {
     expect(kod_root(&store).args(["env", "delete", "dir"]), 0);
     assert!(adopted.join("usr/bin/jq").exists());
 }
+
+#[test]
+fn net_create_and_sync_build_environments_with_kods_engine() {
+    if !on() {
+        return;
+    }
+    let user = TestUser::new("make");
+    let before = HostSnapshot::take(&user);
+    let dir = shared_tempdir();
+    let store = dir.path().join("envs");
+    let out = expect(
+        kod_root(&store).args([
+            "env",
+            "create",
+            "tx",
+            "--distro",
+            "debian:trixie",
+            "--packages",
+            "hello,jq",
+            "--dry-run",
+        ]),
+        0,
+    );
+    assert!(
+        stdout(&out).starts_with("would create tx"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!store.join("tx").exists());
+    expect(
+        kod_root(&store).args([
+            "env",
+            "create",
+            "tx",
+            "--distro",
+            "debian:trixie",
+            "--packages",
+            "hello,jq",
+        ]),
+        0,
+    );
+    let out = expect(
+        kod_root(&store).args(["run", "tx", "--", "sh", "-c", "hello; jq -n 6*7"]),
+        0,
+    );
+    assert_eq!(stdout(&out), "Hello, world!\n42\n");
+    let out = expect(kod_root(&store).args(["env", "status", "tx", "--json"]), 0);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st[0]["requested"], serde_json::json!(["hello", "jq"]));
+    assert_eq!(st[0]["origin"], "create");
+
+    // A declared environment that does not exist is built by sync.
+    let conf = write_config(
+        dir.path(),
+        "tx = { distro = \"debian:trixie\", packages = { \"hello\", \"jq\" } }, \
+         made = { distro = \"debian:trixie\", packages = { \"hello\" }, exports = { \"hello\" } }",
+    );
+    expect(
+        kod_root(&store).arg("-c").arg(&conf).args(["env", "sync"]),
+        0,
+    );
+    let mut c = user.command(&store.join(".view/bin/hello"), &user.home);
+    assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}

@@ -11,18 +11,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::Context;
+use kod_engine::bootstrap::BootstrapPlan;
+use kod_engine::sources::DistroSpec;
 use kod_env::view::{self, Mode, View};
 use kod_env::{Env, EnvError, Locations, Scope, Store, export, lifecycle, run as envrun, status};
+use kod_fetch::Progress;
 use kod_sandbox::{CALLER_ENV, Caller, Ids, Sandbox, SandboxError, SubIds};
 
 use crate::cli::{Cli, EnvAction};
+use crate::output::human_bytes;
 
 /// `kod env ACTION`.
 pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
     let caller = Caller::current();
     let loc = Locations::for_caller(caller);
     match action {
-        EnvAction::Create { .. } => Ok(needs_engine("env create")),
+        EnvAction::Create {
+            name,
+            distro,
+            packages,
+            dry_run,
+        } => create(cli, &loc, caller, name, distro, packages, dry_run.dry_run),
         EnvAction::Install { .. } => Ok(needs_engine("env install")),
         EnvAction::Remove { .. } => Ok(needs_engine("env remove")),
         EnvAction::Cleanup { .. } => Ok(needs_engine("env cleanup")),
@@ -105,10 +114,94 @@ pub fn run_in(
 
 fn needs_engine(what: &str) -> ExitCode {
     eprintln!(
-        "kod {what}: needs kod's package engine, which is not wired in yet; \
-         `kod env import NAME DIR|TARBALL --distro LABEL` adopts a root built by another tool"
+        "kod {what}: needs installing into and removing from an existing root, which kod's \
+         package engine does not offer yet (`kod env create` and `kod env sync` build new ones)"
     );
     ExitCode::from(2)
+}
+
+/// The package engine as environments use it: `kod bootstrap`'s minbase
+/// root with the packages asked for. Installing into and removing from an
+/// existing root are not offered by the engine yet.
+struct KodEngine {
+    verbose: bool,
+}
+
+/// The variant an environment starts from, as mmdebstrap's default.
+const ENV_VARIANT: &str = "minbase";
+
+impl kod_env::Engine for KodEngine {
+    fn bootstrap(
+        &self,
+        target: &Path,
+        distro: &str,
+        packages: &[String],
+    ) -> Result<(), kod_env::EngineError> {
+        let spec = DistroSpec::parse(distro)?;
+        let plan = BootstrapPlan::new(&spec, ENV_VARIANT, packages, None, Progress::Auto)?;
+        let options = kod_install::Options {
+            verbose: self.verbose,
+            debug: false,
+            no_wait: false,
+        };
+        plan.run(target, &options, Progress::Auto)?;
+        Ok(())
+    }
+
+    fn install(&self, _root: &Path, _packages: &[String]) -> Result<(), kod_env::EngineError> {
+        Err("installing into an existing root is not offered by kod's engine yet".into())
+    }
+
+    fn remove(&self, _root: &Path, _packages: &[String]) -> Result<(), kod_env::EngineError> {
+        Err("removing from a root is not offered by kod's engine yet".into())
+    }
+}
+
+fn create(
+    cli: &Cli,
+    loc: &Locations,
+    caller: Caller,
+    name: &str,
+    distro: &str,
+    packages: &[String],
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    kod_env::validate_name(name)?;
+    if let Some(env) = loc.writable.get(name)? {
+        anyhow::bail!(EnvError::Exists {
+            name: name.to_string(),
+            dir: env.dir(),
+        });
+    }
+    if dry_run {
+        let spec = DistroSpec::parse(distro)?;
+        let plan = BootstrapPlan::new(&spec, ENV_VARIANT, packages, None, Progress::Auto)?;
+        println!(
+            "would create {name} ({distro}, {ENV_VARIANT}) in {} with {} packages, {} to download",
+            loc.writable.env_dir(name).display(),
+            plan.resolution.packages.len(),
+            human_bytes(plan.resolution.download_size)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if wants_user_namespace(loc, caller) {
+        return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
+    }
+    let engine = KodEngine {
+        verbose: cli.verbose,
+    };
+    let (env, notes) = lifecycle::create(&loc.writable, name, distro, packages, &engine, caller)?;
+    for n in notes {
+        eprintln!("kod: {n}");
+    }
+    println!(
+        "created {} ({}) in {}",
+        env.name,
+        env.record.distro,
+        env.root().display()
+    );
+    println!("run it with: kod run {} -- COMMAND", env.name);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Whether this process should change the caller's own store from inside
@@ -128,6 +221,11 @@ fn again_in_user_namespace(
     cmd.args(std::env::args_os().skip(1))
         .env(kod_env::ENVS_DIR_ENV, &loc.writable.dir)
         .env(CALLER_ENV, caller.env_value());
+    if std::env::var_os("KOD_CACHE_DIR").is_none() {
+        // Inside, kod is root and would pick the system cache; keep the
+        // caller's own.
+        cmd.env("KOD_CACHE_DIR", kod_fetch::cache_dir());
+    }
     let status = Sandbox::host()
         .ids(Ids::SubIdRoot(subids))
         .prepare()?
@@ -415,7 +513,10 @@ fn sync(
         return Ok(ExitCode::SUCCESS);
     }
     let kod = std::env::current_exe().context("finding the kod binary")?;
-    for n in kod_env::sync::apply(&loc.writable, &steps, None, &kod, caller)? {
+    let engine = KodEngine {
+        verbose: cli.verbose,
+    };
+    for n in kod_env::sync::apply(&loc.writable, &steps, Some(&engine), &kod, caller)? {
         eprintln!("kod: {n}");
     }
     Ok(ExitCode::SUCCESS)
