@@ -12,6 +12,7 @@ use std::path::Path;
 
 use kod_unpack::{DebMeta, Unpacked};
 use md5::{Digest, Md5};
+use rayon::prelude::*;
 
 use crate::control::{
     Conffile, NEW_CONFFILE, Stanza, parse_conffiles, parse_stanzas, unpacked_status_stanza,
@@ -175,6 +176,41 @@ fn parse_triggers(data: &[u8]) -> Result<Vec<Directive<'_>>, String> {
     Ok(out)
 }
 
+/// Writes a package's info files (control members, list, md5sums) and
+/// returns its identity and status stanza.
+fn prepare(fs: &RootFs, u: &Unpacked, conffiles_in_place: bool) -> Result<(Ident, String), Error> {
+    let id = ident(&u.meta, &u.archive)?;
+    let bad = |reason: String| Error::Package {
+        package: id.name.clone(),
+        archive: u.archive.clone(),
+        reason,
+    };
+    let stem = id.stem();
+    let mut conffiles = match u.meta.member("conffiles") {
+        Some(m) => parse_conffiles(&m.data).map_err(bad)?,
+        None => Vec::new(),
+    };
+    if conffiles_in_place {
+        for c in &mut conffiles {
+            if let Some(hex) = md5_of(fs, &c.path)? {
+                c.hash = hex;
+            }
+        }
+    }
+    write_info_members(fs, &id, &u.meta)?;
+    let list_rel = format!("{INFO}/{stem}.list");
+    fs.write(&list_rel, &u.list_file(), 0o644)
+        .map_err(io_error("write", fs.show(&list_rel)))?;
+    if u.meta.member("md5sums").is_none() {
+        let sums = generate_md5sums(fs, u, &conffiles)?;
+        let rel = format!("{INFO}/{stem}.md5sums");
+        fs.write(&rel, &sums, 0o644)
+            .map_err(io_error("write", fs.show(&rel)))?;
+    }
+    let stanza = unpacked_status_stanza(&id.control, &conffiles).map_err(bad)?;
+    Ok((id, stanza))
+}
+
 /// Registers unpacked packages: info files, list, md5sums, status
 /// stanzas, trigger interests and activations. `existing` are the file
 /// trigger interests of packages installed before the transaction.
@@ -189,37 +225,19 @@ pub(crate) fn register(
     existing: &[FileInterest],
     conffiles_in_place: bool,
 ) -> Result<(), Error> {
+    // Per package, in parallel: its files in info/ and its status stanza.
+    let prepared: Vec<(Ident, String)> = unpacked
+        .par_iter()
+        .map(|u| prepare(fs, u, conffiles_in_place))
+        .collect::<Result<_, _>>()?;
     let mut triggers = Triggers::default();
-    for u in unpacked {
-        let id = ident(&u.meta, &u.archive)?;
+    for (u, (id, stanza)) in unpacked.iter().zip(prepared) {
         let bad = |reason: String| Error::Package {
             package: id.name.clone(),
             archive: u.archive.clone(),
             reason,
         };
         let stem = id.stem();
-        let mut conffiles = match u.meta.member("conffiles") {
-            Some(m) => parse_conffiles(&m.data).map_err(bad)?,
-            None => Vec::new(),
-        };
-        if conffiles_in_place {
-            for c in &mut conffiles {
-                if let Some(hex) = md5_of(fs, &c.path)? {
-                    c.hash = hex;
-                }
-            }
-        }
-        write_info_members(fs, &id, &u.meta)?;
-        let list_rel = format!("{INFO}/{stem}.list");
-        fs.write(&list_rel, &u.list_file(), 0o644)
-            .map_err(io_error("write", fs.show(&list_rel)))?;
-        if u.meta.member("md5sums").is_none() {
-            let sums = generate_md5sums(fs, u, &conffiles)?;
-            let rel = format!("{INFO}/{stem}.md5sums");
-            fs.write(&rel, &sums, 0o644)
-                .map_err(io_error("write", fs.show(&rel)))?;
-        }
-        let stanza = unpacked_status_stanza(&id.control, &conffiles).map_err(bad)?;
         status.put(stanza).map_err(bad)?;
 
         // Every entry unpacked sets off the file triggers interested in

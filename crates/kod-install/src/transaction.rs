@@ -743,14 +743,31 @@ impl Transaction {
                 self.fs.path().display()
             );
         }
+        let started = std::time::Instant::now();
         let unpacked = kod_unpack::unpack_all(&files, self.fs.path(), &unpack_options)?;
+        if self.options.verbose {
+            eprintln!(
+                "  unpacked {} packages ({} files) in {:.3} s",
+                unpacked.len(),
+                unpacked.iter().map(|u| u.files).sum::<u64>(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         report.files = unpacked.iter().map(|u| u.files).sum();
         report.bytes = unpacked.iter().map(|u| u.bytes).sum();
         if !fresh {
             register::check_files(&self.fs, &self.status, &unpacked)?;
         }
         let interests = db::file_interests(&self.fs)?;
+        let started = std::time::Instant::now();
         register::register(&self.fs, &mut self.status, &unpacked, &interests, fresh)?;
+        if self.options.verbose {
+            eprintln!(
+                "  registered them in {} in {:.3} s",
+                self.fs.show(ADMIN).display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         if fresh {
             // Nothing could run before the files were there: run the
             // preinsts now, base-passwd's first (it creates /etc/passwd

@@ -17,30 +17,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fixture, assert_same_tree, in_root_ok, leftovers, minbase_debs, mounts_under, processes_in,
-    run, snapshot,
+    Fixture, arch, assert_same_tree, in_root_ok, leftovers, minbase_debs, minbase_root,
+    mounts_under, processes_in, run, snapshot,
 };
 use kod_install::{BootstrapOptions, Error, Options, Transaction, bootstrap_into};
 use kod_testkit::Tier;
-
-fn arch() -> String {
-    run(Command::new("dpkg").arg("--print-architecture"))
-        .trim()
-        .to_string()
-}
-
-/// A fresh minbase root built by kod in `dir/name`.
-fn minbase_root(dir: &Path, name: &str) -> PathBuf {
-    let root = dir.join(name);
-    bootstrap_into(
-        &root,
-        &minbase_debs(),
-        &BootstrapOptions::new(&arch()),
-        &Options::default(),
-    )
-    .expect("bootstrap minbase");
-    root
-}
 
 /// No mount, no process, no temporary directory left for `root`.
 fn nothing_left(root: &Path) {

@@ -461,3 +461,23 @@ pub fn overlay_xattrs(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The host's dpkg architecture.
+pub fn arch() -> String {
+    run(Command::new("dpkg").arg("--print-architecture"))
+        .trim()
+        .to_string()
+}
+
+/// A fresh minbase root built by kod in `dir/name` from the cached set.
+pub fn minbase_root(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    kod_install::bootstrap_into(
+        &root,
+        &minbase_debs(),
+        &kod_install::BootstrapOptions::new(&arch()),
+        &kod_install::Options::default(),
+    )
+    .expect("bootstrap minbase");
+    root
+}
