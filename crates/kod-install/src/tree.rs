@@ -369,3 +369,120 @@ fn copy_entry(
     ctx.done.moved += 1;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    fn write(p: &Path, s: &str) {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, s).expect("write");
+    }
+
+    /// Staging on tmpfs, root on the disk: every entry is copied (owner,
+    /// mode, symlinks, hard links kept), directories merged, the staging
+    /// directory emptied.
+    #[test]
+    fn apply_across_file_systems_copies_and_merges() {
+        let src = tempfile::tempdir_in("/dev/shm").expect("a tmpfs at /dev/shm");
+        let dst = tempfile::tempdir().expect("dst");
+        let (s, d) = (src.path(), dst.path());
+        assert_ne!(
+            std::fs::metadata(s).expect("s").dev(),
+            std::fs::metadata(d).expect("d").dev(),
+            "the test needs two file systems"
+        );
+        write(&s.join("etc/new.conf"), "new");
+        write(&s.join("etc/replaced"), "after");
+        std::fs::set_permissions(
+            s.join("etc/new.conf"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .expect("chmod");
+        write(&s.join("usr/bin/tool"), "tool");
+        std::fs::hard_link(s.join("usr/bin/tool"), s.join("usr/bin/tool2")).expect("link");
+        symlink("tool", s.join("usr/bin/alias")).expect("symlink");
+        write(&d.join("etc/replaced"), "before");
+        write(&d.join("etc/kept"), "kept");
+        let applied = apply(s, d, false).expect("apply");
+        assert!(applied.moved >= 5, "{applied:?}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("etc/replaced")).expect("r"),
+            "after"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("etc/kept")).expect("k"),
+            "kept"
+        );
+        assert_eq!(
+            std::fs::metadata(d.join("etc/new.conf")).expect("n").mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_link(d.join("usr/bin/alias")).expect("l"),
+            Path::new("tool")
+        );
+        let (a, b) = (
+            std::fs::metadata(d.join("usr/bin/tool")).expect("a"),
+            std::fs::metadata(d.join("usr/bin/tool2")).expect("b"),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "hard link kept");
+        assert_eq!(
+            std::fs::read_dir(s).expect("src").count(),
+            0,
+            "staging not emptied"
+        );
+    }
+
+    /// An overlay upper layer: whiteouts delete, opaque directories
+    /// replace, other directories merge. Whiteouts need CAP_MKNOD.
+    #[test]
+    fn root_apply_overlay_upper_layer() {
+        if !kod_testkit::tier(kod_testkit::Tier::Root) {
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (up, root) = (tmp.path().join("upper"), tmp.path().join("root"));
+        write(&root.join("a/gone"), "x");
+        write(&root.join("a/stays"), "x");
+        write(&root.join("b/old"), "x");
+        write(&root.join("c/f"), "x");
+        std::fs::create_dir_all(up.join("a")).expect("mkdir");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            up.join("a/gone").as_path(),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .expect("whiteout");
+        write(&up.join("b/new"), "n");
+        rustix::fs::setxattr(
+            up.join("b").as_path(),
+            OPAQUE,
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .expect("opaque");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            up.join("c").as_path(),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .expect("whiteout dir");
+        let applied = apply(&up, &root, true).expect("apply");
+        assert_eq!(applied.removed, 2);
+        assert!(!root.join("a/gone").exists() && root.join("a/stays").exists());
+        assert!(!root.join("b/old").exists() && root.join("b/new").exists());
+        assert!(!root.join("c").exists());
+        let mut buf = [0u8; 8];
+        assert!(
+            rustix::fs::getxattr(root.join("b").as_path(), OPAQUE, &mut buf).is_err(),
+            "opaque mark left"
+        );
+        assert_eq!(std::fs::read_dir(&up).expect("upper").count(), 0);
+    }
+}

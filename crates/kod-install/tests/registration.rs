@@ -421,3 +421,55 @@ fn root_interrupted_commit_is_completed_and_unmarked_work_thrown_away() {
     assert!(!txn.exists() && !stale.exists());
     assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
 }
+
+/// Unmounts on drop (also when the test fails).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0.as_path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn root_new_root_on_an_empty_mount_point_is_built_inside_it() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("mnt");
+    fs::create_dir(&root).expect("mkdir");
+    rustix::mount::mount(
+        c"tmpfs",
+        root.as_path(),
+        c"tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .expect("mount tmpfs");
+    let _guard = Mounted(root.clone());
+    let t = Transaction::bootstrap(
+        &root,
+        &BootstrapOptions::new(&host_arch()),
+        &Options::default(),
+    )
+    .expect("bootstrap");
+    // Built on the mount point's own file system, inside it.
+    assert!(t.view().starts_with(&root), "{}", t.view().display());
+    let report = t.commit().expect("commit");
+    assert!(report.committed && report.moved > 0);
+    assert_eq!(
+        fs::read_to_string(root.join("var/lib/dpkg/status")).expect("status"),
+        ""
+    );
+    assert_eq!(
+        fs::read_link(root.join("bin")).expect("bin"),
+        Path::new("usr/bin")
+    );
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+    assert_eq!(
+        mounts_under(&root),
+        vec![root.display().to_string()],
+        "only the test's tmpfs"
+    );
+}
