@@ -22,11 +22,12 @@ pub fn shared_tempdir() -> tempfile::TempDir {
     d
 }
 
-/// The kod binary, built from this workspace (or `KOD_BIN`), copied where
-/// any user can run it.
+/// The kod binary, built from this workspace (or `KOD_BIN`), copied to
+/// `/var/tmp/kod-env-test-bin/kod` where any user can run it (the build
+/// directory may be private); replaced atomically on each test run.
 pub fn kod_bin() -> PathBuf {
-    static BIN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = BIN.get_or_init(|| {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
         let built = match std::env::var_os("KOD_BIN") {
             Some(p) => PathBuf::from(p),
             None => {
@@ -46,14 +47,19 @@ pub fn kod_bin() -> PathBuf {
                 profile_dir.join("kod")
             }
         };
-        let dir = shared_tempdir();
-        let dest = dir.path().join("kod");
-        if std::fs::hard_link(&built, &dest).is_err() {
-            std::fs::copy(&built, &dest).unwrap();
+        let dir = Path::new("/var/tmp/kod-env-test-bin");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let partial = dir.join(format!("kod.{}", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
+        if std::fs::hard_link(&built, &partial).is_err() {
+            std::fs::copy(&built, &partial).unwrap();
         }
-        (dir, dest)
-    });
-    p.clone()
+        let dest = dir.join("kod");
+        std::fs::rename(&partial, &dest).unwrap();
+        dest
+    })
+    .clone()
 }
 
 /// A root tarball of Debian sid (minbase) with hello and jq, made by
