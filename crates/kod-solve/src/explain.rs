@@ -72,7 +72,7 @@ struct Explainer<'g, 'p, 'u, 'a> {
 /// An explanation keeps at most this many lines.
 const MAX_LINES: usize = 60;
 
-impl Explainer<'_, '_, '_, '_> {
+impl<'a> Explainer<'_, '_, '_, 'a> {
     fn line(&mut self, depth: usize, text: String) {
         if self.lines.len() < MAX_LINES {
             self.lines.push(format!("{}- {text}", "  ".repeat(depth)));
@@ -249,7 +249,7 @@ impl Explainer<'_, '_, '_, '_> {
         let set = u.pool.resolve_version_set(vs);
         let r = u.record(q);
         let own = u.solvable_name(q);
-        let hits = |rel: &Relation| {
+        let hits = |rel: &'a Relation| {
             u.conflict_sets(own, rel)
                 .iter()
                 .any(|(n, s)| *n == target && s == set)

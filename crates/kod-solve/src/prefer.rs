@@ -6,7 +6,10 @@
 //! satisfies, and otherwise marking the first solution in this order:
 //! installed packages first, then the alternatives of the or-group in
 //! order, each alternative's real package before its providers. It only
-//! ever considers each package's candidate version.
+//! ever considers each package's candidate version. A package whose
+//! Conflicts or Breaks hit a marked one unmarks it first
+//! (`MarkInstall_RemoveConflictsIfNotUpgradeable`), unless that one was
+//! requested or is installed.
 //!
 //! The SAT solver decides in another order (breadth first, in rounds), so
 //! the same rules alone would pick differently where an or-group is
@@ -21,7 +24,7 @@
 
 use kod_repo::Alternatives;
 use resolvo::{NameId, SolvableId};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::universe::{Set, Universe};
 
@@ -29,7 +32,8 @@ use crate::universe::{Set, Universe};
 pub(crate) type Marks = FxHashMap<NameId, SolvableId>;
 
 enum Undo {
-    /// A name was marked; the value is what it was marked as before.
+    /// A name was marked or unmarked; the value is what it was marked as
+    /// before.
     Mark(NameId, Option<SolvableId>),
     /// A set was pushed to a name's forbidden list.
     Forbid(NameId),
@@ -41,9 +45,13 @@ struct Walk<'u, 'a> {
     pinned: &'u FxHashMap<NameId, SolvableId>,
     recommends: bool,
     marked: Marks,
-    /// Per name, the sets its chosen candidate must stay in (left by the
-    /// Conflicts and Breaks of marked packages).
-    forbidden: FxHashMap<NameId, Vec<Set>>,
+    /// The requested names (apt protects them: a conflict never unmarks
+    /// them).
+    roots: FxHashSet<NameId>,
+    /// Per name, the sets its chosen candidate must stay in, each with the
+    /// package whose Conflicts or Breaks left it (in force while that
+    /// package is marked).
+    forbidden: FxHashMap<NameId, Vec<(SolvableId, Set)>>,
     undo: Vec<Undo>,
 }
 
@@ -60,6 +68,11 @@ pub(crate) fn apt_marks(
         pinned,
         recommends,
         marked: Marks::default(),
+        roots: stages
+            .iter()
+            .flatten()
+            .map(|&s| u.solvable_name(s))
+            .collect(),
         forbidden: FxHashMap::default(),
         undo: Vec::new(),
     };
@@ -80,7 +93,7 @@ pub(crate) fn apt_marks(
             if w.marked.get(&n) == Some(&s) {
                 continue;
             }
-            if w.replaceable(n) && w.can_mark(s) {
+            if w.replaceable(n) && !w.forbidden(s) && !w.hits_marked(s) {
                 w.mark(s);
                 marked.push(s);
             }
@@ -116,22 +129,53 @@ impl<'a> Walk<'_, 'a> {
         }
     }
 
-    /// Whether `s` can join the marked set without a conflict either way.
-    fn can_mark(&self, s: SolvableId) -> bool {
+    /// Whether a marked package's Conflicts or Breaks rule `s` out.
+    fn forbidden(&self, s: SolvableId) -> bool {
         let n = self.u.solvable_name(s);
-        if let Some(sets) = self.forbidden.get(&n)
-            && sets.iter().any(|set| !self.u.matches(s, set))
-        {
-            return false;
-        }
-        let r = self.u.record(s);
-        r.conflicts.iter().chain(&r.breaks).all(|rel| {
-            self.u.conflict_sets(n, rel).iter().all(|(other, set)| {
-                self.marked
-                    .get(other)
-                    .is_none_or(|&m| self.u.matches(m, set))
+        self.forbidden.get(&n).is_some_and(|sets| {
+            sets.iter().any(|(by, set)| {
+                self.marked.get(&self.u.solvable_name(*by)) == Some(by) && !self.u.matches(s, set)
             })
         })
+    }
+
+    /// The marked packages `s`'s own Conflicts and Breaks hit.
+    fn hit_by(&self, s: SolvableId) -> Vec<NameId> {
+        let n = self.u.solvable_name(s);
+        let r = self.u.record(s);
+        let mut out = Vec::new();
+        for rel in r.conflicts.iter().chain(&r.breaks) {
+            for (other, set) in self.u.conflict_sets(n, rel).iter() {
+                if self
+                    .marked
+                    .get(other)
+                    .is_some_and(|&m| !self.u.matches(m, set))
+                    && !out.contains(other)
+                {
+                    out.push(*other);
+                }
+            }
+        }
+        out
+    }
+
+    fn hits_marked(&self, s: SolvableId) -> bool {
+        !self.hit_by(s).is_empty()
+    }
+
+    /// apt's `MarkInstall_RemoveConflictsIfNotUpgradeable`: the packages
+    /// `s` conflicts with are unmarked, unless one is requested or
+    /// installed (apt would have to remove it), which fails.
+    fn make_room(&mut self, s: SolvableId) -> bool {
+        for other in self.hit_by(s) {
+            let m = self.marked[&other];
+            if self.roots.contains(&other) || self.u.candidate(m).installed {
+                return false;
+            }
+            self.marked.remove(&other);
+            self.undo.push(Undo::Mark(other, Some(m)));
+        }
+        true
     }
 
     fn mark(&mut self, s: SolvableId) {
@@ -141,7 +185,10 @@ impl<'a> Walk<'_, 'a> {
         let r = self.u.record(s);
         for rel in r.conflicts.iter().chain(&r.breaks) {
             for (other, set) in self.u.conflict_sets(n, rel).iter() {
-                self.forbidden.entry(*other).or_default().push(set.clone());
+                self.forbidden
+                    .entry(*other)
+                    .or_default()
+                    .push((s, set.clone()));
                 self.undo.push(Undo::Forbid(*other));
             }
         }
@@ -174,10 +221,17 @@ impl<'a> Walk<'_, 'a> {
         if self.marked.get(&n) == Some(&s) {
             return true;
         }
-        if !self.replaceable(n) || !self.can_mark(s) {
+        if !self.replaceable(n) {
             return false;
         }
         let save = self.undo.len();
+        // apt unmarks what `s` conflicts with, then marks it; a marked
+        // package whose own Conflicts hit `s` would be left broken (for
+        // apt's problem resolver), so `s` is not taken then.
+        if !self.make_room(s) || self.forbidden(s) {
+            self.rollback(save);
+            return false;
+        }
         self.mark(s);
         if self.install_dependencies(s) {
             true

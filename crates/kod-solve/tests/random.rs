@@ -4,99 +4,10 @@
 
 mod common;
 
-use common::{check, consistent, one};
+use common::{NAMES, check, consistent, one, universe};
 use kod_repo::PackageRecord;
 use kod_solve::{Request, SolveError, solve};
 use proptest::prelude::*;
-
-const NAMES: usize = 5;
-const VIRTUALS: [&str; 2] = ["v0", "v1"];
-const VERSIONS: [&str; 3] = ["1", "1.5", "2"];
-const OPS: [&str; 5] = ["<<", "<=", "=", ">=", ">>"];
-
-/// A relation target and optional constraint, as text.
-fn relation() -> impl Strategy<Value = String> {
-    (
-        0..NAMES + VIRTUALS.len(),
-        proptest::option::of((0..OPS.len(), 0..VERSIONS.len())),
-    )
-        .prop_map(|(t, c)| {
-            let name = if t < NAMES {
-                format!("p{t}")
-            } else {
-                VIRTUALS[t - NAMES].to_string()
-            };
-            match c {
-                Some((op, v)) => format!("{name} ({} {})", OPS[op], VERSIONS[v]),
-                None => name,
-            }
-        })
-}
-
-/// One package version: Depends, Provides, Conflicts, Breaks.
-fn paragraph(name: usize, version: &'static str) -> impl Strategy<Value = String> {
-    (
-        proptest::collection::vec(proptest::collection::vec(relation(), 1..3), 0..3),
-        proptest::option::of((0..VIRTUALS.len(), proptest::option::of(0..VERSIONS.len()))),
-        proptest::option::of(relation()),
-        proptest::option::of(relation()),
-    )
-        .prop_map(move |(deps, provides, conflicts, breaks)| {
-            let mut p = format!("Package: p{name}\nVersion: {version}\n");
-            if !deps.is_empty() {
-                let groups: Vec<String> = deps.iter().map(|g| g.join(" | ")).collect();
-                p.push_str(&format!("Depends: {}\n", groups.join(", ")));
-            }
-            if let Some((v, ver)) = provides {
-                match ver {
-                    Some(ver) => p.push_str(&format!(
-                        "Provides: {} (= {})\n",
-                        VIRTUALS[v], VERSIONS[ver]
-                    )),
-                    None => p.push_str(&format!("Provides: {}\n", VIRTUALS[v])),
-                }
-            }
-            if let Some(c) = conflicts {
-                p.push_str(&format!("Conflicts: {c}\n"));
-            }
-            if let Some(b) = breaks {
-                p.push_str(&format!("Breaks: {b}\n"));
-            }
-            p
-        })
-}
-
-/// A universe (Packages text) and a request of one or two names.
-fn universe() -> impl Strategy<Value = (String, Vec<String>)> {
-    let packages: Vec<_> = (0..NAMES)
-        .flat_map(|n| [paragraph(n, "1"), paragraph(n, "2")])
-        .collect();
-    (
-        packages,
-        proptest::collection::vec(any::<bool>(), NAMES * 2),
-        proptest::collection::btree_set(0..NAMES, 1..3),
-    )
-        .prop_map(|(paragraphs, keep, requested)| {
-            // Drop some versions (never both of p0, so something exists).
-            let kept: Vec<(usize, String)> = paragraphs
-                .into_iter()
-                .zip(keep)
-                .enumerate()
-                .filter(|(i, (_, k))| *k || *i == 0)
-                .map(|(i, (p, _))| (i / 2, p))
-                .collect();
-            let mut request: Vec<String> = requested
-                .into_iter()
-                .filter(|n| kept.iter().any(|(k, _)| k == n))
-                .map(|n| format!("p{n}"))
-                .collect();
-            if request.is_empty() {
-                request.push("p0".to_string());
-            }
-            let text: Vec<String> = kept.into_iter().map(|(_, p)| p).collect();
-            (text.join("\n"), request)
-        })
-}
 
 /// Whether some choice of at most one version per name, holding every
 /// requested name, is consistent.

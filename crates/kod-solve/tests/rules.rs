@@ -130,6 +130,24 @@ fn what_apt_marks_for_an_or_group_stays_when_a_sibling_meets_it() {
 }
 
 #[test]
+fn a_conflicting_package_apt_marks_later_replaces_the_earlier_one() {
+    // As busybox and busybox-static: apt marks bb for x, then bbs for y
+    // unmarks bb (it conflicts), and x's `bb | bbs` is met by bbs.
+    let ix = one("Package: app\nVersion: 1\nDepends: x, y\n\n\
+         Package: x\nVersion: 1\nRecommends: bb | bbs\n\n\
+         Package: y\nVersion: 1\nRecommends: bbs\n\n\
+         Package: bb\nVersion: 1\nConflicts: bbs\n\n\
+         Package: bbs\nVersion: 1\nConflicts: bb\nProvides: bb\n");
+    let mut r = req(&["app"]);
+    r.recommends = true;
+    assert_eq!(names(&ok(&ix, &r, None)), ["app", "bbs", "x", "y"]);
+    // A requested package is never unmarked that way.
+    let mut r = req(&["app", "bb"]);
+    r.recommends = true;
+    assert_eq!(names(&ok(&ix, &r, None)), ["app", "bb", "x", "y"]);
+}
+
+#[test]
 fn pre_depends_are_dependencies() {
     let ix = one("Package: a\nVersion: 1\nPre-Depends: b (>= 2)\n\nPackage: b\nVersion: 2\n");
     assert_eq!(names(&ok(&ix, &req(&["a"]), None)), ["a", "b"]);

@@ -8,6 +8,7 @@ use kod_repo::debian::packages::parse_packages;
 use kod_repo::debian::relations::Target;
 use kod_repo::{ArchQualifier, Index, MultiArch, Origin, OriginId, PackageRecord, Relation, Text};
 use kod_solve::{Installed, Resolution, Selector};
+use proptest::prelude::*;
 
 pub const NATIVE: &str = "amd64";
 
@@ -24,24 +25,7 @@ pub fn index(suites: &[(&str, &str)]) -> Index {
             component: "main".into(),
             architecture: NATIVE.into(),
         });
-        let full: String = text
-            .split("\n\n")
-            .filter(|p| !p.trim().is_empty())
-            .enumerate()
-            .map(|(j, p)| {
-                let p = p.trim_matches('\n');
-                let arch = if p.contains("Architecture:") {
-                    String::new()
-                } else {
-                    format!("Architecture: {NATIVE}\n")
-                };
-                format!(
-                    "{p}\n{arch}Filename: pool/{i}/{j}.deb\nSize: {}\nSHA256: {:064x}\n\n",
-                    100 + j,
-                    j
-                )
-            })
-            .collect();
+        let full = full_packages(text, i);
         let target = Target {
             architecture: NATIVE,
             profiles: &[],
@@ -50,6 +34,29 @@ pub fn index(suites: &[(&str, &str)]) -> Index {
             .extend(parse_packages(&full, OriginId(i as u16), target).expect("test index parses"));
     }
     Index::new(vec![Text::new(NATIVE)], origins, records)
+}
+
+/// Packages paragraphs with the download fields added (and
+/// `Architecture: amd64` where missing), as a repository serves them;
+/// `i` keeps file names apart between suites.
+pub fn full_packages(text: &str, i: usize) -> String {
+    text.split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .enumerate()
+        .map(|(j, p)| {
+            let p = p.trim_matches('\n');
+            let arch = if p.contains("Architecture:") {
+                String::new()
+            } else {
+                format!("Architecture: {NATIVE}\n")
+            };
+            format!(
+                "{p}\n{arch}Filename: pool/{i}/{j}.deb\nSize: {}\nSHA256: {:064x}\n\n",
+                100 + j,
+                j
+            )
+        })
+        .collect()
 }
 
 /// One suite.
@@ -220,4 +227,96 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+// Random universes for property tests.
+
+/// Package names of random universes: p0, p1...
+pub const NAMES: usize = 5;
+const VIRTUALS: [&str; 2] = ["v0", "v1"];
+const VERSIONS: [&str; 3] = ["1", "1.5", "2"];
+const OPS: [&str; 5] = ["<<", "<=", "=", ">=", ">>"];
+
+/// A relation target and optional constraint, as text.
+fn relation() -> impl Strategy<Value = String> {
+    (
+        0..NAMES + VIRTUALS.len(),
+        proptest::option::of((0..OPS.len(), 0..VERSIONS.len())),
+    )
+        .prop_map(|(t, c)| {
+            let name = if t < NAMES {
+                format!("p{t}")
+            } else {
+                VIRTUALS[t - NAMES].to_string()
+            };
+            match c {
+                Some((op, v)) => format!("{name} ({} {})", OPS[op], VERSIONS[v]),
+                None => name,
+            }
+        })
+}
+
+/// One package version: Depends, Provides, Conflicts, Breaks.
+fn paragraph(name: usize, version: &'static str) -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(proptest::collection::vec(relation(), 1..3), 0..3),
+        proptest::option::of((0..VIRTUALS.len(), proptest::option::of(0..VERSIONS.len()))),
+        proptest::option::of(relation()),
+        proptest::option::of(relation()),
+    )
+        .prop_map(move |(deps, provides, conflicts, breaks)| {
+            let mut p = format!("Package: p{name}\nVersion: {version}\n");
+            if !deps.is_empty() {
+                let groups: Vec<String> = deps.iter().map(|g| g.join(" | ")).collect();
+                p.push_str(&format!("Depends: {}\n", groups.join(", ")));
+            }
+            if let Some((v, ver)) = provides {
+                match ver {
+                    Some(ver) => p.push_str(&format!(
+                        "Provides: {} (= {})\n",
+                        VIRTUALS[v], VERSIONS[ver]
+                    )),
+                    None => p.push_str(&format!("Provides: {}\n", VIRTUALS[v])),
+                }
+            }
+            if let Some(c) = conflicts {
+                p.push_str(&format!("Conflicts: {c}\n"));
+            }
+            if let Some(b) = breaks {
+                p.push_str(&format!("Breaks: {b}\n"));
+            }
+            p
+        })
+}
+
+/// A universe (Packages text) and a request of one or two names.
+pub fn universe() -> impl Strategy<Value = (String, Vec<String>)> {
+    let packages: Vec<_> = (0..NAMES)
+        .flat_map(|n| [paragraph(n, "1"), paragraph(n, "2")])
+        .collect();
+    (
+        packages,
+        proptest::collection::vec(any::<bool>(), NAMES * 2),
+        proptest::collection::btree_set(0..NAMES, 1..3),
+    )
+        .prop_map(|(paragraphs, keep, requested)| {
+            // Drop some versions (never both of p0, so something exists).
+            let kept: Vec<(usize, String)> = paragraphs
+                .into_iter()
+                .zip(keep)
+                .enumerate()
+                .filter(|(i, (_, k))| *k || *i == 0)
+                .map(|(i, (p, _))| (i / 2, p))
+                .collect();
+            let mut request: Vec<String> = requested
+                .into_iter()
+                .filter(|n| kept.iter().any(|(k, _)| k == n))
+                .map(|n| format!("p{n}"))
+                .collect();
+            if request.is_empty() {
+                request.push("p0".to_string());
+            }
+            let text: Vec<String> = kept.into_iter().map(|(_, p)| p).collect();
+            (text.join("\n"), request)
+        })
 }
