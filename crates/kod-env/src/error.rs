@@ -9,6 +9,9 @@ pub type EngineError = Box<dyn std::error::Error + Send + Sync>;
 /// An environment operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
+    /// The package cache could not be read or changed.
+    #[error("the package cache: {0}")]
+    Cache(String),
     /// The name cannot name an environment.
     #[error("{name:?} is not a valid environment name: {why}")]
     Name {

@@ -24,6 +24,7 @@
 //! - declarative sync ([`sync`]) of the configuration's `environments`.
 #![deny(missing_docs)]
 
+pub mod cleanup;
 pub mod desktop;
 mod error;
 pub mod export;

@@ -90,6 +90,42 @@ impl Cache {
         })
     }
 
+    /// Every verified file in the cache: its path and size.
+    pub fn files(&self) -> Result<Vec<(PathBuf, u64)>, FetchError> {
+        let root = self.dir.join("blobs/sha256");
+        let mut out = Vec::new();
+        for shard in fs::read_dir(&root).map_err(cache_err(&root))? {
+            let shard = shard.map_err(cache_err(&root))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&shard).map_err(cache_err(&shard))? {
+                let f = f.map_err(cache_err(&shard))?;
+                let meta = f.metadata().map_err(cache_err(&f.path()))?;
+                if meta.is_file() {
+                    out.push((f.path(), meta.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a file [`files`](Cache::files) listed; a file already gone is
+    /// fine (another kod may have removed it).
+    pub fn remove(&self, path: &Path) -> Result<(), FetchError> {
+        if !path.starts_with(self.dir.join("blobs/sha256")) {
+            return Err(FetchError::Cache {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("not a file of this cache"),
+            });
+        }
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cache_err(path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn partial_path(&self, sha256: &[u8; 32]) -> PathBuf {
         self.dir
             .join("partial")

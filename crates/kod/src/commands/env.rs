@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 use kod_engine::bootstrap::BootstrapPlan;
+use kod_engine::packages::InstallPlan;
 use kod_engine::sources::DistroSpec;
 use kod_env::view::{self, Mode, View};
 use kod_env::{Env, EnvError, Locations, Scope, Store, export, lifecycle, run as envrun, status};
@@ -32,9 +33,33 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             packages,
             dry_run,
         } => create(cli, &loc, caller, name, distro, packages, dry_run.dry_run),
-        EnvAction::Install { .. } => Ok(needs_engine("env install")),
-        EnvAction::Remove { .. } => Ok(needs_engine("env remove")),
-        EnvAction::Cleanup { .. } => Ok(needs_engine("env cleanup")),
+        EnvAction::Install {
+            name,
+            packages,
+            dry_run,
+        } => change_packages(
+            cli,
+            &loc,
+            caller,
+            name,
+            packages,
+            dry_run.dry_run,
+            Change::Install,
+        ),
+        EnvAction::Remove {
+            name,
+            packages,
+            dry_run,
+        } => change_packages(
+            cli,
+            &loc,
+            caller,
+            name,
+            packages,
+            dry_run.dry_run,
+            Change::Remove,
+        ),
+        EnvAction::Cleanup { dry_run } => cleanup(&loc, dry_run.dry_run),
         EnvAction::Import {
             name,
             source,
@@ -112,23 +137,24 @@ pub fn run_in(
     }
 }
 
-fn needs_engine(what: &str) -> ExitCode {
-    eprintln!(
-        "kod {what}: needs installing into and removing from an existing root, which kod's \
-         package engine does not offer yet (`kod env create` and `kod env sync` build new ones)"
-    );
-    ExitCode::from(2)
-}
-
 /// The package engine as environments use it: `kod bootstrap`'s minbase
-/// root with the packages asked for. Installing into and removing from an
-/// existing root are not offered by the engine yet.
+/// root with the packages asked for, `kod pkg install|remove` in it.
 struct KodEngine {
     verbose: bool,
 }
 
 /// The variant an environment starts from, as mmdebstrap's default.
 const ENV_VARIANT: &str = "minbase";
+
+impl KodEngine {
+    fn options(&self) -> kod_install::Options {
+        kod_install::Options {
+            verbose: self.verbose,
+            debug: false,
+            no_wait: false,
+        }
+    }
+}
 
 impl kod_env::Engine for KodEngine {
     fn bootstrap(
@@ -139,21 +165,21 @@ impl kod_env::Engine for KodEngine {
     ) -> Result<(), kod_env::EngineError> {
         let spec = DistroSpec::parse(distro)?;
         let plan = BootstrapPlan::new(&spec, ENV_VARIANT, packages, None, Progress::Auto)?;
-        let options = kod_install::Options {
-            verbose: self.verbose,
-            debug: false,
-            no_wait: false,
-        };
-        plan.run(target, &options, Progress::Auto)?;
+        plan.run(target, &self.options(), Progress::Auto)?;
         Ok(())
     }
 
-    fn install(&self, _root: &Path, _packages: &[String]) -> Result<(), kod_env::EngineError> {
-        Err("installing into an existing root is not offered by kod's engine yet".into())
+    fn install(&self, root: &Path, packages: &[String]) -> Result<(), kod_env::EngineError> {
+        let plan = InstallPlan::new(root, packages, Progress::Auto)?;
+        plan.run(&self.options(), Progress::Auto)?;
+        Ok(())
     }
 
-    fn remove(&self, _root: &Path, _packages: &[String]) -> Result<(), kod_env::EngineError> {
-        Err("removing from a root is not offered by kod's engine yet".into())
+    fn remove(&self, root: &Path, packages: &[String]) -> Result<(), kod_env::EngineError> {
+        let plan =
+            kod_engine::packages::plan_removal(root, packages, false, false, &self.options())?;
+        kod_engine::packages::remove(root, &plan, &self.options())?;
+        Ok(())
     }
 }
 
@@ -201,6 +227,81 @@ fn create(
         env.root().display()
     );
     println!("run it with: kod run {} -- COMMAND", env.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Installing or removing packages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Install,
+    Remove,
+}
+
+/// `kod env install|remove NAME P...`.
+fn change_packages(
+    cli: &Cli,
+    loc: &Locations,
+    caller: Caller,
+    name: &str,
+    packages: &[String],
+    dry_run: bool,
+    change: Change,
+) -> anyhow::Result<ExitCode> {
+    let mut env = own_env(loc, name)?;
+    let engine = KodEngine {
+        verbose: cli.verbose,
+    };
+    if dry_run {
+        let root = env.root();
+        match change {
+            Change::Install => {
+                for c in InstallPlan::new(&root, packages, Progress::Auto)?.changes() {
+                    println!("would {} {} {}", c.action, c.name, c.version);
+                }
+            }
+            Change::Remove => {
+                let plan = kod_engine::packages::plan_removal(
+                    &root,
+                    packages,
+                    false,
+                    false,
+                    &engine.options(),
+                )?;
+                println!(
+                    "would remove {}",
+                    plan.packages().collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if wants_user_namespace(loc, caller) {
+        return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
+    }
+    match change {
+        Change::Install => lifecycle::install(&mut env, packages, &engine)?,
+        Change::Remove => lifecycle::remove(&mut env, packages, &engine)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kod env cleanup`: cached packages no environment has installed.
+fn cleanup(loc: &Locations, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let cache = kod_fetch::Cache::open(&kod_fetch::cache_dir())?;
+    let plan = kod_env::cleanup::plan(&cache, &loc.list()?)?;
+    for u in &plan.unused {
+        println!("{} {} ({})", u.name, u.version, human_bytes(u.size));
+    }
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!(
+        "{} cached package(s) unused, {verb} {}; {} in use",
+        plan.unused.len(),
+        human_bytes(plan.bytes),
+        plan.in_use
+    );
+    if !dry_run {
+        kod_env::cleanup::apply(&cache, &plan)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
