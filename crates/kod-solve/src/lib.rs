@@ -16,7 +16,9 @@
 //!   `:any` is only met by `Multi-Arch: allowed` packages;
 //! - `Conflicts` and `Breaks` are constraints on every name they hit,
 //!   providers of a virtual name included, never on the package itself;
-//! - Recommends are left out unless [`Request::recommends`] is set.
+//! - Recommends are left out unless [`Request::recommends`] is set; then
+//!   they are installed where apt would install them, never at the price
+//!   of a failure (they are wishes, not requirements).
 //!
 //! Choices follow apt's where apt has a rule (see `prefer.rs`): the
 //! candidate is the highest version, the first satisfiable alternative of
@@ -188,21 +190,13 @@ pub fn solve(
         .filter(|r| r.pinned)
         .map(|r| (r.name, r.candidate))
         .collect();
-    let first = run(
+    run(
         &u,
         &roots,
-        &[essential.clone(), stage2.clone()],
+        &[essential, stage2],
         &pinned,
         request.recommends,
-    );
-    match first {
-        Err(e) if request.recommends => {
-            // Recommends are wishes: when they make the request fail, try
-            // without them before explaining.
-            run(&u, &roots, &[essential, stage2], &pinned, false).map_err(|_| e)
-        }
-        other => other,
-    }
+    )
 }
 
 fn run(
@@ -216,7 +210,6 @@ fn run(
     let provider = Provider {
         u,
         marks: &marks,
-        recommends,
         labels: RefCell::default(),
     };
     let mut requirements: Vec<ConditionalRequirement> = Vec::new();

@@ -8,8 +8,10 @@
 //! order, each alternative's real package before its providers. It only
 //! ever considers each package's candidate version. A package whose
 //! Conflicts or Breaks hit a marked one unmarks it first
-//! (`MarkInstall_RemoveConflictsIfNotUpgradeable`), unless that one was
-//! requested or is installed.
+//! (`MarkInstall_RemoveConflictsIfNotUpgradeable`), unless that one is
+//! protected (requested, or the only solution of a dependency of a
+//! protected package) or installed. At the end, what nothing kept needs
+//! any more is unmarked (`DoAutomaticRemove`).
 //!
 //! The SAT solver decides in another order (breadth first, in rounds), so
 //! the same rules alone would pick differently where an or-group is
@@ -26,7 +28,7 @@ use kod_repo::Alternatives;
 use resolvo::{NameId, SolvableId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::universe::{Set, Universe};
+use crate::universe::Universe;
 
 /// What apt's walk marked: the chosen candidate per name.
 pub(crate) type Marks = FxHashMap<NameId, SolvableId>;
@@ -35,8 +37,8 @@ enum Undo {
     /// A name was marked or unmarked; the value is what it was marked as
     /// before.
     Mark(NameId, Option<SolvableId>),
-    /// A set was pushed to a name's forbidden list.
-    Forbid(NameId),
+    /// A name was protected.
+    Protect(NameId),
 }
 
 struct Walk<'u, 'a> {
@@ -45,13 +47,12 @@ struct Walk<'u, 'a> {
     pinned: &'u FxHashMap<NameId, SolvableId>,
     recommends: bool,
     marked: Marks,
-    /// The requested names (apt protects them: a conflict never unmarks
-    /// them).
+    /// The requested names.
     roots: FxHashSet<NameId>,
-    /// Per name, the sets its chosen candidate must stay in, each with the
-    /// package whose Conflicts or Breaks left it (in force while that
-    /// package is marked).
-    forbidden: FxHashMap<NameId, Vec<(SolvableId, Set)>>,
+    /// Names a conflict never unmarks (apt's `Protected` flag): the
+    /// requests, and the only solution of a Depends or Pre-Depends of a
+    /// protected package.
+    protected: FxHashSet<NameId>,
     undo: Vec<Undo>,
 }
 
@@ -63,17 +64,18 @@ pub(crate) fn apt_marks(
     pinned: &FxHashMap<NameId, SolvableId>,
     recommends: bool,
 ) -> Marks {
+    let roots: FxHashSet<NameId> = stages
+        .iter()
+        .flatten()
+        .map(|&s| u.solvable_name(s))
+        .collect();
     let mut w = Walk {
         u,
         pinned,
         recommends,
         marked: Marks::default(),
-        roots: stages
-            .iter()
-            .flatten()
-            .map(|&s| u.solvable_name(s))
-            .collect(),
-        forbidden: FxHashMap::default(),
+        protected: roots.clone(),
+        roots,
         undo: Vec::new(),
     };
     if let Some(installed) = u.installed() {
@@ -93,7 +95,7 @@ pub(crate) fn apt_marks(
             if w.marked.get(&n) == Some(&s) {
                 continue;
             }
-            if w.replaceable(n) && !w.forbidden(s) && !w.hits_marked(s) {
+            if w.replaceable(n) {
                 w.mark(s);
                 marked.push(s);
             }
@@ -107,10 +109,47 @@ pub(crate) fn apt_marks(
             }
         }
     }
+    w.sweep();
     w.marked
 }
 
 impl<'a> Walk<'_, 'a> {
+    /// apt-get's `DoAutomaticRemove`: a package marked on the way that
+    /// nothing kept needs any more (it was pulled in by a package a
+    /// conflict unmarked later) is unmarked again. Kept are the requests,
+    /// installed and Essential packages, and whatever their Pre-Depends,
+    /// Depends and Recommends reach through marked packages (apt's
+    /// `MarkPackage` with Debian's apt configuration: Recommends are
+    /// important for autoremoval, Suggests are not, as apt's
+    /// `01autoremove` sets).
+    fn sweep(&mut self) {
+        let u = self.u;
+        let mut stack: Vec<NameId> = self
+            .marked
+            .iter()
+            .filter(|&(n, &m)| {
+                self.roots.contains(n) || u.candidate(m).installed || u.record(m).essential
+            })
+            .map(|(&n, _)| n)
+            .collect();
+        stack.sort_unstable();
+        let mut keep: FxHashSet<NameId> = stack.iter().copied().collect();
+        while let Some(n) = stack.pop() {
+            let r = u.record(self.marked[&n]);
+            let groups = [&r.pre_depends, &r.depends, &r.recommends];
+            for rel in groups.into_iter().flatten().flatten() {
+                for (other, set) in u.alternative_sets(rel).iter() {
+                    if self.marked.get(other).is_some_and(|&m| u.matches(m, set))
+                        && keep.insert(*other)
+                    {
+                        stack.push(*other);
+                    }
+                }
+            }
+        }
+        self.marked.retain(|n, _| keep.contains(n));
+    }
+
     /// The version apt would install for a name: the requested one, else
     /// the highest (the installed one when nothing newer exists).
     fn candidate(&self, n: NameId) -> Option<SolvableId> {
@@ -127,16 +166,6 @@ impl<'a> Walk<'_, 'a> {
             None => true,
             Some(&m) => self.u.candidate(m).installed,
         }
-    }
-
-    /// Whether a marked package's Conflicts or Breaks rule `s` out.
-    fn forbidden(&self, s: SolvableId) -> bool {
-        let n = self.u.solvable_name(s);
-        self.forbidden.get(&n).is_some_and(|sets| {
-            sets.iter().any(|(by, set)| {
-                self.marked.get(&self.u.solvable_name(*by)) == Some(by) && !self.u.matches(s, set)
-            })
-        })
     }
 
     /// The marked packages `s`'s own Conflicts and Breaks hit.
@@ -159,17 +188,13 @@ impl<'a> Walk<'_, 'a> {
         out
     }
 
-    fn hits_marked(&self, s: SolvableId) -> bool {
-        !self.hit_by(s).is_empty()
-    }
-
     /// apt's `MarkInstall_RemoveConflictsIfNotUpgradeable`: the packages
     /// `s` conflicts with are unmarked, unless one is requested or
     /// installed (apt would have to remove it), which fails.
     fn make_room(&mut self, s: SolvableId) -> bool {
         for other in self.hit_by(s) {
             let m = self.marked[&other];
-            if self.roots.contains(&other) || self.u.candidate(m).installed {
+            if self.protected.contains(&other) || self.u.candidate(m).installed {
                 return false;
             }
             self.marked.remove(&other);
@@ -182,16 +207,6 @@ impl<'a> Walk<'_, 'a> {
         let n = self.u.solvable_name(s);
         let before = self.marked.insert(n, s);
         self.undo.push(Undo::Mark(n, before));
-        let r = self.u.record(s);
-        for rel in r.conflicts.iter().chain(&r.breaks) {
-            for (other, set) in self.u.conflict_sets(n, rel).iter() {
-                self.forbidden
-                    .entry(*other)
-                    .or_default()
-                    .push((s, set.clone()));
-                self.undo.push(Undo::Forbid(*other));
-            }
-        }
     }
 
     fn rollback(&mut self, to: usize) {
@@ -205,10 +220,8 @@ impl<'a> Walk<'_, 'a> {
                         self.marked.remove(&n);
                     }
                 },
-                Some(Undo::Forbid(n)) => {
-                    if let Some(v) = self.forbidden.get_mut(&n) {
-                        v.pop();
-                    }
+                Some(Undo::Protect(n)) => {
+                    self.protected.remove(&n);
                 }
                 None => break,
             }
@@ -216,23 +229,30 @@ impl<'a> Walk<'_, 'a> {
     }
 
     /// Marks `s` and its dependencies; on failure nothing stays marked.
-    fn mark_install(&mut self, s: SolvableId) -> bool {
+    fn mark_install(&mut self, s: SolvableId, protect: bool) -> bool {
         let n = self.u.solvable_name(s);
         if self.marked.get(&n) == Some(&s) {
+            if protect {
+                self.propagate_protection(s);
+            }
             return true;
         }
         if !self.replaceable(n) {
             return false;
         }
         let save = self.undo.len();
-        // apt unmarks what `s` conflicts with, then marks it; a marked
-        // package whose own Conflicts hit `s` would be left broken (for
-        // apt's problem resolver), so `s` is not taken then.
-        if !self.make_room(s) || self.forbidden(s) {
+        // apt unmarks what `s` conflicts with, then marks it. A marked
+        // package whose own Conflicts hit `s` is left as it is: the
+        // sweep at the end drops it when nothing needs it any more (else
+        // apt would call its problem resolver, and the solver decides).
+        if !self.make_room(s) {
             self.rollback(save);
             return false;
         }
         self.mark(s);
+        if protect && self.protected.insert(n) {
+            self.undo.push(Undo::Protect(n));
+        }
         if self.install_dependencies(s) {
             true
         } else {
@@ -241,31 +261,53 @@ impl<'a> Walk<'_, 'a> {
         }
     }
 
+    /// Protects an already marked package and, through its dependencies,
+    /// what apt protects along (it walks a newly protected package's
+    /// dependencies again).
+    fn propagate_protection(&mut self, s: SolvableId) {
+        let n = self.u.solvable_name(s);
+        if self.protected.insert(n) {
+            self.undo.push(Undo::Protect(n));
+            let save = self.undo.len();
+            if !self.install_dependencies(s) {
+                self.rollback(save);
+            }
+        }
+    }
+
     fn install_dependencies(&mut self, s: SolvableId) -> bool {
         let r = self.u.record(s);
+        let protect = self.protected.contains(&self.u.solvable_name(s));
         for group in r.pre_depends.iter().chain(&r.depends) {
-            if !self.satisfy(group) {
+            if !self.satisfy(group, protect) {
                 return false;
             }
         }
         if self.recommends {
             for group in &r.recommends {
                 // A recommendation that cannot be met is skipped.
-                self.satisfy(group);
+                self.satisfy(group, false);
             }
         }
         true
     }
 
     /// Satisfies one or-group: already, or by marking its first solution
-    /// that installs.
-    fn satisfy(&mut self, group: &'a Alternatives) -> bool {
+    /// that installs. For a Depends of a protected package (`protect`),
+    /// apt protects the solution when it is the only one.
+    fn satisfy(&mut self, group: &'a Alternatives, protect: bool) -> bool {
         if self.satisfied(group) {
+            if protect
+                && let [only] = self.solutions(group).as_slice()
+                && self.marked.get(&self.u.solvable_name(*only)) == Some(only)
+            {
+                self.propagate_protection(*only);
+            }
             return true;
         }
-        self.solutions(group)
-            .into_iter()
-            .any(|c| self.mark_install(c))
+        let solutions = self.solutions(group);
+        let protect = protect && solutions.len() == 1;
+        solutions.into_iter().any(|c| self.mark_install(c, protect))
     }
 
     fn satisfied(&self, group: &'a Alternatives) -> bool {

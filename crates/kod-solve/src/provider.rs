@@ -30,8 +30,6 @@ pub(crate) struct Provider<'u, 'a> {
     pub u: &'u Universe<'a>,
     /// apt's choices, tried first.
     pub marks: &'u Marks,
-    /// Whether Recommends are requirements (those apt's walk could meet).
-    pub recommends: bool,
     /// How each requirement is written (the or-group as the package
     /// states it, or the request), for explanations.
     pub labels: RefCell<FxHashMap<Requirement, Label<'a>>>,
@@ -40,7 +38,7 @@ pub(crate) struct Provider<'u, 'a> {
 impl<'a> Provider<'_, 'a> {
     /// The requirement for one or-group, its alternatives in apt's order
     /// with the ones apt's walk chose moved first.
-    pub fn requirement(&self, group: &'a Alternatives) -> (Requirement, bool) {
+    pub fn requirement(&self, group: &'a Alternatives) -> Requirement {
         let mut preferred = Vec::new();
         let mut rest = Vec::new();
         for rel in group {
@@ -56,7 +54,6 @@ impl<'a> Provider<'_, 'a> {
                 }
             }
         }
-        let met = !preferred.is_empty();
         preferred.extend(rest);
         let requirement = match preferred.split_first() {
             Some((&first, [])) => Requirement::Single(first),
@@ -71,7 +68,7 @@ impl<'a> Provider<'_, 'a> {
             .borrow_mut()
             .entry(requirement)
             .or_insert(Label::Group(group));
-        (requirement, met)
+        requirement
     }
 
     /// How a requirement is written.
@@ -92,16 +89,8 @@ impl<'a> Provider<'_, 'a> {
         let own = self.u.solvable_name(s);
         let mut deps = KnownDependencies::default();
         for group in r.pre_depends.iter().chain(&r.depends) {
-            let (req, _) = self.requirement(group);
-            deps.requirements.push(ConditionalRequirement::from(req));
-        }
-        if self.recommends {
-            for group in &r.recommends {
-                let (req, met) = self.requirement(group);
-                if met {
-                    deps.requirements.push(ConditionalRequirement::from(req));
-                }
-            }
+            deps.requirements
+                .push(ConditionalRequirement::from(self.requirement(group)));
         }
         for rel in r.conflicts.iter().chain(&r.breaks) {
             for (n, set) in self.u.conflict_sets(own, rel).iter() {

@@ -103,9 +103,9 @@ pub struct Request {
     /// The requested packages, in command-line order.
     pub packages: Vec<PackageRequest>,
     /// Whether Recommends are installed too (apt's
-    /// `APT::Install-Recommends`). Off by default, as mmdebstrap: a
-    /// recommendation apt could meet becomes a dependency, one it could
-    /// not is left out.
+    /// `APT::Install-Recommends`). Off by default, as mmdebstrap. They are
+    /// installed where apt's walk installs them (with their own
+    /// dependencies), and left out where that would fail.
     pub recommends: bool,
 }
 

@@ -215,6 +215,34 @@ fn depth_first_or_groups_and_conflicting_recommendations() {
 }
 
 #[test]
+fn the_only_solution_of_a_request_dependency_is_protected() {
+    // p2 needs p1 (its only solution, so apt protects it) and v0. The
+    // provider apt tries first, p3, conflicts with p1; apt cannot unmark a
+    // protected package, so it takes p0 (p4's candidate does not provide
+    // v0).
+    let text = "Package: p0\nVersion: 2\nProvides: v0\n\n\
+                Package: p1\nVersion: 1\n\n\
+                Package: p2\nVersion: 1\nDepends: p1, v0\n\n\
+                Package: p3\nVersion: 2\nProvides: v0\nConflicts: p1\n\n\
+                Package: p4\nVersion: 1\nProvides: v0\n\n\
+                Package: p4\nVersion: 2\n";
+    assert_eq!(
+        same_as_apt(text, &["p2"], false),
+        installs(&["p0 2", "p1 1", "p2 1"])
+    );
+    // Something apt marked and a conflict unmarked again leaves nothing
+    // behind that only it needed.
+    let text = "Package: p0\nVersion: 1\n\n\
+                Package: p1\nVersion: 2\nDepends: v0, p3\n\n\
+                Package: p2\nVersion: 2\nDepends: p0\nProvides: v0 (= 1)\n\n\
+                Package: p3\nVersion: 1\nProvides: v0\nConflicts: v0\n";
+    assert_eq!(
+        same_as_apt(text, &["p1"], false),
+        installs(&["p1 2", "p3 1"])
+    );
+}
+
+#[test]
 fn installed_packages_like_apt() {
     let text = "Package: x\nVersion: 2\n\nPackage: x\nVersion: 1\n\n\
                 Package: a\nVersion: 1\nDepends: x\n\n\
