@@ -2,18 +2,14 @@
 //! root tiers): `kod bootstrap` compared with mmdebstrap run in the same
 //! test with the same sources, then `kod pkg install|remove` in the root.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command as Process;
 
-use assert_cmd::Command;
-use kod_testkit::{Tier, tiers};
+mod common;
 
-/// `kod` with a cache of its own.
-fn kod(cache: &Path) -> Command {
-    let mut c = Command::cargo_bin("kod").unwrap();
-    c.env("KOD_CACHE_DIR", cache);
-    c
-}
+use common::kod_ok;
+use kod_testkit::{Tier, tiers};
 
 fn run_ok(cmd: &mut Process) -> String {
     let out = cmd.output().unwrap();
@@ -72,16 +68,16 @@ fn bootstrap_both(
             .arg(&mm)
             .args(source_lines(suite));
         run_ok(&mut mmdebstrap);
-        let out = kod(cache)
-            .args(["bootstrap", &format!("debian:{suite}")])
-            .arg(&kd)
-            .args(["--variant", variant])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kod bootstrap: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let distro = format!("debian:{suite}");
+        kod_ok(
+            cache,
+            [
+                OsStr::new("bootstrap"),
+                distro.as_ref(),
+                kd.as_ref(),
+                "--variant".as_ref(),
+                variant.as_ref(),
+            ],
         );
         let (a, b) = (installed(&mm), installed(&kd));
         if a == b || attempt == 1 {
@@ -137,31 +133,29 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
     assert!(kd.len() > 80, "{} packages", kd.len());
 
     let root = work.path().join("kod");
-    let out = kod(cache.path())
-        .args(["pkg", "install", "--root"])
-        .arg(&root)
-        .arg("git")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    kod_ok(
+        cache.path(),
+        [
+            OsStr::new("pkg"),
+            "install".as_ref(),
+            "--root".as_ref(),
+            root.as_ref(),
+            "git".as_ref(),
+        ],
     );
     let version = run_ok(Process::new("chroot").arg(&root).args(["git", "--version"]));
     assert!(version.starts_with("git version 2."), "{version}");
     check_root(&root);
 
-    let out = kod(cache.path())
-        .args(["pkg", "remove", "--root"])
-        .arg(&root)
-        .arg("git")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    kod_ok(
+        cache.path(),
+        [
+            OsStr::new("pkg"),
+            "remove".as_ref(),
+            "--root".as_ref(),
+            root.as_ref(),
+            "git".as_ref(),
+        ],
     );
     assert!(!root.join("usr/bin/git").exists());
     check_root_audit_only(&root);
@@ -209,25 +203,21 @@ fn net_bootstrap_dry_run_touches_nothing() {
     let work = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dir = work.path().join("root");
-    let out = kod(cache.path())
-        .args(["bootstrap", "debian:bookworm"])
-        .arg(&dir)
-        .args([
-            "--variant",
-            "minbase",
-            "--include",
-            "git",
-            "--dry-run",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = kod_ok(
+        cache.path(),
+        [
+            OsStr::new("bootstrap"),
+            "debian:bookworm".as_ref(),
+            dir.as_ref(),
+            "--variant".as_ref(),
+            "minbase".as_ref(),
+            "--include".as_ref(),
+            "git".as_ref(),
+            "--dry-run".as_ref(),
+            "--json".as_ref(),
+        ],
     );
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     let names: Vec<&str> = plan["packages"]
         .as_array()
         .unwrap()

@@ -1,13 +1,9 @@
 //! `kod pkg update|search|show` against the real Debian archive (net tier).
 
-use assert_cmd::Command;
-use kod_testkit::{Tier, tier};
+mod common;
 
-fn kod(cache: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("kod").unwrap();
-    c.env("KOD_CACHE_DIR", cache);
-    c
-}
+use common::{kod, kod_ok};
+use kod_testkit::{Tier, tier};
 
 #[test]
 fn net_pkg_update_search_show() {
@@ -15,10 +11,8 @@ fn net_pkg_update_search_show() {
         return;
     }
     let cache = tempfile::tempdir().unwrap();
-    let out = kod(cache.path())
-        .args(["pkg", "update", "--distro", "debian:bookworm"])
-        .output()
-        .unwrap();
+    let c = cache.path();
+    let out = kod(c, ["pkg", "update", "--distro", "debian:bookworm"]);
     assert!(
         out.status.success(),
         "{}",
@@ -30,43 +24,33 @@ fn net_pkg_update_search_show() {
         "{err}"
     );
 
-    let out = kod(cache.path())
-        .args([
+    let out = kod_ok(
+        c,
+        [
             "pkg",
             "search",
             "--distro",
             "debian:bookworm",
             "--json",
             "^ripgrep$",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hits: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
     assert_eq!(hits[0]["name"], "ripgrep");
 
-    let out = kod(cache.path())
-        .args([
+    let out = kod_ok(
+        c,
+        [
             "pkg",
             "show",
             "--distro",
             "debian:bookworm",
             "--json",
             "git",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
     let first = &shown[0];
     assert_eq!(first["package"], "git");
     assert!(
@@ -79,10 +63,7 @@ fn net_pkg_update_search_show() {
     assert_eq!(first["sha256"].as_str().unwrap().len(), 64);
     assert!(first["url"].as_str().unwrap().ends_with(".deb"));
 
-    let out = kod(cache.path())
-        .args(["pkg", "show", "--distro", "debian:bookworm", "gti"])
-        .output()
-        .unwrap();
+    let out = kod(c, ["pkg", "show", "--distro", "debian:bookworm", "gti"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
