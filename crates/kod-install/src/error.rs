@@ -24,6 +24,23 @@ impl fmt::Display for Broken {
     }
 }
 
+/// How many broken dependencies a [`Error::WouldBreak`] message lists.
+const BROKEN_SHOWN: usize = 10;
+
+/// The first [`BROKEN_SHOWN`] of `broken`, then how many more there are.
+fn list_broken(broken: &[Broken]) -> String {
+    let mut s = broken
+        .iter()
+        .take(BROKEN_SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if broken.len() > BROKEN_SHOWN {
+        s.push_str(&format!(" and {} more", broken.len() - BROKEN_SHOWN));
+    }
+    s
+}
+
 /// The last lines a failed command printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output(pub Vec<String>);
@@ -162,9 +179,9 @@ pub enum Error {
     /// Removing the packages would leave installed packages with unmet
     /// dependencies.
     #[error(
-        "removing {} would break {}; remove those too (remove with dependents), or keep {}",
+        "removing {} would break {}; remove those too (--with-dependents), or keep {}",
         .requested.join(", "),
-        .broken.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        list_broken(.broken),
         if .requested.len() == 1 { "it" } else { "them" }
     )]
     WouldBreak {
@@ -205,4 +222,40 @@ pub(crate) fn io_error(
     let op = op.into();
     let path = path.into();
     move |source| Error::Io { op, path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn would_break(n: usize) -> String {
+        Error::WouldBreak {
+            requested: vec!["libfoo".into()],
+            broken: (0..n)
+                .map(|i| Broken {
+                    package: format!("p{i}"),
+                    field: "Depends",
+                    dependency: "libfoo".into(),
+                })
+                .collect(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn would_break_names_the_flag_and_lists_at_most_ten() {
+        assert_eq!(
+            would_break(2),
+            "removing libfoo would break p0 (Depends: libfoo), p1 (Depends: libfoo); remove \
+             those too (--with-dependents), or keep it"
+        );
+        let many = would_break(13);
+        assert!(
+            many.contains("p9 (Depends: libfoo) and 3 more; remove those too (--with-dependents)"),
+            "{many}"
+        );
+        assert!(!many.contains("p10"), "{many}");
+        assert!(many.contains("p0 (Depends: libfoo), "), "{many}");
+        assert!(!would_break(10).contains("more"));
+    }
 }

@@ -21,7 +21,8 @@
 //!   with `/proc`, `/sys` and `/dev` mounted in a private mount namespace
 //!   and services kept from starting, then commits with one `syncfs`.
 //! - [`Transaction::plan_removal`] / [`Transaction::remove`]: removal
-//!   through the root's dpkg, with the packages it takes out listed first.
+//!   through the root's dpkg, with the packages it takes out listed first;
+//!   [`plan_removal`] plans from the root's status file alone (dry runs).
 //! - [`bootstrap_into`]: a new root from a set of `.deb` files in one call.
 #![deny(missing_docs)]
 
@@ -40,7 +41,7 @@ mod tree;
 use std::path::Path;
 
 pub use error::{Broken, Error, Output};
-pub use removal::RemovalPlan;
+pub use removal::{RemovalPlan, plan_removal};
 pub use transaction::{
     BootstrapOptions, CommitReport, InstallReport, PackageId, PackageState, Transaction,
 };

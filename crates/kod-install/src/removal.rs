@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use kod_repo::debian::relations::{Target, parse_dependencies, parse_provides};
 use kod_repo::model::{Scheme, Version};
 
-use crate::db::{Entry, Status};
-use crate::error::{Broken, Error};
+use crate::db::{self, Entry, Status};
+use crate::error::{Broken, Error, io_error};
+use crate::rootfs::RootFs;
 
 /// What a removal would do, to show before doing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +195,25 @@ pub(crate) fn plan(
     })
 }
 
+/// Plans removing `names` from the root `root` as its dpkg status file
+/// says now, without a transaction (no lock, no overlay, no privileges
+/// beyond reading the file): what `--dry-run` shows. See
+/// [`crate::Transaction::plan_removal`] for the rules and errors; a root
+/// without a status file is an [`Error::Target`].
+pub fn plan_removal(
+    root: &std::path::Path,
+    names: &[&str],
+    with_dependents: bool,
+    purge: bool,
+) -> Result<RemovalPlan, Error> {
+    let fs = RootFs::open(root).map_err(io_error("open", root))?;
+    let status = Status::load(&fs)?.ok_or_else(|| Error::Target {
+        root: root.to_path_buf(),
+        reason: format!("not a Debian root (no {})", db::STATUS),
+    })?;
+    plan(root, &status, names, with_dependents, purge)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +258,27 @@ Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 
             p.packages().collect::<Vec<_>>(),
             vec!["git-man", "git", "tig"]
         );
+    }
+
+    /// The free function reads the root's status file, as a transaction
+    /// would see it, and refuses a root without one.
+    #[test]
+    fn plan_from_a_roots_status_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = plan_removal(dir.path(), &["tig"], false, false).expect_err("no status");
+        assert!(
+            matches!(&err, Error::Target { reason, .. } if reason.contains("var/lib/dpkg/status")),
+            "{err}"
+        );
+        let admin = dir.path().join("var/lib/dpkg");
+        std::fs::create_dir_all(&admin).expect("mkdir");
+        std::fs::write(admin.join("status"), format!("{DB}\n")).expect("write");
+        let p = plan_removal(dir.path(), &["git-man"], true, false).expect("plan");
+        assert_eq!(p.packages().collect::<Vec<_>>(), ["git-man", "git", "tig"]);
+        assert!(matches!(
+            plan_removal(dir.path(), &["git"], false, false),
+            Err(Error::WouldBreak { broken, .. }) if broken.len() == 1 && broken[0].package == "tig"
+        ));
     }
 
     #[test]
