@@ -5,6 +5,14 @@
 //! starting with a `policy-rc.d` that exits 101 and a stub
 //! `start-stop-daemon`, both undone by a guard.
 //!
+//! As root of a user namespace (a personal environment), a new proc or
+//! sysfs cannot be mounted: the namespace owns neither kod's PID namespace
+//! nor its network namespace. There the host's `/proc` and `/sys` are
+//! bind-mounted instead (recursively, `/sys` read-only), as mmdebstrap's
+//! unshare mode does for `/sys` and its root mode falls back to for
+//! `/proc`. `/dev` is the host's either way, so the root needs no device
+//! nodes of its own.
+//!
 //! The mounts are made with `rustix` system calls in the child between
 //! `fork` and `exec` (`unshare(CLONE_NEWNS)`, `mount`, `chroot`) rather
 //! than with the `mount` program: one process per command instead of five,
@@ -45,6 +53,9 @@ pub(crate) struct Chroot {
     dev_dir: CString,
     /// The mount namespace to enter first, if not kod's own.
     ns: Option<OwnedFd>,
+    /// Bind the host's `/proc` and `/sys` rather than mounting new ones
+    /// (kod is root of a user namespace).
+    bind_kernel_dirs: bool,
 }
 
 fn cpath(p: &Path) -> Result<CString, Error> {
@@ -75,8 +86,14 @@ pub(crate) struct Ran {
 
 impl Chroot {
     /// `dir` is the root in the namespace `ns` (kod's own when `None`);
-    /// `shown` is how messages name it.
-    pub(crate) fn new(shown: &Path, dir: &Path, ns: Option<OwnedFd>) -> Result<Chroot, Error> {
+    /// `shown` is how messages name it. `in_user_namespace`: kod is root
+    /// of a user namespace, so `/proc` and `/sys` are bound from the host.
+    pub(crate) fn new(
+        shown: &Path,
+        dir: &Path,
+        ns: Option<OwnedFd>,
+        in_user_namespace: bool,
+    ) -> Result<Chroot, Error> {
         Ok(Chroot {
             shown: shown.to_path_buf(),
             dir: cpath(dir)?,
@@ -84,6 +101,7 @@ impl Chroot {
             sys_dir: cpath(&dir.join("sys"))?,
             dev_dir: cpath(&dir.join("dev"))?,
             ns,
+            bind_kernel_dirs: in_user_namespace,
         })
     }
 
@@ -131,6 +149,7 @@ impl Chroot {
         let proc_dir = self.proc_dir.clone();
         let sys_dir = self.sys_dir.clone();
         let dev_dir = self.dev_dir.clone();
+        let bind_kernel_dirs = self.bind_kernel_dirs;
         let ns = match &self.ns {
             Some(fd) => Some(fd.try_clone().map_err(io_error(
                 "duplicate the namespace descriptor for",
@@ -159,23 +178,30 @@ impl Chroot {
                     c"/",
                     MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
                 )?;
-                rustix::mount::mount(
-                    c"proc",
-                    proc_dir.as_c_str(),
-                    c"proc",
-                    MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-                    None,
-                )?;
-                rustix::mount::mount(
-                    c"sysfs",
-                    sys_dir.as_c_str(),
-                    c"sysfs",
-                    MountFlags::RDONLY
-                        | MountFlags::NOSUID
-                        | MountFlags::NODEV
-                        | MountFlags::NOEXEC,
-                    None,
-                )?;
+                let kernel = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+                if bind_kernel_dirs {
+                    rustix::mount::mount_bind_recursive(c"/proc", proc_dir.as_c_str())?;
+                    rustix::mount::mount_bind_recursive(c"/sys", sys_dir.as_c_str())?;
+                    // Read-only on top of it when the kernel lets us (it
+                    // refuses when the host's /sys has atime flags this
+                    // would change); the host's sysfs files are owned by
+                    // ids outside the namespace and not writable here
+                    // anyway.
+                    let _ = rustix::mount::mount_remount(
+                        sys_dir.as_c_str(),
+                        MountFlags::BIND | MountFlags::RDONLY | kernel,
+                        c"",
+                    );
+                } else {
+                    rustix::mount::mount(c"proc", proc_dir.as_c_str(), c"proc", kernel, None)?;
+                    rustix::mount::mount(
+                        c"sysfs",
+                        sys_dir.as_c_str(),
+                        c"sysfs",
+                        MountFlags::RDONLY | kernel,
+                        None,
+                    )?;
+                }
                 rustix::mount::mount_bind_recursive(c"/dev", dev_dir.as_c_str())?;
                 rustix::process::chroot(dir.as_c_str())?;
                 rustix::process::chdir(c"/")?;
@@ -183,12 +209,17 @@ impl Chroot {
                 Ok(())
             });
         }
+        let kernel_dirs = if self.bind_kernel_dirs {
+            "bind-mounting the host's /proc, /sys and /dev into the root"
+        } else {
+            "mounting proc, sysfs and /dev into the root"
+        };
         let mut child = cmd.spawn().map_err(|e| Error::Command {
             step: step.to_string(),
             command: shown.clone(),
             status: format!(
-                "could not start ({e}: entering a private mount namespace, mounting proc, \
-                 sysfs and /dev into the root, chroot, then exec)"
+                "could not start ({e}: entering a private mount namespace, {kernel_dirs}, \
+                 chroot, then exec)"
             ),
             packages: Vec::new(),
             output: Output::default(),

@@ -23,6 +23,11 @@
 //! - [`Transaction::plan_removal`] / [`Transaction::remove`]: removal
 //!   through the root's dpkg, with the packages it takes out listed first;
 //!   [`plan_removal`] plans from the root's status file alone (dry runs).
+//! - As root of a user namespace (a personal environment changed from the
+//!   caller's subordinate ids), transactions work the same way: `/dev`
+//!   nodes of a new root are left to the host's `/dev`, `/proc` and `/sys`
+//!   are bound from the host into the chroot, and the overlay keeps its
+//!   marks in `user.overlay.*` attributes (`userxattr`).
 //! - [`bootstrap_into`]: a new root from a set of `.deb` files in one call.
 #![deny(missing_docs)]
 

@@ -8,8 +8,14 @@
 //! Committing moves the upper layer onto the root ([`crate::tree::apply`]);
 //! rolling back deletes it. The root itself is never written before the
 //! commit.
+//!
+//! As root of a user namespace (a personal environment changed from the
+//! caller's subordinate ids) the overlay is mounted with `userxattr`
+//! (Linux 5.11 and later): overlayfs then keeps its marks in
+//! `user.overlay.*` attributes, since `trusted.*` ones are out of reach
+//! there ([`Marks`]).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -40,6 +46,69 @@ fn escape(p: &Path) -> Result<String, Error> {
     Ok(out)
 }
 
+/// Where overlayfs keeps its own marks (opaque directories, copy-up
+/// origins) on the upper layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marks {
+    /// `trusted.overlay.*`: kod is root of the host.
+    Trusted,
+    /// `user.overlay.*` (mount option `userxattr`): kod is root of a user
+    /// namespace, which may not touch trusted attributes.
+    User,
+}
+
+/// The file in a transaction's directory that says its overlay kept its
+/// marks in `user.overlay.*`, for a later run that completes its commit.
+pub(crate) const USER_MARKS_FILE: &str = "user-xattr";
+
+impl Marks {
+    /// The marks of an overlay mounted by root of the host, or
+    /// `in_user_namespace`.
+    pub(crate) fn for_namespace(in_user_namespace: bool) -> Marks {
+        if in_user_namespace {
+            Marks::User
+        } else {
+            Marks::Trusted
+        }
+    }
+
+    /// The marks of the transaction directory `txn`, as [`Holder::start`]
+    /// recorded them.
+    pub(crate) fn of(txn: &Path) -> Marks {
+        if txn.join(USER_MARKS_FILE).exists() {
+            Marks::User
+        } else {
+            Marks::Trusted
+        }
+    }
+
+    /// The prefix of overlayfs's attributes.
+    pub(crate) fn prefix(self) -> &'static [u8] {
+        match self {
+            Marks::Trusted => b"trusted.overlay.",
+            Marks::User => b"user.overlay.",
+        }
+    }
+
+    /// The attribute that marks a directory opaque.
+    pub(crate) fn opaque(self) -> &'static CStr {
+        match self {
+            Marks::Trusted => c"trusted.overlay.opaque",
+            Marks::User => c"user.overlay.opaque",
+        }
+    }
+
+    /// The mount options besides the layers: no redirects, index or
+    /// metacopy (the upper layer must be a plain tree of changes).
+    /// `userxattr` allows only `redirect_dir=nofollow`.
+    fn options(self) -> &'static str {
+        match self {
+            Marks::Trusted => "redirect_dir=off,index=off,metacopy=off",
+            Marks::User => "userxattr,redirect_dir=nofollow,index=off,metacopy=off",
+        }
+    }
+}
+
 /// The helper process holding the overlay's mount namespace.
 #[derive(Debug)]
 pub(crate) struct Holder {
@@ -54,19 +123,22 @@ pub(crate) struct Holder {
 
 impl Holder {
     /// Mounts `lower` + `upper` (with `work`) at `merged`, in a new mount
-    /// namespace held by a helper process.
+    /// namespace held by a helper process, keeping overlayfs's marks as
+    /// `marks` says.
     pub(crate) fn start(
         lower: &Path,
         upper: &Path,
         work: &Path,
         merged: &Path,
+        marks: Marks,
         options: &Options,
     ) -> Result<Holder, Error> {
         let data = format!(
-            "lowerdir={},upperdir={},workdir={},redirect_dir=off,index=off,metacopy=off",
+            "lowerdir={},upperdir={},workdir={},{}",
             escape(lower)?,
             escape(upper)?,
-            escape(work)?
+            escape(work)?,
+            marks.options()
         );
         if options.verbose || options.debug {
             eprintln!(
@@ -105,11 +177,18 @@ impl Holder {
                 Ok(())
             });
         }
+        let needs = match marks {
+            Marks::Trusted => "kod needs root and a kernel with overlayfs",
+            Marks::User => {
+                "in a user namespace kod needs Linux 5.11 or later (overlayfs with userxattr) \
+                 and a file system with user extended attributes under the environment"
+            }
+        };
         let mut child = cmd.spawn().map_err(|e| Error::Target {
             root: lower.to_path_buf(),
             reason: format!(
                 "cannot mount the transaction's overlay (lower {}, upper {}) in a private mount \
-                 namespace: {e}; kod needs root and a kernel with overlayfs",
+                 namespace: {e}; {needs}",
                 lower.display(),
                 upper.display()
             ),

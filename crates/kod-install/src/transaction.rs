@@ -16,7 +16,7 @@ use crate::chroot::{Chroot, NoServices, Ran, kill_processes_in};
 use crate::db::{self, ADMIN, Status};
 use crate::error::{Error, Output, io_error};
 use crate::lock::{Lock, lock};
-use crate::overlay::Holder;
+use crate::overlay::{Holder, Marks, USER_MARKS_FILE};
 use crate::register::{self, Ident, ident};
 use crate::removal::{self, RemovalPlan};
 use crate::rootfs::RootFs;
@@ -106,10 +106,11 @@ enum Mode {
     /// (moved into place entry by entry, with a commit marker).
     Fresh { staging: PathBuf, inside: bool },
     /// An existing root changed through an overlay whose upper layer is
-    /// `txn/upper`.
+    /// `txn/upper`, with overlayfs's marks kept as `marks` says.
     Overlay {
         txn: PathBuf,
         holder: Option<Holder>,
+        marks: Marks,
     },
 }
 
@@ -194,17 +195,17 @@ fn clean_leftovers(root: &Path) -> Result<(), Error> {
     for (dir, overlay) in found {
         let inside = dir.parent() == Some(root);
         if marked(&dir) && (overlay || inside) {
-            let from = if overlay {
-                dir.join("upper")
+            let (from, marks) = if overlay {
+                (dir.join("upper"), Some(Marks::of(&dir)))
             } else {
-                dir.clone()
+                (dir.clone(), None)
             };
             eprintln!(
                 "kod: completing the interrupted commit of {} into {}",
                 dir.display(),
                 root.display()
             );
-            tree::apply(&from, root, overlay).map_err(io_error("complete the commit of", &dir))?;
+            tree::apply(&from, root, marks).map_err(io_error("complete the commit of", &dir))?;
         } else {
             eprintln!(
                 "kod: removing {}, left by an interrupted transaction on {}",
@@ -266,7 +267,11 @@ const DEVICES: &[(&str, u32, char, u32, u32, &str)] = &[
 ];
 
 /// What mmdebstrap's setup puts into an empty root before extracting.
-fn skeleton(fs: &RootFs, b: &BootstrapOptions) -> Result<(), Error> {
+/// Where device nodes cannot be made (root of a user namespace: mknod is
+/// not permitted there), `/dev` gets only the links and directories, as a
+/// directory made by mmdebstrap's unshare mode ends up: commands in the
+/// root see the host's `/dev` anyway (see [`Chroot`]).
+fn skeleton(fs: &RootFs, b: &BootstrapOptions, options: &Options) -> Result<(), Error> {
     for d in [
         "etc/apt/apt.conf.d",
         "etc/apt/sources.list.d",
@@ -307,12 +312,28 @@ fn skeleton(fs: &RootFs, b: &BootstrapOptions) -> Result<(), Error> {
         fs.write(rel, data.as_bytes(), 0o644)
             .map_err(io_error("write", fs.show(rel)))?;
     }
+    let mut nodes = true;
     for (name, mode, kind, major, minor, link) in DEVICES {
         let rel = format!("dev/{name}");
         let r = if *kind == 'l' {
             fs.symlink(link, &rel)
+        } else if nodes {
+            match fs.mknod(&rel, true, *mode, *major, *minor) {
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    nodes = false;
+                    if options.verbose || options.debug {
+                        eprintln!(
+                            "+ no device nodes in {} (mknod is not permitted here: {e}); \
+                             commands in the root get the host's /dev",
+                            fs.show("dev").display()
+                        );
+                    }
+                    Ok(())
+                }
+                r => r,
+            }
         } else {
-            fs.mknod(&rel, true, *mode, *major, *minor)
+            Ok(())
         };
         r.map_err(io_error("create the device node", fs.show(&rel)))?;
     }
@@ -384,19 +405,18 @@ impl Transaction {
             });
         }
         let txn = sibling(&root, "txn");
-        for d in ["", "upper", "work", "merged"] {
-            let p = txn.join(d);
-            fs::create_dir(&p).map_err(io_error("create", &p))?;
-        }
-        fs::set_permissions(&txn, fs::Permissions::from_mode(0o700))
-            .map_err(io_error("chmod", &txn))?;
-        let started = Holder::start(
-            &root,
-            &txn.join("upper"),
-            &txn.join("work"),
-            &txn.join("merged"),
-            options,
-        );
+        let userns = kod_sandbox::in_user_namespace();
+        let marks = Marks::for_namespace(userns);
+        let started = prepare_txn_dir(&txn, marks).and_then(|()| {
+            Holder::start(
+                &root,
+                &txn.join("upper"),
+                &txn.join("work"),
+                &txn.join("merged"),
+                marks,
+                options,
+            )
+        });
         let holder = match started {
             Ok(h) => h,
             Err(e) => {
@@ -407,10 +427,11 @@ impl Transaction {
         let fs = RootFs::open(holder.view()).map_err(io_error("open", holder.view()));
         let chroot = holder
             .namespace()
-            .and_then(|ns| Chroot::new(&root, holder.merged(), Some(ns)));
+            .and_then(|ns| Chroot::new(&root, holder.merged(), Some(ns), userns));
         let mode = Mode::Overlay {
             txn: txn.clone(),
             holder: Some(holder),
+            marks,
         };
         let (fs, chroot) = match (fs, chroot) {
             (Ok(f), Ok(c)) => (f, c),
@@ -488,10 +509,11 @@ impl Transaction {
             staging: staging.clone(),
             inside,
         };
+        let userns = kod_sandbox::in_user_namespace();
         let prepared = RootFs::open(&staging)
             .map_err(io_error("open", &staging))
-            .and_then(|fs| skeleton(&fs, b).map(|()| fs))
-            .and_then(|fs| Chroot::new(&root, &staging, None).map(|c| (fs, c)));
+            .and_then(|fs| skeleton(&fs, b, options).map(|()| fs))
+            .and_then(|fs| Chroot::new(&root, &staging, None, userns).map(|c| (fs, c)));
         let (fs, chroot) = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -987,7 +1009,7 @@ impl Transaction {
                 if inside {
                     fs::write(staging.join(COMMIT_MARKER), b"")
                         .map_err(io_error("write the commit marker in", &staging))?;
-                    let applied = tree::apply(&staging, &self.root, false);
+                    let applied = tree::apply(&staging, &self.root, None);
                     let applied = applied.map_err(|e| Error::Commit {
                         root: self.root.clone(),
                         pending: staging.clone(),
@@ -1008,7 +1030,7 @@ impl Transaction {
                     }
                 }
             }
-            Mode::Overlay { txn, holder } => {
+            Mode::Overlay { txn, holder, marks } => {
                 if let Some(h) = holder {
                     h.stop();
                 }
@@ -1023,13 +1045,15 @@ impl Transaction {
                         self.root.display()
                     );
                 }
-                let applied = tree::apply(&upper, &self.root, true).map_err(|e| Error::Commit {
-                    root: self.root.clone(),
-                    pending: txn.clone(),
-                    source: Box::new(io_error("move the transaction's changes onto", &self.root)(
-                        e,
-                    )),
-                })?;
+                let applied =
+                    tree::apply(&upper, &self.root, Some(marks)).map_err(|e| Error::Commit {
+                        root: self.root.clone(),
+                        pending: txn.clone(),
+                        source: Box::new(io_error(
+                            "move the transaction's changes onto",
+                            &self.root,
+                        )(e)),
+                    })?;
                 report.moved = applied.moved;
                 report.removed = applied.removed;
                 let same_fs = fs::metadata(&upper).map(|m| m.dev()).ok()
@@ -1069,11 +1093,28 @@ impl Transaction {
     }
 }
 
+/// Creates the transaction directory `txn` (private to root) with the
+/// overlay's `upper`, `work` and `merged` directories, and a note of its
+/// marks when they are `user.overlay.*` (for a later run completing an
+/// interrupted commit).
+fn prepare_txn_dir(txn: &Path, marks: Marks) -> Result<(), Error> {
+    for d in ["", "upper", "work", "merged"] {
+        let p = txn.join(d);
+        fs::create_dir(&p).map_err(io_error("create", &p))?;
+    }
+    fs::set_permissions(txn, fs::Permissions::from_mode(0o700)).map_err(io_error("chmod", txn))?;
+    if marks == Marks::User {
+        let note = txn.join(USER_MARKS_FILE);
+        fs::write(&note, b"").map_err(io_error("write", &note))?;
+    }
+    Ok(())
+}
+
 /// Throws a transaction's work away.
 fn discard(mode: Mode) {
     let dir = match mode {
         Mode::Fresh { staging, .. } => staging,
-        Mode::Overlay { txn, holder } => {
+        Mode::Overlay { txn, holder, .. } => {
             if let Some(h) = holder {
                 h.stop();
             }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
-const OPAQUE: &std::ffi::CStr = c"trusted.overlay.opaque";
+use crate::overlay::Marks;
 
 fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
@@ -114,15 +114,16 @@ struct Ctx {
     /// Hard-linked files copied across filesystems: (dev, ino) -> path
     /// relative to the destination root.
     links: HashMap<(u64, u64), PathBuf>,
-    overlay: bool,
+    overlay: Option<Marks>,
     done: Applied,
 }
 
 /// Moves everything in `from` onto `to`. With `overlay`, `from` is an
-/// overlayfs upper directory: character devices 0:0 are whiteouts (the
-/// path is deleted from `to`), directories marked opaque replace what `to`
-/// has, other directories are merged. `from` is left empty.
-pub(crate) fn apply(from: &Path, to: &Path, overlay: bool) -> io::Result<Applied> {
+/// overlayfs upper directory whose marks are kept as it says: character
+/// devices 0:0 are whiteouts (the path is deleted from `to`), directories
+/// marked opaque replace what `to` has, other directories are merged, and
+/// overlayfs's attributes are dropped. `from` is left empty.
+pub(crate) fn apply(from: &Path, to: &Path, overlay: Option<Marks>) -> io::Result<Applied> {
     let src = open_dir(from)?;
     let dst = open_dir(to)?;
     let mut ctx = Ctx {
@@ -135,10 +136,10 @@ pub(crate) fn apply(from: &Path, to: &Path, overlay: bool) -> io::Result<Applied
     Ok(ctx.done)
 }
 
-fn is_opaque(dir: &OwnedFd, name: &str) -> io::Result<bool> {
+fn is_opaque(dir: &OwnedFd, name: &str, marks: Marks) -> io::Result<bool> {
     let sub = open_dir_at(dir, name)?;
     let mut buf = [0u8; 4];
-    match rustix::fs::fgetxattr(&sub, OPAQUE, &mut buf) {
+    match rustix::fs::fgetxattr(&sub, marks.opaque(), &mut buf) {
         Ok(n) => Ok(&buf[..n] == b"y"),
         Err(Errno::NODATA | Errno::NOTSUP) => Ok(false),
         Err(e) => Err(e.into()),
@@ -146,9 +147,9 @@ fn is_opaque(dir: &OwnedFd, name: &str) -> io::Result<bool> {
 }
 
 /// Removes overlayfs's own attributes (`trusted.overlay.origin` of a
-/// copied-up file, `impure`, `opaque`, ...) from `dir/name`, which now
-/// lives in the root.
-fn strip_overlay_xattrs(dir: &OwnedFd, name: &str) -> io::Result<()> {
+/// copied-up file, `impure`, `opaque`, ..., or their `user.overlay.*`
+/// forms) from `dir/name`, which now lives in the root.
+fn strip_overlay_xattrs(dir: &OwnedFd, name: &str, marks: Marks) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
     let mut buf = vec![0u8; 1024];
@@ -158,7 +159,7 @@ fn strip_overlay_xattrs(dir: &OwnedFd, name: &str) -> io::Result<()> {
         Err(e) => return Err(e.into()),
     };
     for x in buf[..n].split(|b| *b == 0) {
-        if x.starts_with(b"trusted.overlay.") {
+        if x.starts_with(marks.prefix()) {
             let x = std::ffi::CString::new(x).map_err(io::Error::other)?;
             match rustix::fs::lremovexattr(path.as_str(), x.as_c_str()) {
                 Ok(()) | Err(Errno::NODATA) => {}
@@ -175,7 +176,8 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
             continue;
         };
         let target = lstat_at(dst, &name)?;
-        let whiteout = ctx.overlay && kind(&st) == FileType::CharacterDevice && st.st_rdev == 0;
+        let whiteout =
+            ctx.overlay.is_some() && kind(&st) == FileType::CharacterDevice && st.st_rdev == 0;
         if whiteout {
             if target.is_some() {
                 remove_at(dst, &name)?;
@@ -188,14 +190,17 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
             .as_ref()
             .is_some_and(|t| kind(t) == FileType::Directory);
         if kind(&st) == FileType::Directory {
-            let opaque = ctx.overlay && is_opaque(src, &name)?;
+            let opaque = match ctx.overlay {
+                Some(marks) => is_opaque(src, &name, marks)?,
+                None => false,
+            };
             if target_is_dir && !opaque {
                 let s = open_dir_at(src, &name)?;
                 let d = open_dir_at(dst, &name)?;
                 apply_dir(&s, &d, &rel.join(&name), ctx)?;
                 set_meta(dst, &name, &st)?;
-                if ctx.overlay {
-                    strip_overlay_xattrs(dst, &name)?;
+                if let Some(marks) = ctx.overlay {
+                    strip_overlay_xattrs(dst, &name, marks)?;
                 }
                 rustix::fs::unlinkat(src, name.as_str(), AtFlags::REMOVEDIR)?;
                 continue;
@@ -210,8 +215,8 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
             }
             move_entry(src, dst, &name, &st, rel, ctx)?;
         }
-        if ctx.overlay {
-            strip_overlay_xattrs(dst, &name)?;
+        if let Some(marks) = ctx.overlay {
+            strip_overlay_xattrs(dst, &name, marks)?;
         }
     }
     Ok(())
@@ -405,7 +410,7 @@ mod tests {
         symlink("tool", s.join("usr/bin/alias")).expect("symlink");
         write(&d.join("etc/replaced"), "before");
         write(&d.join("etc/kept"), "kept");
-        let applied = apply(s, d, false).expect("apply");
+        let applied = apply(s, d, None).expect("apply");
         assert!(applied.moved >= 5, "{applied:?}");
         assert_eq!(
             std::fs::read_to_string(d.join("etc/replaced")).expect("r"),
@@ -436,53 +441,69 @@ mod tests {
     }
 
     /// An overlay upper layer: whiteouts delete, opaque directories
-    /// replace, other directories merge. Whiteouts need CAP_MKNOD.
+    /// replace, other directories merge; with either kind of marks, and the
+    /// other kind is an ordinary attribute. Whiteouts need CAP_MKNOD.
     #[test]
     fn root_apply_overlay_upper_layer() {
         if !kod_testkit::tier(kod_testkit::Tier::Root) {
             return;
         }
-        let tmp = tempfile::tempdir().expect("tmp");
-        let (up, root) = (tmp.path().join("upper"), tmp.path().join("root"));
-        write(&root.join("a/gone"), "x");
-        write(&root.join("a/stays"), "x");
-        write(&root.join("b/old"), "x");
-        write(&root.join("c/f"), "x");
-        std::fs::create_dir_all(up.join("a")).expect("mkdir");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            up.join("a/gone").as_path(),
-            FileType::CharacterDevice,
-            Mode::empty(),
-            0,
-        )
-        .expect("whiteout");
-        write(&up.join("b/new"), "n");
-        rustix::fs::setxattr(
-            up.join("b").as_path(),
-            OPAQUE,
-            b"y",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .expect("opaque");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            up.join("c").as_path(),
-            FileType::CharacterDevice,
-            Mode::empty(),
-            0,
-        )
-        .expect("whiteout dir");
-        let applied = apply(&up, &root, true).expect("apply");
-        assert_eq!(applied.removed, 2);
-        assert!(!root.join("a/gone").exists() && root.join("a/stays").exists());
-        assert!(!root.join("b/old").exists() && root.join("b/new").exists());
-        assert!(!root.join("c").exists());
-        let mut buf = [0u8; 8];
-        assert!(
-            rustix::fs::getxattr(root.join("b").as_path(), OPAQUE, &mut buf).is_err(),
-            "opaque mark left"
-        );
-        assert_eq!(std::fs::read_dir(&up).expect("upper").count(), 0);
+        for (marks, other) in [(Marks::Trusted, Marks::User), (Marks::User, Marks::Trusted)] {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let (up, root) = (tmp.path().join("upper"), tmp.path().join("root"));
+            write(&root.join("a/gone"), "x");
+            write(&root.join("a/stays"), "x");
+            write(&root.join("b/old"), "x");
+            write(&root.join("c/f"), "x");
+            write(&root.join("d/old"), "x");
+            std::fs::create_dir_all(up.join("a")).expect("mkdir");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                up.join("a/gone").as_path(),
+                FileType::CharacterDevice,
+                Mode::empty(),
+                0,
+            )
+            .expect("whiteout");
+            write(&up.join("b/new"), "n");
+            write(&up.join("d/new"), "n");
+            write(&up.join("e/new"), "n");
+            for (dir, m) in [("b", marks), ("d", other), ("e", other)] {
+                rustix::fs::setxattr(
+                    up.join(dir).as_path(),
+                    m.opaque(),
+                    b"y",
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .expect("opaque");
+            }
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                up.join("c").as_path(),
+                FileType::CharacterDevice,
+                Mode::empty(),
+                0,
+            )
+            .expect("whiteout dir");
+            let applied = apply(&up, &root, Some(marks)).expect("apply");
+            assert_eq!(applied.removed, 2, "{marks:?}");
+            assert!(!root.join("a/gone").exists() && root.join("a/stays").exists());
+            assert!(!root.join("b/old").exists() && root.join("b/new").exists());
+            assert!(!root.join("c").exists());
+            assert!(
+                root.join("d/old").exists() && root.join("d/new").exists(),
+                "{other:?} marks are not {marks:?} ones: d is merged"
+            );
+            let mut buf = [0u8; 8];
+            assert!(
+                rustix::fs::getxattr(root.join("b").as_path(), marks.opaque(), &mut buf).is_err(),
+                "opaque mark left"
+            );
+            assert!(
+                rustix::fs::getxattr(root.join("e").as_path(), other.opaque(), &mut buf).is_ok(),
+                "an attribute that is not the overlay's is kept on what moves"
+            );
+            assert_eq!(std::fs::read_dir(&up).expect("upper").count(), 0);
+        }
     }
 }

@@ -9,78 +9,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use common::{
-    copy_sources, git_debs, in_root, in_root_ok, leftovers, mmdebstrap_minbase, mounts_under,
-    overlay_xattrs, processes_in,
+    arch, copy_sources, file_lists, git_debs, healthy, in_root, in_root_ok, mmdebstrap_minbase,
+    packages,
 };
 use kod_install::{BootstrapOptions, Options, Transaction, bootstrap_into};
 use kod_testkit::Tier;
-
-fn arch() -> String {
-    common::run(std::process::Command::new("dpkg").arg("--print-architecture"))
-        .trim()
-        .to_string()
-}
-
-/// `name -> "status version"` from the root's dpkg.
-fn packages(root: &Path) -> BTreeMap<String, String> {
-    in_root_ok(
-        root,
-        "dpkg-query -W -f '${Package} ${db:Status-Abbrev}${Version}\\n'",
-    )
-    .lines()
-    .map(|l| {
-        let (name, rest) = l.split_once(' ').expect("line");
-        (name.to_string(), rest.to_string())
-    })
-    .collect()
-}
-
-/// `dpkg -L` of every package, as one text per package.
-fn file_lists(root: &Path) -> BTreeMap<String, String> {
-    packages(root)
-        .into_keys()
-        .map(|p| {
-            let l = in_root_ok(root, &format!("dpkg -L {p}"));
-            (p, l)
-        })
-        .collect()
-}
-
-/// The checks every kod-made root must pass.
-fn healthy(root: &Path) {
-    assert_eq!(in_root_ok(root, "dpkg --audit"), "", "dpkg --audit");
-    for (name, state) in packages(root) {
-        assert!(state.starts_with("ii "), "{name} is {state}");
-    }
-    in_root_ok(root, "apt-get check -q");
-    let out = std::process::Command::new("chroot")
-        .arg(root)
-        .args(["/bin/sh", "-c", "true"])
-        .status()
-        .expect("chroot");
-    assert!(out.success(), "chroot {} /bin/sh -c true", root.display());
-    assert!(
-        mounts_under(root).is_empty(),
-        "mounts left under {}",
-        root.display()
-    );
-    assert!(
-        processes_in(root).is_empty(),
-        "processes left in {}",
-        root.display()
-    );
-    assert_eq!(leftovers(root), Vec::<PathBuf>::new());
-    assert_eq!(
-        overlay_xattrs(root),
-        Vec::<PathBuf>::new(),
-        "overlayfs attributes leaked"
-    );
-}
 
 #[test]
 fn net_minbase_matches_mmdebstrap_then_git_installs_and_removes() {

@@ -442,8 +442,9 @@ pub fn git_debs(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Paths below `root` carrying overlayfs's own extended attributes
-/// (`trusted.overlay.*`), which must not leak from a transaction's overlay
-/// into the root.
+/// (`trusted.overlay.*`, or `user.overlay.*` from an overlay mounted in a
+/// user namespace), which must not leak from a transaction's overlay into
+/// the root.
 pub fn overlay_xattrs(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in snapshot(root).into_keys() {
@@ -454,7 +455,7 @@ pub fn overlay_xattrs(root: &Path) -> Vec<PathBuf> {
         };
         if buf[..n]
             .split(|b| *b == 0)
-            .any(|x| x.starts_with(b"trusted.overlay."))
+            .any(|x| x.starts_with(b"trusted.overlay.") || x.starts_with(b"user.overlay."))
         {
             out.push(p);
         }
@@ -480,4 +481,60 @@ pub fn minbase_root(dir: &Path, name: &str) -> PathBuf {
     )
     .expect("bootstrap minbase");
     root
+}
+
+/// `name -> "status version"` from the root's dpkg.
+pub fn packages(root: &Path) -> BTreeMap<String, String> {
+    in_root_ok(
+        root,
+        "dpkg-query -W -f '${Package} ${db:Status-Abbrev}${Version}\\n'",
+    )
+    .lines()
+    .map(|l| {
+        let (name, rest) = l.split_once(' ').expect("line");
+        (name.to_string(), rest.to_string())
+    })
+    .collect()
+}
+
+/// `dpkg -L` of every package, as one text per package.
+pub fn file_lists(root: &Path) -> BTreeMap<String, String> {
+    packages(root)
+        .into_keys()
+        .map(|p| {
+            let l = in_root_ok(root, &format!("dpkg -L {p}"));
+            (p, l)
+        })
+        .collect()
+}
+
+/// The checks every kod-made root must pass.
+pub fn healthy(root: &Path) {
+    assert_eq!(in_root_ok(root, "dpkg --audit"), "", "dpkg --audit");
+    for (name, state) in packages(root) {
+        assert!(state.starts_with("ii "), "{name} is {state}");
+    }
+    in_root_ok(root, "apt-get check -q");
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(["/bin/sh", "-c", "true"])
+        .status()
+        .expect("chroot");
+    assert!(out.success(), "chroot {} /bin/sh -c true", root.display());
+    assert!(
+        mounts_under(root).is_empty(),
+        "mounts left under {}",
+        root.display()
+    );
+    assert!(
+        processes_in(root).is_empty(),
+        "processes left in {}",
+        root.display()
+    );
+    assert_eq!(leftovers(root), Vec::<PathBuf>::new());
+    assert_eq!(
+        overlay_xattrs(root),
+        Vec::<PathBuf>::new(),
+        "overlayfs attributes leaked"
+    );
 }
