@@ -141,19 +141,23 @@ impl InstallPlan {
 
 /// What removing `names` from `root` takes out (with the installed
 /// packages that depend on them when `with_dependents`); an error names
-/// the packages that would break otherwise.
+/// the packages that would break otherwise. Planned from the root's status
+/// file, without a transaction, so a dry run needs no privileges;
+/// `_options` is not needed for that.
 pub fn plan_removal(
     root: &Path,
     names: &[String],
     with_dependents: bool,
     purge: bool,
-    options: &kod_install::Options,
+    _options: &kod_install::Options,
 ) -> Result<RemovalPlan, EngineError> {
-    let t = Transaction::begin(root, options)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let plan = t.plan_removal(&names, with_dependents, purge)?;
-    t.abort();
-    Ok(plan)
+    Ok(kod_install::plan_removal(
+        root,
+        &names,
+        with_dependents,
+        purge,
+    )?)
 }
 
 /// Carries out a removal plan through the root's own dpkg, in one
