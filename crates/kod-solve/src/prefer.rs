@@ -28,10 +28,19 @@ use kod_repo::Alternatives;
 use resolvo::{NameId, SolvableId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::universe::Universe;
+use crate::universe::{Set, Universe};
 
 /// What apt's walk marked: the chosen candidate per name.
 pub(crate) type Marks = FxHashMap<NameId, SolvableId>;
+
+/// One solution of an or-group.
+struct Solution {
+    s: SolvableId,
+    n: NameId,
+    /// Solutions with the same run are providers only apt's package ids
+    /// order.
+    run: u32,
+}
 
 enum Undo {
     /// A name was marked or unmarked; the value is what it was marked as
@@ -299,15 +308,33 @@ impl<'a> Walk<'_, 'a> {
         if self.satisfied(group) {
             if protect
                 && let [only] = self.solutions(group).as_slice()
-                && self.marked.get(&self.u.solvable_name(*only)) == Some(only)
+                && self.marked.get(&self.u.solvable_name(only.s)) == Some(&only.s)
             {
-                self.propagate_protection(*only);
+                self.propagate_protection(only.s);
             }
             return true;
         }
-        let solutions = self.solutions(group);
+        let mut solutions = self.solutions(group);
         let protect = protect && solutions.len() == 1;
-        solutions.into_iter().any(|c| self.mark_install(c, protect))
+        let mut i = 0;
+        while i < solutions.len() {
+            let run = solutions[i].run;
+            let end = i + solutions[i..].iter().take_while(|x| x.run == run).count();
+            if end - i > 1 {
+                // Providers only apt's package ids separate: order them
+                // now that the choice depends on it.
+                let mut names: Vec<NameId> = solutions[i..end].iter().map(|x| x.n).collect();
+                self.u.by_apt_id(&mut names);
+                solutions[i..end].sort_by_key(|x| names.iter().position(|&n| n == x.n));
+            }
+            for x in &solutions[i..end] {
+                if self.mark_install(x.s, protect) {
+                    return true;
+                }
+            }
+            i = end;
+        }
+        false
     }
 
     fn satisfied(&self, group: &'a Alternatives) -> bool {
@@ -320,32 +347,41 @@ impl<'a> Walk<'_, 'a> {
     }
 
     /// apt's `getAllPossibleSolutions`: the candidate versions that satisfy
-    /// the group, installed packages first, then in alternative order.
-    fn solutions(&self, group: &'a Alternatives) -> Vec<SolvableId> {
+    /// the group, installed packages first, then in alternative order,
+    /// each alternative's real package before its providers. Providers
+    /// that only apt's package ids would order share a `run`.
+    fn solutions(&self, group: &'a Alternatives) -> Vec<Solution> {
         let u = self.u;
-        let mut installed = Vec::new();
-        let mut new = Vec::new();
+        let mut installed: Vec<Solution> = Vec::new();
+        let mut new: Vec<Solution> = Vec::new();
+        let mut run = 0;
         for rel in group {
+            let mut previous = None;
             for (n, set) in u.alternative_sets(rel).iter() {
-                let Some(c) = self.candidate(*n) else {
+                let Some(s) = self.candidate(*n) else {
                     continue;
                 };
-                if !u.matches(c, set) {
+                if !u.matches(s, set) {
                     continue;
                 }
+                let key = matches!(set, Set::Provides { .. }).then(|| u.provider_key(*n));
+                if key.is_none() || key != previous {
+                    run += 1;
+                }
+                previous = key;
                 let list = if u.info(*n).installed.is_some() {
                     &mut installed
                 } else {
                     &mut new
                 };
-                if !list.contains(&c) {
-                    list.push(c);
+                if !list.iter().any(|x| x.s == s) {
+                    list.push(Solution { s, n: *n, run });
                 }
             }
         }
-        for c in new {
-            if !installed.contains(&c) {
-                installed.push(c);
+        for x in new {
+            if !installed.iter().any(|y| y.s == x.s) {
+                installed.push(x);
             }
         }
         installed

@@ -121,22 +121,6 @@ pub(crate) struct Universe<'a> {
     alternatives: RefCell<FxHashMap<usize, Sets>>,
     /// [`Universe::conflict_sets`] by package and relation address.
     conflicts: RefCell<FxHashMap<(NameId, usize), Sets>>,
-    /// The order in which apt's cache meets names, scanned as far as needed.
-    mentions: RefCell<Mentions<'a>>,
-}
-
-/// The order in which apt's cache generator meets package names: records
-/// in load order and, in each, its own name, then the names in Pre-Depends,
-/// Depends, Conflicts, Breaks, Recommends, Suggests, Replaces and Provides.
-/// apt numbers packages in that order and, when nothing else separates two
-/// providers of a virtual package, prefers the higher number. Scanning
-/// decodes records, so it only goes as far as a lookup needs.
-#[derive(Default)]
-struct Mentions<'a> {
-    /// The next record to scan.
-    next: u32,
-    /// Each name met so far, with its rank.
-    ranks: FxHashMap<&'a str, u32>,
 }
 
 /// Version sets of one relation: (name, set) pairs.
@@ -153,7 +137,6 @@ impl<'a> Universe<'a> {
             providers: RefCell::default(),
             alternatives: RefCell::default(),
             conflicts: RefCell::default(),
-            mentions: RefCell::default(),
         }
     }
 
@@ -399,10 +382,83 @@ impl<'a> Universe<'a> {
         out
     }
 
+    /// apt's preference between providers of a virtual package
+    /// (`CompareProviders` in apt's depcache.cc): installed first, then
+    /// Essential, then by Priority (required first). Equal keys are only
+    /// told apart by [`Universe::by_apt_id`].
+    pub fn provider_key(&self, n: NameId) -> (bool, bool, kod_repo::Priority) {
+        let info = self.info(n);
+        let top = info.candidates.first().map(|&s| self.record(s));
+        (
+            info.installed.is_none(),
+            !top.is_some_and(|r| r.essential),
+            top.map_or(kod_repo::Priority::Extra, |r| r.priority),
+        )
+    }
+
+    /// Orders `names` as apt's last resort between providers does: by
+    /// apt's package id, higher first. apt numbers packages in the order
+    /// its cache generator meets their names: records in load order and,
+    /// in each, its own name, then the names in Pre-Depends, Depends,
+    /// Conflicts, Breaks, Recommends, Suggests, Replaces and Provides
+    /// (names the index never mentions, installed only, come last: apt
+    /// reads the status file last). Finding that order scans (and decodes)
+    /// records until all but one name are met, so it is only asked for
+    /// where a choice depends on it.
+    pub fn by_apt_id(&self, names: &mut [NameId]) {
+        let wanted: Vec<&str> = names.iter().map(|&n| self.name(n)).collect();
+        let mut met: Vec<Option<u32>> = vec![None; names.len()];
+        let mut left = names.len();
+        let mut order = 0u32;
+        let mut i = 0;
+        while left > 1 && i < self.index.len() {
+            let r: &'a PackageRecord = self.index.record(RecordId(i as u32));
+            i += 1;
+            let groups = [&r.pre_depends, &r.depends];
+            let flat = [&r.conflicts, &r.breaks];
+            let later = [&r.recommends, &r.suggests];
+            let mentioned = std::iter::once(r.name.as_str())
+                .chain(
+                    groups
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|rel| rel.name.as_str()),
+                )
+                .chain(flat.into_iter().flatten().map(|rel| rel.name.as_str()))
+                .chain(
+                    later
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|rel| rel.name.as_str()),
+                )
+                .chain(r.replaces.iter().map(|rel| rel.name.as_str()))
+                .chain(r.provides.iter().map(|p| p.name.as_str()));
+            for m in mentioned {
+                for (k, w) in wanted.iter().enumerate() {
+                    if met[k].is_none() && *w == m {
+                        met[k] = Some(order);
+                        order += 1;
+                        left -= 1;
+                    }
+                }
+            }
+        }
+        let mut keyed: Vec<(u32, NameId)> = names
+            .iter()
+            .zip(&met)
+            .map(|(&n, m)| (m.unwrap_or(u32::MAX), n))
+            .collect();
+        keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
+        for (slot, (_, n)) in names.iter_mut().zip(keyed) {
+            *slot = n;
+        }
+    }
+
     /// The names that provide `virtual_name` (with any version), in apt's
-    /// order of preference among providers (`CompareProviders` in apt's
-    /// depcache.cc): installed first, then Essential, then by Priority
-    /// (required first), then the name apt's cache met last.
+    /// order of preference ([`Universe::provider_key`]) except between
+    /// names only apt's package ids would separate.
     pub fn providers(&self, virtual_name: &str) -> Rc<[NameId]> {
         if let Some(p) = self.providers.borrow().get(virtual_name) {
             return p.clone();
@@ -429,73 +485,29 @@ impl<'a> Universe<'a> {
                 }
             }
         }
+        // apt's last resort is its package id, which takes a scan of the
+        // index ([`Universe::by_apt_id`], used where a choice depends on
+        // it). Here ties keep a cheap stable order: the name whose first
+        // record comes last first.
         let mut keyed: Vec<_> = names
             .into_iter()
             .map(|n| {
                 let info = self.info(n);
-                let top = info.candidates.first().map(|&s| self.record(s));
-                let key = (
-                    info.installed.is_none(),
-                    !top.is_some_and(|r| r.essential),
-                    top.map_or(kod_repo::Priority::Extra, |r| r.priority),
-                );
-                (key, n)
+                let first = info
+                    .candidates
+                    .iter()
+                    .filter_map(|&s| self.candidate(s).records.first().copied())
+                    .min();
+                ((self.provider_key(n), std::cmp::Reverse(first)), n)
             })
             .collect();
-        // apt's last resort is its package id, higher first: the order in
-        // which its cache met the names (see `Mentions`), looked up only
-        // for ties.
-        keyed.sort_by(|(ka, a), (kb, b)| {
-            ka.cmp(kb).then_with(|| {
-                self.mention(self.name(*b))
-                    .cmp(&self.mention(self.name(*a)))
-            })
-        });
+        keyed.sort_by_key(|k| k.0);
         let names: Vec<NameId> = keyed.into_iter().map(|(_, n)| n).collect();
         let names: Rc<[NameId]> = names.into();
         self.providers
             .borrow_mut()
             .insert(virtual_name.to_string(), names.clone());
         names
-    }
-}
-
-impl<'a> Universe<'a> {
-    /// apt's number for `name` (see [`Mentions`]); names the index never
-    /// mentions (installed only) come after all others, as apt reads the
-    /// status file last.
-    fn mention(&self, name: &str) -> u32 {
-        let mut m = self.mentions.borrow_mut();
-        while !m.ranks.contains_key(name) && (m.next as usize) < self.index.len() {
-            let r: &'a PackageRecord = self.index.record(RecordId(m.next));
-            m.next += 1;
-            let groups = [&r.pre_depends, &r.depends];
-            let flat = [&r.conflicts, &r.breaks];
-            let later = [&r.recommends, &r.suggests];
-            let names = std::iter::once(r.name.as_str())
-                .chain(
-                    groups
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .map(|rel| rel.name.as_str()),
-                )
-                .chain(flat.into_iter().flatten().map(|rel| rel.name.as_str()))
-                .chain(
-                    later
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .map(|rel| rel.name.as_str()),
-                )
-                .chain(r.replaces.iter().map(|rel| rel.name.as_str()))
-                .chain(r.provides.iter().map(|p| p.name.as_str()));
-            for n in names {
-                let next = m.ranks.len() as u32;
-                m.ranks.entry(n).or_insert(next);
-            }
-        }
-        m.ranks.get(name).copied().unwrap_or(u32::MAX)
     }
 }
 
