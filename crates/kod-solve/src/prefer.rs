@@ -62,6 +62,10 @@ struct Walk<'u, 'a> {
     /// requests, and the only solution of a Depends or Pre-Depends of a
     /// protected package.
     protected: FxHashSet<NameId>,
+    /// Packages whose dependencies are being installed: apt protects them
+    /// for that time (`ScopedProtected`), so a dependency that conflicts
+    /// with its parent fails instead of unmarking it.
+    busy: Vec<NameId>,
     undo: Vec<Undo>,
 }
 
@@ -84,6 +88,7 @@ pub(crate) fn apt_marks(
         recommends,
         marked: Marks::default(),
         protected: roots.clone(),
+        busy: Vec::new(),
         roots,
         undo: Vec::new(),
     };
@@ -203,7 +208,10 @@ impl<'a> Walk<'_, 'a> {
     fn make_room(&mut self, s: SolvableId) -> bool {
         for other in self.hit_by(s) {
             let m = self.marked[&other];
-            if self.protected.contains(&other) || self.u.candidate(m).installed {
+            if self.protected.contains(&other)
+                || self.busy.contains(&other)
+                || self.u.candidate(m).installed
+            {
                 return false;
             }
             self.marked.remove(&other);
@@ -285,6 +293,14 @@ impl<'a> Walk<'_, 'a> {
     }
 
     fn install_dependencies(&mut self, s: SolvableId) -> bool {
+        let n = self.u.solvable_name(s);
+        self.busy.push(n);
+        let done = self.install_dependencies_of(s);
+        self.busy.pop();
+        done
+    }
+
+    fn install_dependencies_of(&mut self, s: SolvableId) -> bool {
         let r = self.u.record(s);
         let protect = self.protected.contains(&self.u.solvable_name(s));
         for group in r.pre_depends.iter().chain(&r.depends) {

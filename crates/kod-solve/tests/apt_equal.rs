@@ -243,6 +243,22 @@ fn the_only_solution_of_a_request_dependency_is_protected() {
 }
 
 #[test]
+fn a_dependency_cannot_unmark_the_package_that_needs_it() {
+    // p2 (a provider of v1) needs p1, which breaks p2: apt protects p2
+    // while installing its dependencies, so p1 fails, p2 fails, and apt
+    // takes the next solution, p3's candidate.
+    let text = "Package: p1\nVersion: 1\nBreaks: p2\n\n\
+                Package: p2\nVersion: 2\nDepends: p1\nProvides: v1 (= 1)\n\n\
+                Package: p3\nVersion: 1\nProvides: v1 (= 1)\n\n\
+                Package: p3\nVersion: 2\n\n\
+                Package: p4\nVersion: 2\nDepends: v1 (<= 1) | p3\n";
+    assert_eq!(
+        same_as_apt(text, &["p4"], false),
+        installs(&["p3 2", "p4 2"])
+    );
+}
+
+#[test]
 fn installed_packages_like_apt() {
     let text = "Package: x\nVersion: 2\n\nPackage: x\nVersion: 1\n\n\
                 Package: a\nVersion: 1\nDepends: x\n\n\
