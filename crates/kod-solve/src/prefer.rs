@@ -56,8 +56,6 @@ struct Walk<'u, 'a> {
     pinned: &'u FxHashMap<NameId, SolvableId>,
     recommends: bool,
     marked: Marks,
-    /// The requested names.
-    roots: FxHashSet<NameId>,
     /// Names a conflict never unmarks (apt's `Protected` flag): the
     /// requests, and the only solution of a Depends or Pre-Depends of a
     /// protected package.
@@ -87,9 +85,8 @@ pub(crate) fn apt_marks(
         pinned,
         recommends,
         marked: Marks::default(),
-        protected: roots.clone(),
+        protected: roots,
         busy: Vec::new(),
-        roots,
         undo: Vec::new(),
     };
     if let Some(installed) = u.installed() {
@@ -122,16 +119,22 @@ pub(crate) fn apt_marks(
                 w.rollback(save);
             }
         }
+        // Each stage is one apt-get run: it ends with the sweep, and what
+        // it installed is installed for the next stage (a conflict there
+        // cannot unmark it).
+        w.sweep();
+        let installed: Vec<NameId> = w.marked.keys().copied().collect();
+        w.protected.extend(installed);
     }
-    w.sweep();
     w.marked
 }
 
 impl<'a> Walk<'_, 'a> {
     /// apt-get's `DoAutomaticRemove`: a package marked on the way that
     /// nothing kept needs any more (it was pulled in by a package a
-    /// conflict unmarked later) is unmarked again. Kept are the requests,
-    /// installed and Essential packages, and whatever their Pre-Depends,
+    /// conflict unmarked later) is unmarked again. Kept are the protected
+    /// packages (the requests, what earlier stages installed), installed
+    /// and Essential packages, and whatever their Pre-Depends,
     /// Depends and Recommends reach through marked packages (apt's
     /// `MarkPackage` with Debian's apt configuration: Recommends are
     /// important for autoremoval, Suggests are not, as apt's
@@ -142,7 +145,7 @@ impl<'a> Walk<'_, 'a> {
             .marked
             .iter()
             .filter(|&(n, &m)| {
-                self.roots.contains(n) || u.candidate(m).installed || u.record(m).essential
+                self.protected.contains(n) || u.candidate(m).installed || u.record(m).essential
             })
             .map(|(&n, _)| n)
             .collect();
