@@ -10,6 +10,7 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod tree;
 
 use std::env;
 

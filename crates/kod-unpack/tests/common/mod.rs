@@ -2,10 +2,8 @@
 //! `ar`, `dpkg-deb`), snapshotting trees, comparing them.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
-use std::hash::{DefaultHasher, Hasher};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,107 +75,23 @@ pub fn dpkg_deb_build(tree: &Path, out: &Path, compression: &str) -> PathBuf {
     out.to_path_buf()
 }
 
-/// What a tree entry looks like, for comparisons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: char,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: Option<i64>,
-    pub target: Option<PathBuf>,
-    pub content: Option<(u64, u64)>,
-    /// For a file with several links: the first path (sorted) of its inode.
-    pub link_group: Option<PathBuf>,
-}
+pub use kod_testkit::tree::Node;
 
-/// Snapshots a tree: every path below `root` (relative, `root` itself
-/// excluded). Directory mtimes are included only if `dir_mtimes`.
+/// Snapshots a tree with file mtimes; directory mtimes only if `dir_mtimes`.
 pub fn snapshot(root: &Path, dir_mtimes: bool) -> BTreeMap<PathBuf, Node> {
-    let mut out = BTreeMap::new();
-    let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut paths = Vec::new();
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read_dir {dir:?}: {e}")) {
-            let p = e.expect("dir entry").path();
-            let md = fs::symlink_metadata(&p).expect("lstat");
-            if md.is_dir() {
-                stack.push(p.clone());
-            }
-            paths.push((p, md));
-        }
-    }
-    paths.sort_by(|a, b| a.0.cmp(&b.0));
-    for (p, md) in paths {
-        let rel = p.strip_prefix(root).expect("below root").to_path_buf();
-        let ft = md.file_type();
-        let kind = if ft.is_dir() {
-            'd'
-        } else if ft.is_symlink() {
-            'l'
-        } else if ft.is_file() {
-            'f'
-        } else {
-            'o'
-        };
-        let content = ft.is_file().then(|| {
-            let bytes = fs::read(&p).expect("read file");
-            let mut h = DefaultHasher::new();
-            h.write(&bytes);
-            (bytes.len() as u64, h.finish())
-        });
-        let link_group = (ft.is_file() && md.nlink() > 1).then(|| {
-            inodes
-                .entry((md.dev(), md.ino()))
-                .or_insert_with(|| rel.clone())
-                .clone()
-        });
-        out.insert(
-            rel,
-            Node {
-                kind,
-                mode: md.permissions().mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                mtime: (kind != 'd' || dir_mtimes).then(|| md.mtime()),
-                target: ft
-                    .is_symlink()
-                    .then(|| fs::read_link(&p).expect("readlink")),
-                content,
-                link_group,
-            },
-        );
-    }
-    out
+    kod_testkit::tree::snapshot(
+        root,
+        kod_testkit::tree::Options {
+            file_mtimes: true,
+            dir_mtimes,
+            one_file_system: false,
+        },
+    )
 }
 
-/// Asserts two snapshots are equal, listing the first differences.
+/// Asserts kod-unpack's tree `a` equals the reference tree `b`.
 pub fn assert_same_tree(a: &BTreeMap<PathBuf, Node>, b: &BTreeMap<PathBuf, Node>, what: &str) {
-    let mut diffs = Vec::new();
-    for (p, n) in a {
-        match b.get(p) {
-            None => diffs.push(format!("only in kod-unpack: {p:?}")),
-            Some(m) if m != n => diffs.push(format!("{p:?}: kod-unpack {n:?} vs reference {m:?}")),
-            Some(_) => {}
-        }
-    }
-    for p in b.keys() {
-        if !a.contains_key(p) {
-            diffs.push(format!("only in reference: {p:?}"));
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "{what}: {} differences:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    kod_testkit::tree::assert_same(a, b, ("kod-unpack", "reference"), what)
 }
 
 /// Every `*.dpkg-new` below `root`.
