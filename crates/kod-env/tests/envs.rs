@@ -1,8 +1,10 @@
 //! Environments end to end, through the kod binary: a Debian sid root with
-//! hello and jq (made by mmdebstrap from the host's mirror until kod's own
-//! engine builds it), imported as root or as an unprivileged user made by
-//! the test, run, exported, viewed and synced. Each test checks that the
-//! host is unchanged outside kod's own directories.
+//! hello and jq (made by mmdebstrap from the host's mirror), imported as
+//! root or as an unprivileged user made by the test, run, exported, viewed
+//! and synced; trixie roots built by kod's own engine, as root and, in the
+//! user's own store, by the user without root (then packages installed
+//! and removed there). Each test checks that the host is unchanged outside
+//! kod's own directories.
 
 mod support;
 
@@ -562,5 +564,104 @@ fn net_create_and_sync_build_environments_with_kods_engine() {
     );
     let mut c = user.command(&store.join(".view/bin/hello"), &user.home);
     assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
+    HostSnapshot::take(&user).assert_unchanged(&before);
+}
+
+#[test]
+fn net_a_user_creates_changes_and_runs_a_personal_environment_without_root() {
+    if !on() {
+        return;
+    }
+    let kod = kod_bin();
+    let user = TestUser::new("mine");
+    let before = HostSnapshot::take(&user);
+    let home = user.home.clone();
+    let as_user = |args: &[&str]| {
+        let mut c = user.command(&kod, &home);
+        c.args(args);
+        c
+    };
+    let run = |cmd: &str| {
+        stdout(&expect(
+            &mut as_user(&["run", "mine", "--", "sh", "-c", cmd]),
+            0,
+        ))
+    };
+
+    // Built by kod's engine as root of the user's namespace, into their
+    // own store.
+    let out = expect(
+        &mut as_user(&[
+            "env",
+            "create",
+            "mine",
+            "--distro",
+            "debian:trixie",
+            "--packages",
+            "hello",
+        ]),
+        0,
+    );
+    let root = home.join(".local/share/kod/envs/mine/root");
+    assert!(
+        stdout(&out).contains(root.to_str().unwrap()),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(run("hello"), "Hello, world!\n");
+    // Root's files are the user's, group shadow (42) is in the user's
+    // subordinate range: dpkg could chown.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(root.join("usr/bin/hello")).unwrap().uid(),
+        user.uid
+    );
+    let shadow = std::fs::metadata(root.join("etc/shadow")).unwrap();
+    assert_eq!(
+        (shadow.uid(), shadow.gid()),
+        (user.uid, user.first_subgid() + 41)
+    );
+    assert_eq!(
+        run("dpkg --audit; dpkg-query -W -f '${db:Status-Abbrev}\\n' hello"),
+        "ii \n"
+    );
+
+    // Packages in and out, through transactions in the user's namespace.
+    expect(&mut as_user(&["env", "install", "mine", "jq"]), 0);
+    assert_eq!(run("jq -n 6*7"), "42\n");
+    let out = expect(
+        &mut as_user(&["env", "remove", "mine", "libjq1", "--dry-run"]),
+        1,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("would break jq") && err.contains("--with-dependents"),
+        "{err}"
+    );
+    let out = expect(
+        &mut as_user(&["env", "remove", "mine", "jq", "--dry-run"]),
+        0,
+    );
+    assert_eq!(stdout(&out), "would remove jq\n");
+    assert_eq!(run("jq -n 1+1"), "2\n", "a dry run removes nothing");
+    expect(&mut as_user(&["env", "remove", "mine", "jq"]), 0);
+    assert_eq!(run("command -v jq || echo gone"), "gone\n");
+    assert_eq!(run("dpkg --audit; echo audited"), "audited\n");
+    let out = expect(&mut as_user(&["env", "status", "mine", "--json"]), 0);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st[0]["requested"], serde_json::json!(["hello"]));
+    assert_eq!(st[0]["scope"], "personal");
+
+    // Nothing of a transaction is left beside the root.
+    let left: Vec<String> = std::fs::read_dir(root.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".kod-txn-") || n.contains(".kod-tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    expect(&mut as_user(&["env", "delete", "mine"]), 0);
+    assert!(!root.exists());
     HostSnapshot::take(&user).assert_unchanged(&before);
 }

@@ -161,13 +161,22 @@ impl TestUser {
 
     /// The first subordinate uid /etc/subuid grants this user.
     pub fn first_subuid(&self) -> u32 {
-        let text = std::fs::read_to_string("/etc/subuid").unwrap();
+        self.first_subid("/etc/subuid")
+    }
+
+    /// The first subordinate gid /etc/subgid grants this user.
+    pub fn first_subgid(&self) -> u32 {
+        self.first_subid("/etc/subgid")
+    }
+
+    fn first_subid(&self, file: &str) -> u32 {
+        let text = std::fs::read_to_string(file).unwrap();
         text.lines()
             .find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
                 (f[0] == self.name).then(|| f[1].parse().unwrap())
             })
-            .expect("useradd gave the user subordinate ids")
+            .unwrap_or_else(|| panic!("useradd gave the user no subordinate ids in {file}"))
     }
 }
 
@@ -201,8 +210,8 @@ pub fn stdout(o: &Output) -> String {
 
 /// What the host looks like outside kod's own directories: the file lists
 /// of /etc and /usr/local, the homes of users other than `except`, the top
-/// level of /tmp (without tempfile's `.tmp*` entries, which tests running
-/// beside this one make), and the mount table.
+/// level of /tmp (without the temporary files of processes running beside
+/// this one: see `made_beside`), and the mount table.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostSnapshot {
     files: BTreeSet<PathBuf>,
@@ -222,6 +231,17 @@ fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
     }
 }
 
+/// Entries of /tmp that processes running beside the test make and
+/// remove: tempfile's `.tmpXXXXXX` and the compiler's `ccXXXXXX.*` (builds
+/// of other crates on the same machine).
+fn made_beside(name: &str) -> bool {
+    let gcc = name.len() > 9
+        && name.starts_with("cc")
+        && name.as_bytes()[8] == b'.'
+        && name.as_bytes()[2..8].iter().all(u8::is_ascii_alphanumeric);
+    name.starts_with(".tmp") || gcc
+}
+
 impl HostSnapshot {
     pub fn take(except: &TestUser) -> HostSnapshot {
         let mut files = BTreeSet::new();
@@ -234,7 +254,7 @@ impl HostSnapshot {
             }
         }
         for e in std::fs::read_dir("/tmp").unwrap().flatten() {
-            if !e.file_name().to_string_lossy().starts_with(".tmp") {
+            if !made_beside(&e.file_name().to_string_lossy()) {
                 files.insert(e.path());
             }
         }
