@@ -1,13 +1,12 @@
 //! The Debian backend against repositories built here with the real tools
 //! (gpg to make keys and clearsign, xz to compress), served on 127.0.0.1.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
+use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
-use sha2::Digest;
 
 const SUITE: &str = "kodtest";
 
@@ -43,153 +42,27 @@ Size: 2750000
 SHA256: 2222222222222222222222222222222222222222222222222222222222222222
 ";
 
-struct Gpg {
-    home: tempfile::TempDir,
-}
+/// The fixture repository of these tests, with its [`DebianSource`].
+struct Repo(DebRepo);
 
-impl Gpg {
-    fn new() -> Gpg {
-        let home = tempfile::tempdir().unwrap();
-        let g = Gpg { home };
-        for uid in [
-            "kod test <good@example.org>",
-            "kod other <other@example.org>",
-        ] {
-            g.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
-        }
-        g
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args([
-                "--batch",
-                "--yes",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args)
-            .output()
-            .expect("gpg runs (apt-get install gpg)");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    /// Writes the public key of `who` (`good` or `other`) to `path`.
-    fn export(&self, who: &str, path: &Path, armor: bool) {
-        let uid = format!("{who}@example.org");
-        let mut args = vec!["--export"];
-        if armor {
-            args.insert(0, "--armor");
-        }
-        args.push(&uid);
-        std::fs::write(path, self.run(&args)).unwrap();
-    }
-
-    fn clearsign(&self, who: &str, input: &Path, output: &Path) {
-        let uid = format!("{who}@example.org");
-        self.run(&[
-            "--local-user",
-            &uid,
-            "--clearsign",
-            "--output",
-            output.to_str().unwrap(),
-            input.to_str().unwrap(),
-        ]);
-    }
-}
-
-/// A repository on disk: one suite, main/binary-amd64.
-struct Repo {
-    root: tempfile::TempDir,
-    gpg: Gpg,
-    keyring: PathBuf,
-}
-
-struct ReleaseOptions {
-    valid_until: String,
-    by_hash: bool,
-    signer: &'static str,
-}
-
-impl Default for ReleaseOptions {
-    fn default() -> Self {
-        ReleaseOptions {
-            valid_until: "Sat, 01 Jan 2101 00:00:00 UTC".into(),
-            by_hash: false,
-            signer: "good",
-        }
+impl std::ops::Deref for Repo {
+    type Target = DebRepo;
+    fn deref(&self) -> &DebRepo {
+        &self.0
     }
 }
 
 impl Repo {
     fn new() -> Repo {
-        let gpg = Gpg::new();
-        let root = tempfile::tempdir().unwrap();
-        let keyring = root.path().join("good.gpg");
-        gpg.export("good", &keyring, false);
-        Repo { root, gpg, keyring }
-    }
-
-    fn dists(&self) -> PathBuf {
-        self.root.path().join("repo/dists").join(SUITE)
-    }
-
-    /// Writes Packages.xz and a signed InRelease vouching for it.
-    fn publish(&self, packages: &str, opts: &ReleaseOptions) {
-        let bin = self.dists().join("main/binary-amd64");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::write(bin.join("Packages"), packages).unwrap();
-        let st = Command::new("xz")
-            .args(["-kf", bin.join("Packages").to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::remove_file(bin.join("Packages")).unwrap();
-        let xz = std::fs::read(bin.join("Packages.xz")).unwrap();
-        let hash = hex(&sha2::Sha256::digest(&xz));
-        if opts.by_hash {
-            let dir = bin.join("by-hash/SHA256");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::rename(bin.join("Packages.xz"), dir.join(&hash)).unwrap();
-        }
-        let release = format!(
-            "Origin: kod\nLabel: kod\nSuite: {SUITE}\nCodename: {SUITE}\n\
-             Date: Sat, 01 Jan 2022 00:00:00 UTC\nValid-Until: {}\n{}\
-             Architectures: amd64\nComponents: main\nDescription: kod fixture\nSHA256:\n {hash} {} main/binary-amd64/Packages.xz\n",
-            opts.valid_until,
-            if opts.by_hash {
-                "Acquire-By-Hash: yes\n"
-            } else {
-                ""
-            },
-            xz.len()
-        );
-        std::fs::write(self.dists().join("Release"), &release).unwrap();
-        self.gpg.clearsign(
-            opts.signer,
-            &self.dists().join("Release"),
-            &self.dists().join("InRelease"),
-        );
+        Repo(DebRepo::new(SUITE))
     }
 
     fn source(&self, server: &FileServer) -> DebianSource {
         let mut s = DebianSource::new(&format!("{}/repo", server.url()), &[SUITE]);
         s.architecture = "amd64".into();
-        s.signed_by = vec![self.keyring.clone()];
+        s.signed_by = vec![self.keyring().to_path_buf()];
         s
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Result<Index, Error> {
@@ -204,7 +77,7 @@ fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Result<Ind
 fn good_repository_loads_exactly_its_records() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
 
@@ -268,7 +141,7 @@ fn broken_signature_is_refused() {
     let inrelease = repo.dists().join("InRelease");
     let text = std::fs::read_to_string(&inrelease).unwrap();
     std::fs::write(&inrelease, text.replace("Label: kod", "Label: kox")).unwrap();
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
     assert!(matches!(e, Error::BadSignature { .. }), "{e}");
@@ -285,7 +158,7 @@ fn unknown_key_is_refused_and_named() {
             ..Default::default()
         },
     );
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
     let Error::UnknownKey {
@@ -296,7 +169,7 @@ fn unknown_key_is_refused_and_named() {
     };
     let other_fpr =
         String::from_utf8(
-            repo.gpg
+            repo.gpg()
                 .run(&["--with-colons", "--fingerprint", "other@example.org"]),
         )
         .unwrap();
@@ -318,15 +191,15 @@ fn armoured_keyring_with_several_keys_verifies() {
             ..Default::default()
         },
     );
-    let armoured = repo.root.path().join("both.asc");
-    let both = repo.gpg.run(&[
+    let armoured = repo.serve_dir().join("both.asc");
+    let both = repo.gpg().run(&[
         "--armor",
         "--export",
         "good@example.org",
         "other@example.org",
     ]);
     std::fs::write(&armoured, both).unwrap();
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let mut source = repo.source(&server);
     source.signed_by = vec![armoured];
@@ -348,7 +221,7 @@ fn packages_hash_differing_from_release_is_refused() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&xz, bytes).unwrap();
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
     let Error::Fetch { source, .. } = &e else {
@@ -371,7 +244,7 @@ fn expired_release_is_refused_with_its_date() {
             ..Default::default()
         },
     );
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
     let Error::Expired { valid_until, .. } = &e else {
@@ -398,7 +271,7 @@ fn missing_packages_file_is_named() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
     std::fs::remove_file(repo.dists().join("main/binary-amd64/Packages.xz")).unwrap();
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
     let Error::MissingIndex { url } = &e else {
@@ -414,7 +287,7 @@ fn missing_packages_file_is_named() {
 fn unknown_suite_and_component_are_named() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let mut source = repo.source(&server);
     source.suites = vec!["nosuchsuite".into()];
@@ -442,7 +315,7 @@ fn by_hash_is_used_when_the_release_offers_it() {
             ..Default::default()
         },
     );
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
     assert_eq!(index.len(), 2);
@@ -459,7 +332,7 @@ fn unsigned_repository_only_when_trusted_explicitly() {
     repo.publish(PACKAGES, &ReleaseOptions::default());
     // Replace the signed file by the bare Release text.
     std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let mut source = repo.source(&server);
     let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
@@ -477,7 +350,7 @@ fn unsigned_repository_only_when_trusted_explicitly() {
 fn second_loads_reuse_the_cache_and_the_stored_index() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let source = repo.source(&server);
     let inrelease = format!("/repo/dists/{SUITE}/InRelease");
@@ -522,7 +395,7 @@ fn second_loads_reuse_the_cache_and_the_stored_index() {
 fn offline_without_cache_says_what_is_missing() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let e = load(&repo.source(&server), cache.path(), Freshness::Offline).unwrap_err();
     assert!(matches!(e, Error::NotCached { .. }), "{e}");
@@ -533,7 +406,7 @@ fn offline_without_cache_says_what_is_missing() {
 fn a_cached_release_naming_a_dropped_index_is_refreshed() {
     let repo = Repo::new();
     repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.root.path());
+    let server = FileServer::start(repo.serve_dir());
     let cache = tempfile::tempdir().unwrap();
     let source = repo.source(&server);
     load(&source, cache.path(), Freshness::Cached).unwrap();

@@ -8,6 +8,7 @@
 //! did not run.
 #![deny(missing_docs)]
 
+pub mod debrepo;
 pub mod fixtures;
 pub mod http;
 pub mod tree;

@@ -56,7 +56,8 @@ pub enum Error {
     /// The Release is past its Valid-Until date.
     #[error(
         "{url}: the Release file expired on {valid_until} (it is now {now}); the mirror is \
-         stale or the cached copy is old: run `kod pkg update`, or use another mirror"
+         stale or the cached copy is old: run `kod pkg update`, or use another mirror (to \
+         use it anyway, knowing it may be outdated or replayed: KOD_CHECK_VALID_UNTIL=no)"
     )]
     Expired {
         /// The InRelease URL.

@@ -40,6 +40,18 @@ use relations::Target;
 use release::{FileEntry, Release, format_time};
 use verify::{DEBIAN_ARCHIVE_KEYRING, Keyring, keyring_digest, verify_clearsigned};
 
+/// Set to `no` to accept Release files past their Valid-Until (a stale
+/// mirror, a snapshot): the equivalent of apt's `check-valid-until=no` for
+/// every source. kod warns on every use.
+pub const VALID_UNTIL_ENV: &str = "KOD_CHECK_VALID_UNTIL";
+
+/// Whether `source`'s Release files must be within their Valid-Until.
+fn valid_until_checked(source: &DebianSource) -> bool {
+    let env_off = std::env::var(VALID_UNTIL_ENV)
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "no" | "false" | "0"));
+    source.check_valid_until && !env_off
+}
+
 /// The version of how this backend builds an index; part of the stored
 /// index's key, so a change here invalidates stored indices.
 const INDEX_FORMAT: &str = "kod-repo debian index 1";
@@ -211,10 +223,19 @@ impl Debian {
                 url: url.clone(),
                 reason,
             })?;
-            if let Some((written, until)) = &release.valid_until
-                && *until < now
-                && source.check_valid_until
+            let expired = release
+                .valid_until
+                .as_ref()
+                .filter(|(_, until)| *until < now);
+            if let Some((written, until)) = expired
+                && !valid_until_checked(source)
             {
+                tracing::warn!(
+                    "{url} expired on {written} ({}); used anyway because the check is off \
+                     for this source (check-valid-until=no or {VALID_UNTIL_ENV}=no)",
+                    format_time(*until)
+                );
+            } else if let Some((written, until)) = expired {
                 // A stale cached copy gets one fresh try before giving up.
                 if from_cache && options.freshness != Freshness::Offline {
                     from_cache = false;
