@@ -32,20 +32,26 @@ pub enum InstalledError {
         source: std::io::Error,
     },
     /// An entry of the file is malformed.
-    #[error(
-        "bad entry {paragraph} (package {package:?}) in the package database {path}: {reason} \
-         (check the file with `dpkg --audit`)"
-    )]
+    #[error("{source} in the package database {path} (check the file with `dpkg --audit`)")]
     Malformed {
         /// The status file.
         path: PathBuf,
-        /// 1-based position of the entry.
-        paragraph: usize,
-        /// The package name, when the entry has one.
-        package: String,
-        /// What is wrong.
-        reason: String,
+        /// The entry and what is wrong with it.
+        #[source]
+        source: StatusError,
     },
+}
+
+/// A malformed entry of a dpkg status text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad entry {paragraph} (package {package:?}): {reason}")]
+pub struct StatusError {
+    /// 1-based position of the entry.
+    pub paragraph: usize,
+    /// The package name, when the entry has one.
+    pub package: String,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// One installed package.
@@ -114,31 +120,30 @@ impl Installed {
             path: path.to_path_buf(),
             source,
         })?;
-        Installed::parse_dpkg_status(&text, architecture).map_err(|(paragraph, package, reason)| {
+        Installed::parse_dpkg_status(&text, architecture).map_err(|source| {
             InstalledError::Malformed {
                 path: path.to_path_buf(),
-                paragraph,
-                package,
-                reason,
+                source,
             }
         })
     }
 
     /// Parses the text of a dpkg status file; entries whose files are not
-    /// on disk (`not-installed`, `config-files`) are left out. An error is
-    /// (1-based entry, package, reason).
-    pub fn parse_dpkg_status(
-        text: &str,
-        architecture: &str,
-    ) -> Result<Installed, (usize, String, String)> {
+    /// on disk (`not-installed`, `config-files`) are left out.
+    pub fn parse_dpkg_status(text: &str, architecture: &str) -> Result<Installed, StatusError> {
         let target = Target {
             architecture,
             profiles: &[],
         };
         let mut out = Installed::default();
         for (i, para) in iter_paragraphs_borrowed(text).enumerate() {
-            let para = para.map_err(|e| (i + 1, String::new(), e.to_string()))?;
-            let Some(package) = entry(&para, target).map_err(|(p, r)| (i + 1, p, r))? else {
+            let bad = |package: String, reason: String| StatusError {
+                paragraph: i + 1,
+                package,
+                reason,
+            };
+            let para = para.map_err(|e| bad(String::new(), e.to_string()))?;
+            let Some(package) = entry(&para, target).map_err(|(p, r)| bad(p, r))? else {
                 continue;
             };
             let native =
@@ -331,8 +336,13 @@ Pre-Depends: libc6 (>= 2.34)
     #[test]
     fn errors_name_entry_and_package() {
         let bad = STATUS.replace("Version: 1.3.4.20200120-3.1", "Version: 1 3");
-        let (n, p, _) = Installed::parse_dpkg_status(&bad, "amd64").unwrap_err();
-        assert_eq!((n, p.as_str()), (4, "mawk"));
+        let e = Installed::parse_dpkg_status(&bad, "amd64").unwrap_err();
+        assert_eq!((e.paragraph, e.package.as_str()), (4, "mawk"));
+        assert!(
+            e.to_string()
+                .starts_with("bad entry 4 (package \"mawk\"): invalid"),
+            "{e}"
+        );
         let e = Installed::read_root(Path::new("/nonexistent-kod-root"), "amd64").unwrap_err();
         assert!(
             e.to_string()

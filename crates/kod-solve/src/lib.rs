@@ -48,7 +48,7 @@ use resolvo::{
 use rustc_hash::FxHashMap;
 
 pub use explain::Explanation;
-pub use installed::{DPKG_STATUS, Installed, InstalledError, InstalledPackage};
+pub use installed::{DPKG_STATUS, Installed, InstalledError, InstalledPackage, StatusError};
 pub use request::{Action, PackageRequest, Request, Resolution, Resolved, Selector};
 pub use variant::{VARIANTS, variant_base};
 

@@ -9,9 +9,10 @@
 //! ever considers each package's candidate version. A package whose
 //! Conflicts or Breaks hit a marked one unmarks it first
 //! (`MarkInstall_RemoveConflictsIfNotUpgradeable`), unless that one is
-//! protected (requested, or the only solution of a dependency of a
-//! protected package) or installed. At the end, what nothing kept needs
-//! any more is unmarked (`DoAutomaticRemove`).
+//! protected (requested, the only solution of a dependency of a
+//! protected package, or busy installing its own dependencies) or
+//! installed. At the end of each apt run, what nothing kept needs any
+//! more is unmarked (`DoAutomaticRemove`).
 //!
 //! The SAT solver decides in another order (breadth first, in rounds), so
 //! the same rules alone would pick differently where an or-group is
