@@ -7,6 +7,7 @@ mod commands;
 mod output;
 mod plan_view;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +16,15 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The libraries' warnings (an unsigned or expired repository used
+    // anyway, a stored index that could not be written) reach stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .without_time()
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
