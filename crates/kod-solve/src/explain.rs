@@ -113,7 +113,7 @@ impl<'a> Explainer<'_, '_, '_, 'a> {
     ) {
         let label = self.p.label(req);
         let who = match from {
-            None => format!("{label} is requested"),
+            None => label,
             Some(s) => format!("{} depends on {label}", self.solvable_text(s)),
         };
         let candidates: Vec<NodeIndex> = targets
@@ -227,13 +227,20 @@ impl<'a> Explainer<'_, '_, '_, 'a> {
         let mut from: Vec<_> = self
             .g
             .edges_directed(node, Direction::Incoming)
-            .filter(|e| matches!(e.weight(), ConflictEdge::Requires(_)))
-            .map(|e| e.source())
+            .filter_map(|e| match e.weight() {
+                ConflictEdge::Requires(r) => Some((e.source(), *r)),
+                _ => None,
+            })
             .collect();
-        from.sort();
-        match from.first().map(|&n| self.g[n]) {
-            Some(ConflictNode::Root) => " (requested)".to_string(),
-            Some(ConflictNode::Solvable(r)) => format!(" (needed by {})", self.solvable_text(r)),
+        from.sort_by_key(|(n, _)| *n);
+        match from.first().map(|&(n, r)| (self.g[n], r)) {
+            Some((ConflictNode::Root, r)) if self.p.keeps_installed(r) => {
+                " (installed)".to_string()
+            }
+            Some((ConflictNode::Root, _)) => " (requested)".to_string(),
+            Some((ConflictNode::Solvable(r), _)) => {
+                format!(" (needed by {})", self.solvable_text(r))
+            }
             _ => String::new(),
         }
     }

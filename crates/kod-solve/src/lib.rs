@@ -219,7 +219,7 @@ fn run(
             .labels
             .borrow_mut()
             .entry(Requirement::Single(vs))
-            .or_insert_with(|| provider::Label::Text(root.label.clone()));
+            .or_insert_with(|| provider::Label::Request(root.label.clone()));
         requirements.push(Requirement::Single(vs).into());
     }
     if let Some(installed) = u.installed() {
@@ -238,7 +238,7 @@ fn run(
                     .labels
                     .borrow_mut()
                     .entry(Requirement::Single(vs))
-                    .or_insert_with(|| provider::Label::Text(format!("{} (installed)", p.name())));
+                    .or_insert_with(|| provider::Label::Installed(p.name().to_string()));
                 requirements.push(Requirement::Single(vs).into());
             }
         }

@@ -22,8 +22,10 @@ use crate::universe::{Constraint, Set, Universe};
 pub(crate) enum Label<'a> {
     /// A dependency of a package.
     Group(&'a Alternatives),
-    /// A root of the request.
-    Text(String),
+    /// A requested package, as written.
+    Request(String),
+    /// An installed package that stays.
+    Installed(String),
 }
 
 pub(crate) struct Provider<'u, 'a> {
@@ -71,10 +73,19 @@ impl<'a> Provider<'_, 'a> {
         requirement
     }
 
-    /// How a requirement is written.
+    /// Whether `requirement` keeps an installed package.
+    pub fn keeps_installed(&self, requirement: Requirement) -> bool {
+        matches!(
+            self.labels.borrow().get(&requirement),
+            Some(Label::Installed(_))
+        )
+    }
+
+    /// How a requirement is written (a whole phrase for a root).
     pub fn label(&self, requirement: Requirement) -> String {
         match self.labels.borrow().get(&requirement) {
-            Some(Label::Text(t)) => t.clone(),
+            Some(Label::Request(t)) => format!("{t} is requested"),
+            Some(Label::Installed(t)) => format!("{t} is installed and stays"),
             Some(Label::Group(g)) => g
                 .iter()
                 .map(|r| r.to_string())

@@ -356,6 +356,28 @@ fn installed_packages_are_kept_and_preferred() {
 }
 
 #[test]
+fn a_request_conflicting_with_an_installed_package_is_explained() {
+    // kod installs, it does not remove: an installed package stays.
+    let ix = one(
+        "Package: postfix\nVersion: 1\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n\n\
+         Package: exim4\nVersion: 1\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n",
+    );
+    let status = "Package: postfix\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\
+                  Provides: mail-transport-agent\nConflicts: mail-transport-agent\n";
+    let inst = Installed::parse_dpkg_status(status, "amd64").unwrap();
+    let e = solve(&ix, &req(&["exim4"]), Some(&inst))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("postfix is installed and stays"), "{e}");
+    assert!(
+        e.contains(
+            "exim4 1 (requested) conflicts with mail-transport-agent, which postfix provides"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn recommends_are_an_option() {
     let ix = one("Package: a\nVersion: 1\nRecommends: b, missing\n\n\
          Package: b\nVersion: 1\n");
