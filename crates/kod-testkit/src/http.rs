@@ -25,7 +25,8 @@ pub struct Fault {
 
 #[derive(Default)]
 struct State {
-    faults: HashMap<String, Fault>,
+    /// Each fault with the number of requests it has seen so far.
+    faults: HashMap<String, (Fault, usize)>,
     hits: HashMap<String, usize>,
     log: Vec<String>,
 }
@@ -73,13 +74,14 @@ impl FileServer {
         &self.addr
     }
 
-    /// Sets the misbehaviour for requests of `path` (e.g. `/pool/a.deb`).
+    /// Sets the misbehaviour for the requests of `path` (e.g. `/pool/a.deb`)
+    /// from now on: the fault counts requests from its own start.
     pub fn set_fault(&self, path: &str, fault: Fault) {
         self.state
             .lock()
             .unwrap()
             .faults
-            .insert(path.to_string(), fault);
+            .insert(path.to_string(), (fault, 0));
     }
 
     /// How many requests reached `path`.
@@ -144,17 +146,17 @@ fn serve(
                 headers.get("if-none-match"),
                 headers.get("if-modified-since")
             ));
-            let n = {
-                let h = st.hits.entry(path.clone()).or_insert(0);
-                *h += 1;
-                *h
-            };
-            match st.faults.get(&path) {
-                Some(f) if n <= f.fail_first => (true, None),
-                Some(f) => match f.truncate_at {
-                    Some((at, times)) if n <= f.fail_first + times => (false, Some(at)),
-                    _ => (false, None),
-                },
+            *st.hits.entry(path.clone()).or_insert(0) += 1;
+            match st.faults.get_mut(&path) {
+                Some((f, seen)) => {
+                    *seen += 1;
+                    let n = *seen;
+                    match f.truncate_at {
+                        _ if n <= f.fail_first => (true, None),
+                        Some((at, times)) if n <= f.fail_first + times => (false, Some(at)),
+                        _ => (false, None),
+                    }
+                }
                 None => (false, None),
             }
         };

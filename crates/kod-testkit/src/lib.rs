@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod debrepo;
+pub mod debs;
 pub mod fixtures;
 pub mod http;
 pub mod tree;
