@@ -210,5 +210,5 @@ fn net_root_bad_packages_leave_the_root_unchanged() {
         ],
     );
     assert!(root.join("usr/share/kod-fixture/kod-good").is_file());
-    assert!(server.hits(pool) >= hits + 1);
+    assert!(server.hits(pool) > hits);
 }
