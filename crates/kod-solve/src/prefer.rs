@@ -314,11 +314,41 @@ impl<'a> Walk<'_, 'a> {
         }
         if self.recommends {
             for group in &r.recommends {
-                // A recommendation that cannot be met is skipped.
-                self.satisfy(group, false);
+                // A recommendation that cannot be met is skipped, and so is
+                // one the installed version had and the system left unmet.
+                if !self.ignored_recommendation(s, group) {
+                    self.satisfy(group, false);
+                }
             }
         }
         true
+    }
+
+    /// apt's rule for the Recommends of an installed package (kept or
+    /// upgraded): one its installed version had too, on the same first
+    /// package, and that the installed system did not meet, stays unmet
+    /// ("ignore old unsatisfied important dependency").
+    fn ignored_recommendation(&self, s: SolvableId, group: &'a Alternatives) -> bool {
+        let u = self.u;
+        let Some(installed) = u.info(u.solvable_name(s)).installed else {
+            return false;
+        };
+        let Some(first) = group.first() else {
+            return false;
+        };
+        let Some(old) = u
+            .record(installed)
+            .recommends
+            .iter()
+            .find(|g| g.first().is_some_and(|r| r.name == first.name))
+        else {
+            return false;
+        };
+        !old.iter().any(|rel| {
+            u.alternative_sets(rel)
+                .iter()
+                .any(|(n, set)| u.info(*n).installed.is_some_and(|i| u.matches(i, set)))
+        })
     }
 
     /// Satisfies one or-group: already, or by marking its first solution

@@ -392,6 +392,23 @@ fn recommends_are_an_option() {
 }
 
 #[test]
+fn an_upgrade_keeps_a_recommendation_the_installed_version_left_unmet() {
+    // apt: a Recommends the installed version had too and the system did
+    // not meet stays unmet on upgrade; a new one is followed.
+    let ix = one("Package: a\nVersion: 2\nRecommends: b, c\n\n\
+         Package: b\nVersion: 1\n\n\
+         Package: c\nVersion: 1\n\n\
+         Package: want\nVersion: 1\nDepends: a (>= 2)\n");
+    let status = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\
+                  Recommends: b\n";
+    let inst = Installed::parse_dpkg_status(status, "amd64").unwrap();
+    let mut r = req(&["want"]);
+    r.recommends = true;
+    let got = ok(&ix, &r, Some(&inst));
+    assert_eq!(set(&got), ["a 2", "c 1", "want 1"]);
+}
+
+#[test]
 fn explanations_say_who_needs_what_and_why_each_candidate_is_out() {
     let ix = one(
         "Package: git\nVersion: 1:2.39\nDepends: libcurl3-gnutls (>= 7.56), perl\n\n\
