@@ -290,6 +290,16 @@ pub fn set_mode(
     mode: Mode,
     priority: Option<Vec<String>>,
 ) -> Result<View, EnvError> {
+    if let Some(unknown) = priority
+        .iter()
+        .flatten()
+        .find(|n| !matches!(store.get(n), Ok(Some(_))))
+    {
+        return Err(EnvError::NotFound {
+            name: unknown.clone(),
+            searched: vec![store.dir.clone()],
+        });
+    }
     let mut s = settings(store)?;
     s.mode = mode;
     if let Some(p) = priority {

@@ -1,7 +1,7 @@
 //! Environments end to end, through the kod binary: a Debian sid root with
-//! hello and jq (made by mmdebstrap from the host's mirror), imported as
-//! root or as an unprivileged user made by the test, run, exported, viewed
-//! and synced; trixie roots built by kod's own engine, as root and, in the
+//! hello and jq created by kod as root and run by an unprivileged user made
+//! by the test; one made by mmdebstrap from the host's mirror, imported as
+//! root or by that user, run, exported, viewed and synced; trixie roots built by kod's own engine, as root and, in the
 //! user's own store, by the user without root (then packages installed
 //! and removed there). Each test checks that the host is unchanged outside
 //! kod's own directories.
@@ -43,19 +43,20 @@ fn net_a_user_runs_a_system_environment_as_themself() {
     if !on() {
         return;
     }
-    let tarball = sid_tarball();
     let kod = kod_bin();
     let user = TestUser::new("run");
     let before = HostSnapshot::take(&user);
     let name = format!("sid-{}", std::process::id());
     let _cleanup = SystemEnv(name.clone());
-    // Root makes it, in the system-wide store.
+    // Root makes it with kod's engine, in the system-wide store. The host's
+    // mirror may be a snapshot whose sid Release is past its Valid-Until
+    // (sid's is a week ahead, snapshots are refreshed less often).
     let out = expect(
         Command::new(&kod)
             .env_remove("KOD_ENVS_DIR")
-            .args(["env", "import", &name])
-            .arg(&tarball)
-            .args(["--distro", "debian:sid"]),
+            .env("KOD_CHECK_VALID_UNTIL", "no")
+            .args(["env", "create", &name, "--distro", "debian:sid"])
+            .args(["--packages", "hello,jq"]),
         0,
     );
     assert!(
@@ -287,14 +288,23 @@ fn net_exports_views_and_conflicts() {
             .any(|p| p["name"] == "jq")
     );
 
-    // A priority in the view settings makes b win.
-    std::fs::write(
-        store.join(".view.json"),
-        "{\"mode\": \"unified\", \"priority\": [\"b\"]}\n",
-    )
-    .unwrap();
-    let out = expect(kod_root(&store).args(["env", "view", "unified"]), 0);
+    // A priority makes b win; an unknown name in it changes nothing.
+    let out = expect(
+        kod_root(&store).args(["env", "view", "unified", "--priority", "b,nope"]),
+        1,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope"),
+        "{:?}",
+        out
+    );
+    let out = expect(
+        kod_root(&store).args(["env", "view", "unified", "--priority", "b"]),
+        0,
+    );
     assert!(stdout(&out).contains("b wins"), "{}", stdout(&out));
+    let out = expect(kod_root(&store).args(["env", "view", "unified"]), 0);
+    assert!(stdout(&out).contains("b wins"), "kept: {}", stdout(&out));
     assert!(
         std::fs::read_to_string(view_bin.join("jq"))
             .unwrap()

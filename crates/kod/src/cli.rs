@@ -378,6 +378,10 @@ pub enum EnvAction {
     View {
         /// unified or isolated.
         mode: String,
+        /// Environments in the order that settles a conflict in the unified
+        /// view (the first wins; the others follow by name); kept for later.
+        #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
+        priority: Option<Vec<String>>,
     },
     /// In the isolated view, point the stable path at this environment.
     Switch {

@@ -28,10 +28,27 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kod: error: {e:#}");
+            eprintln!("kod: error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line. Most library errors already say
+/// their cause in their own message; a cause is added only when it is not.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -65,5 +82,39 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             command,
         } => commands::env::run_in(cli, name, volume, command),
         other => Ok(commands::not_implemented(other.name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// An error that says its cause in its message and also returns it
+    /// as its source, as the library errors do.
+    #[derive(Debug)]
+    struct Says(std::io::Error);
+
+    impl std::fmt::Display for Says {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot open /x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Says {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Says(io)).context("bootstrapping");
+        let text = error_chain(&e);
+        assert_eq!(text.matches("entity not found").count(), 1, "{text}");
+        assert!(
+            text.starts_with("bootstrapping: cannot open /x: "),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -57,78 +56,15 @@ pub fn in_root_ok(root: &Path, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// One path of a tree: kind, mode, owner, size, content hash (files),
-/// link target (symlinks), device number (devices).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: char,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub hash: Option<u64>,
-    pub target: Option<PathBuf>,
-    pub rdev: u64,
-}
-
-fn fnv(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
+pub use kod_testkit::tree::Node;
 
 /// Every path below `root` (not crossing into other file systems).
-/// Directory sizes are left out (they depend on the history of the
-/// directory, not on its content).
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Node> {
-    let dev = fs::symlink_metadata(root).expect("stat root").dev();
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("read_dir {dir:?}: {e}")) {
-            let p = e.expect("entry").path();
-            let md = fs::symlink_metadata(&p).expect("lstat");
-            let ft = md.file_type();
-            let kind = if ft.is_dir() {
-                'd'
-            } else if ft.is_symlink() {
-                'l'
-            } else if ft.is_file() {
-                'f'
-            } else {
-                'o'
-            };
-            if kind == 'd' && md.dev() == dev {
-                stack.push(p.clone());
-            }
-            let hash = (kind == 'f').then(|| {
-                let mut data = Vec::new();
-                fs::File::open(&p)
-                    .and_then(|mut f| f.read_to_end(&mut data))
-                    .unwrap_or_else(|e| panic!("read {p:?}: {e}"));
-                fnv(&data)
-            });
-            out.insert(
-                p.strip_prefix(root).expect("below").to_path_buf(),
-                Node {
-                    kind,
-                    mode: md.permissions().mode() & 0o7777,
-                    uid: md.uid(),
-                    gid: md.gid(),
-                    size: if kind == 'd' { 0 } else { md.size() },
-                    hash,
-                    target: ft
-                        .is_symlink()
-                        .then(|| fs::read_link(&p).expect("readlink")),
-                    rdev: md.rdev(),
-                },
-            );
-        }
-    }
-    out
+    let options = kod_testkit::tree::Options {
+        one_file_system: true,
+        ..Default::default()
+    };
+    kod_testkit::tree::snapshot(root, options)
 }
 
 /// Asserts two snapshots are equal, listing differences.
@@ -137,30 +73,7 @@ pub fn assert_same_tree(
     after: &BTreeMap<PathBuf, Node>,
     what: &str,
 ) {
-    let mut diffs = Vec::new();
-    for (p, n) in before {
-        match after.get(p) {
-            None => diffs.push(format!("gone: {p:?}")),
-            Some(m) if m != n => diffs.push(format!("changed: {p:?}: {n:?} -> {m:?}")),
-            Some(_) => {}
-        }
-    }
-    for p in after.keys() {
-        if !before.contains_key(p) {
-            diffs.push(format!("new: {p:?}"));
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "{what}: {} differences:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(40)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    kod_testkit::tree::assert_same(before, after, ("the first", "the second"), what);
 }
 
 /// Mount points at or below `path` in this process's mount namespace.

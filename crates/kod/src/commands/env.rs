@@ -90,8 +90,8 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        EnvAction::View { mode } => {
-            let v = view::set_mode(&loc.writable, Mode::parse(mode)?, None)?;
+        EnvAction::View { mode, priority } => {
+            let v = view::set_mode(&loc.writable, Mode::parse(mode)?, priority.clone())?;
             print_view(&v);
             Ok(ExitCode::SUCCESS)
         }
