@@ -9,6 +9,7 @@
 //!   across runs for resume; each is locked (`flock`) by the one download that
 //!   writes it, so several kod processes can share the cache.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -23,6 +24,13 @@ use crate::{FetchError, to_hex};
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
+}
+
+/// The SHA256 (hex) of the blob at `path` (`.../<2 hex>/<62 hex>`).
+fn blob_hex(path: &Path) -> Option<String> {
+    let shard = path.parent()?.file_name()?.to_str()?;
+    let rest = path.file_name()?.to_str()?;
+    Some(format!("{shard}{rest}"))
 }
 
 fn cache_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
@@ -90,9 +98,22 @@ impl Cache {
         })
     }
 
-    /// Every verified file in the cache: its path and size.
+    /// Every verified file in the cache: its path and size (with the data
+    /// kept for it, see [`crate::kept_data_dir`]).
     pub fn files(&self) -> Result<Vec<(PathBuf, u64)>, FetchError> {
         let root = self.dir.join("blobs/sha256");
+        // Sizes of the kept files, by the SHA256 their names start with.
+        let mut kept: HashMap<String, u64> = HashMap::new();
+        for e in fs::read_dir(crate::kept_data_dir(&self.dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let (Some((hex, _)), Ok(m)) = (name.split_once('.'), e.metadata()) {
+                *kept.entry(hex.to_string()).or_default() += m.len();
+            }
+        }
         let mut out = Vec::new();
         for shard in fs::read_dir(&root).map_err(cache_err(&root))? {
             let shard = shard.map_err(cache_err(&root))?.path();
@@ -103,7 +124,11 @@ impl Cache {
                 let f = f.map_err(cache_err(&shard))?;
                 let meta = f.metadata().map_err(cache_err(&f.path()))?;
                 if meta.is_file() {
-                    out.push((f.path(), meta.len()));
+                    let kept = blob_hex(&f.path())
+                        .and_then(|hex| kept.get(&hex))
+                        .copied()
+                        .unwrap_or(0);
+                    out.push((f.path(), meta.len() + kept));
                 }
             }
         }
@@ -120,10 +145,38 @@ impl Cache {
                 source: std::io::Error::other("not a file of this cache"),
             });
         }
-        match fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cache_err(path)(e)),
-            _ => Ok(()),
+        for f in self
+            .kept_files(path)
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([path])
+        {
+            match fs::remove_file(f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(cache_err(f)(e));
+                }
+                _ => {}
+            }
         }
+        Ok(())
+    }
+
+    /// The files kept beside the cache for the blob at `path`
+    /// (`<sha256>.*` in [`crate::kept_data_dir`]).
+    fn kept_files(&self, path: &Path) -> Vec<PathBuf> {
+        let Some(hex) = blob_hex(path) else {
+            return Vec::new();
+        };
+        let prefix = format!("{hex}.");
+        let dir = crate::kept_data_dir(&self.dir);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
     }
 
     fn partial_path(&self, sha256: &[u8; 32]) -> PathBuf {

@@ -20,7 +20,7 @@ pub use error::FetchError;
 pub use fetcher::{Download, Fetcher};
 pub use progress::Progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The download cache directory: `KOD_CACHE_DIR` when set; else
 /// `/var/cache/kod` when running as root; else `$XDG_CACHE_HOME/kod`
@@ -41,6 +41,13 @@ pub fn cache_dir() -> PathBuf {
             std::env::temp_dir().join(format!("kod-cache-{}", rustix::process::geteuid().as_raw()))
         }
     }
+}
+
+/// Where decompressed data parts of packages are kept beside the download
+/// cache in `cache_dir` (by kod-unpack; files named `<SHA256 of the .deb>.*`,
+/// removed with the package by [`Cache::remove`]).
+pub fn kept_data_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("unpacked")
 }
 
 /// A SHA256 in lower-case hex.

@@ -511,3 +511,37 @@ fn server_ignoring_range_is_fetched_from_the_start() {
     assert!(seen[0].contains("range: bytes=40000-"), "{seen:?}");
     assert!(f.partial_files().is_empty());
 }
+
+#[test]
+fn listing_and_removing_a_cached_file_counts_and_removes_what_was_kept_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let (a, b) = (bytes(1, 1000), bytes(2, 500));
+    let mut paths = Vec::new();
+    for data in [&a, &b] {
+        let path = cache.path_of(&sha(data));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        paths.push(path);
+    }
+    // What kod-unpack keeps for `a`: named by its SHA256.
+    let kept = kod_fetch::kept_data_dir(dir.path());
+    std::fs::create_dir_all(&kept).unwrap();
+    let hex = to_hex(&sha(&a));
+    std::fs::write(kept.join(format!("{hex}.tar")), vec![0; 300]).unwrap();
+    std::fs::write(kept.join(format!("{hex}.tar.b3")), "x 300\n").unwrap();
+    let mut expected = vec![(paths[0].clone(), 1000 + 300 + 6), (paths[1].clone(), 500)];
+    expected.sort();
+    assert_eq!(cache.files().unwrap(), expected);
+
+    cache.remove(&paths[0]).unwrap();
+    assert!(!paths[0].exists());
+    assert_eq!(
+        std::fs::read_dir(&kept).unwrap().count(),
+        0,
+        "kept files gone"
+    );
+    assert_eq!(cache.files().unwrap(), [(paths[1].clone(), 500)]);
+    // Only files of the cache are removed.
+    assert!(cache.remove(&dir.path().join("elsewhere")).is_err());
+}

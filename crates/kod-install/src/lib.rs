@@ -63,6 +63,10 @@ pub struct Options {
     /// Fail at once when another kod holds the root's lock, instead of
     /// waiting for it.
     pub no_wait: bool,
+    /// Where decompressed data parts of packages unpacked more than once
+    /// are kept ([`kod_unpack::UnpackOptions::data_cache`]); `None` keeps
+    /// nothing.
+    pub data_cache: Option<std::path::PathBuf>,
 }
 
 /// Creates the new root `root` from `debs` (a complete, installable set:

@@ -757,6 +757,7 @@ impl Transaction {
             } else {
                 Conffiles::LeaveDpkgNew
             },
+            data_cache: self.options.data_cache.clone(),
         };
         if self.options.verbose || self.options.debug {
             eprintln!(
@@ -769,9 +770,10 @@ impl Transaction {
         let unpacked = kod_unpack::unpack_all(&files, self.fs.path(), &unpack_options)?;
         if self.options.verbose {
             eprintln!(
-                "  unpacked {} packages ({} files) in {:.3} s",
+                "  unpacked {} packages ({} files; {} from kept data) in {:.3} s",
                 unpacked.len(),
                 unpacked.iter().map(|u| u.files).sum::<u64>(),
+                unpacked.iter().filter(|u| u.from_kept_data).count(),
                 started.elapsed().as_secs_f64()
             );
         }

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Reason;
+use crate::kept::{Plan, Tee};
 use crate::writer::{Entry, EntryKind, Writer, normalize};
 
 /// One file of the control part (`control`, `md5sums`, `conffiles`,
@@ -221,6 +222,8 @@ pub(crate) enum Data<'w, 'a> {
     Write {
         writer: &'w mut Writer<'a>,
         before: &'w dyn Fn(&DebMeta) -> Result<(), Reason>,
+        /// Where the data part comes from (and whether to keep it).
+        kept: &'w Plan,
     },
 }
 
@@ -271,10 +274,15 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Bo
                     "data.tar comes before control.tar".into(),
                 )));
             };
-            if let Data::Write { writer, before } = &mut data {
+            if let Data::Write {
+                writer,
+                before,
+                kept,
+            } = &mut data
+            {
                 before(m).map_err(at(&name))?;
                 writer.set_conffiles(&m.conffiles);
-                write_data(c, member, writer)
+                write_data(c, member, writer, kept)
                     .map_err(|(path, r)| located(Some(name.clone()), path, r))?;
             }
             data_seen = true;
@@ -308,14 +316,47 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Bo
     Ok(meta)
 }
 
+/// Streams the data part into the writer: decompressed from the member,
+/// also kept, or read from where it was kept (see [`crate::kept`]).
 fn write_data(
     c: Compression,
-    r: impl Read,
+    member: impl Read,
     writer: &mut Writer<'_>,
+    kept: &Plan,
 ) -> Result<(), (Option<String>, Reason)> {
     let no_path = |r: Reason| (None, r);
-    let mut archive =
-        tar::Archive::new(decoder(c, r).map_err(|e| no_path(tar_error("open data.tar")(e)))?);
+    match kept {
+        Plan::Decompress => {
+            let decoded = decoder(c, member).map_err(|e| no_path(tar_error("open data.tar")(e)))?;
+            write_tar(decoded, writer)
+        }
+        Plan::Keep(k) => {
+            let decoded = decoder(c, member).map_err(|e| no_path(tar_error("open data.tar")(e)))?;
+            let mut tee = Tee::new(decoded, k);
+            match write_tar(&mut tee, writer) {
+                Ok(()) => {
+                    tee.keep(k);
+                    Ok(())
+                }
+                Err(e) => {
+                    tee.discard();
+                    Err(e)
+                }
+            }
+        }
+        Plan::Read(k) => {
+            let mut tar = k
+                .open()
+                .map_err(|e| no_path(tar_error("open the kept data.tar")(e)))?;
+            write_tar(&mut tar, writer)?;
+            k.check(tar).map_err(|m| no_path(Reason::Format(m)))
+        }
+    }
+}
+
+fn write_tar(r: impl Read, writer: &mut Writer<'_>) -> Result<(), (Option<String>, Reason)> {
+    let no_path = |r: Reason| (None, r);
+    let mut archive = tar::Archive::new(r);
     for entry in archive
         .entries()
         .map_err(|e| no_path(tar_error("read data.tar")(e)))?

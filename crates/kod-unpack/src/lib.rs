@@ -23,6 +23,7 @@
 mod claims;
 mod deb;
 mod error;
+mod kept;
 mod usrmerge;
 mod writer;
 
@@ -73,6 +74,10 @@ pub struct UnpackOptions {
     pub ownership: Ownership,
     /// Conffile handling.
     pub conffiles: Conffiles,
+    /// A directory where the decompressed data part of a package unpacked
+    /// more than once is kept and read from then on (see `kept.rs`); files
+    /// there are named by the SHA256 of the `.deb`.
+    pub data_cache: Option<PathBuf>,
 }
 
 /// What one package changed in the root, for rollback. Paths are
@@ -107,6 +112,9 @@ pub struct Unpacked {
     pub bytes: u64,
     /// What changed in the root.
     pub changes: Changes,
+    /// Whether the data part was read from the data cache instead of
+    /// being decompressed.
+    pub from_kept_data: bool,
 }
 
 impl Unpacked {
@@ -275,6 +283,11 @@ fn unpack_one(
     claims: &Claims,
     cancel: &AtomicBool,
 ) -> Outcome {
+    let kept = options
+        .data_cache
+        .as_deref()
+        .map_or(kept::Plan::Decompress, |dir| kept::plan(dir, deb));
+    let from_kept_data = matches!(kept, kept::Plan::Read(_));
     let mut writer = Writer::new(root, options, claims, index, cancel);
     let before = |meta: &DebMeta| -> Result<(), Reason> {
         claims.set_facts(index, facts(meta)?);
@@ -285,6 +298,7 @@ fn unpack_one(
         Data::Write {
             writer: &mut writer,
             before: &before,
+            kept: &kept,
         },
     )
     .and_then(|meta| {
@@ -303,6 +317,7 @@ fn unpack_one(
                 files: written.files,
                 bytes: written.bytes,
                 changes: written.changes,
+                from_kept_data,
             })
         }
         Err(located) => {

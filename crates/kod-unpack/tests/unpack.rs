@@ -21,6 +21,7 @@ fn options() -> UnpackOptions {
     UnpackOptions {
         ownership: Ownership::SkipIfNotPermitted,
         conffiles: Conffiles::Install,
+        data_cache: None,
     }
 }
 
@@ -126,6 +127,109 @@ fn every_compression_unpacks_to_the_packaged_tree() {
         let hard = fs::metadata(root.join("usr/bin/tool-hard")).expect("hard");
         assert_eq!(tool.ino(), hard.ino(), "{z}: hard link kept");
     }
+}
+
+/// The names in a directory, sorted, with the SHA256 part replaced by `H`.
+fn kept_names(dir: &Path, sha: &str) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().replace(sha, "H"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn data_of_a_package_unpacked_twice_is_kept_then_read_and_checked() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = rich_tree(tmp.path());
+    let expected = expected_tree(&tree);
+    let deb = dpkg_deb_build(&tree, &tmp.path().join("rich.deb"), "xz");
+    let sha =
+        String::from_utf8(run(Command::new("sha256sum").arg(&deb))).unwrap()[..64].to_string();
+    let cache = tmp.path().join("kept");
+    let opts = UnpackOptions {
+        data_cache: Some(cache.clone()),
+        ..options()
+    };
+    let unpack = |n: &str| {
+        let root = tmp.path().join(n);
+        fs::create_dir(&root).expect("root");
+        (unpack_deb(&deb, &root, &opts), root)
+    };
+    let check = |u: &kod_unpack::Unpacked, root: &Path, what: &str| {
+        assert_same_tree(&without_owners(snapshot(root, false)), &expected, what);
+        assert_eq!(u.list, reference_list(&deb), "{what}: list");
+        assert_eq!((u.files, u.bytes), (6, 300_000 + 8 + 12 + 7), "{what}");
+    };
+
+    // Once: only marked. Twice: decompressed and kept. Then read.
+    let (u, root) = unpack("once");
+    let u = u.expect("first unpack");
+    check(&u, &root, "first");
+    assert!(!u.from_kept_data);
+    assert_eq!(kept_names(&cache, &sha), ["H.seen"]);
+    let (u, root) = unpack("twice");
+    let u = u.expect("second unpack");
+    check(&u, &root, "second");
+    assert!(!u.from_kept_data);
+    assert_eq!(kept_names(&cache, &sha), ["H.seen", "H.tar", "H.tar.b3"]);
+    let listed = run(Command::new("tar")
+        .arg("-tf")
+        .arg(cache.join(format!("{sha}.tar"))));
+    assert!(String::from_utf8_lossy(&listed).contains("./usr/bin/tool-hard\n"));
+    let (u, root) = unpack("thrice");
+    let u = u.expect("third unpack");
+    assert!(u.from_kept_data, "read from the kept tar");
+    check(&u, &root, "from kept data");
+
+    // Damaged on disk: an error, the kept tar removed; the next unpack
+    // decompresses and keeps it again.
+    let tar = cache.join(format!("{sha}.tar"));
+    let mut bytes = fs::read(&tar).unwrap();
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"read me")
+        .expect("README content");
+    bytes[at] = b'R';
+    fs::write(&tar, bytes).unwrap();
+    let (r, _) = unpack("damaged");
+    let e = r.expect_err("a damaged kept tar is refused").to_string();
+    assert!(e.contains("did not match its sum"), "{e}");
+    assert_eq!(kept_names(&cache, &sha), ["H.seen"]);
+    let (u, root) = unpack("again");
+    let u = u.expect("unpack after the damage");
+    assert!(!u.from_kept_data);
+    check(&u, &root, "after the damage");
+    assert_eq!(kept_names(&cache, &sha), ["H.seen", "H.tar", "H.tar.b3"]);
+
+    // A package that fails to unpack keeps nothing (no partial tar).
+    let other = package_tree(tmp.path(), "other", "");
+    fs::create_dir_all(other.join("usr/bin")).unwrap();
+    fs::write(other.join("usr/bin/tool"), "other\n").unwrap();
+    let other_deb = dpkg_deb_build(&other, &tmp.path().join("other.deb"), "xz");
+    let other_sha = String::from_utf8(run(Command::new("sha256sum").arg(&other_deb))).unwrap()
+        [..64]
+        .to_string();
+    let ok_root = tmp.path().join("other-ok");
+    fs::create_dir(&ok_root).unwrap();
+    unpack_deb(&other_deb, &ok_root, &opts).expect("first unpack of other");
+    let bad_root = tmp.path().join("other-bad");
+    fs::create_dir_all(bad_root.join("usr/bin/tool")).unwrap();
+    fs::write(bad_root.join("usr/bin/tool/inside"), "x").unwrap();
+    unpack_deb(&other_deb, &bad_root, &opts).expect_err("a directory where a file goes");
+    let names = kept_names(&cache, &other_sha);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("H."))
+            .collect::<Vec<_>>(),
+        ["H.seen"],
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("tmp")), "{names:?}");
 }
 
 #[test]
@@ -520,6 +624,7 @@ fn eperm_child() {
             Ownership::Archive
         },
         conffiles: Conffiles::Install,
+        data_cache: None,
     };
     match unpack_deb(&deb, &root, &options) {
         Ok(u) => println!("RESULT ok {}", u.files),

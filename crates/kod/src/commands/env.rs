@@ -140,19 +140,26 @@ pub fn run_in(
 /// The package engine as environments use it: `kod bootstrap`'s minbase
 /// root with the packages asked for, `kod pkg install|remove` in it.
 struct KodEngine {
-    verbose: bool,
+    options: kod_install::Options,
 }
 
 /// The variant an environment starts from, as mmdebstrap's default.
 const ENV_VARIANT: &str = "minbase";
 
 impl KodEngine {
-    fn options(&self) -> kod_install::Options {
-        kod_install::Options {
-            verbose: self.verbose,
-            debug: false,
-            no_wait: false,
+    fn new(cli: &Cli) -> KodEngine {
+        KodEngine {
+            // `-d` (print commands instead of running them) does not apply:
+            // environments have `--dry-run`.
+            options: kod_install::Options {
+                debug: false,
+                ..super::pkg::install_options(cli)
+            },
         }
+    }
+
+    fn options(&self) -> kod_install::Options {
+        self.options.clone()
     }
 }
 
@@ -213,9 +220,7 @@ fn create(
     if wants_user_namespace(loc, caller) {
         return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
     }
-    let engine = KodEngine {
-        verbose: cli.verbose,
-    };
+    let engine = KodEngine::new(cli);
     let (env, notes) = lifecycle::create(&loc.writable, name, distro, packages, &engine, caller)?;
     for n in notes {
         eprintln!("kod: {n}");
@@ -248,9 +253,7 @@ fn change_packages(
     change: Change,
 ) -> anyhow::Result<ExitCode> {
     let mut env = own_env(loc, name)?;
-    let engine = KodEngine {
-        verbose: cli.verbose,
-    };
+    let engine = KodEngine::new(cli);
     if dry_run {
         let root = env.root();
         match change {
@@ -614,9 +617,7 @@ fn sync(
         return Ok(ExitCode::SUCCESS);
     }
     let kod = std::env::current_exe().context("finding the kod binary")?;
-    let engine = KodEngine {
-        verbose: cli.verbose,
-    };
+    let engine = KodEngine::new(cli);
     for n in kod_env::sync::apply(&loc.writable, &steps, Some(&engine), &kod, caller)? {
         eprintln!("kod: {n}");
     }

@@ -196,6 +196,7 @@ pub fn install_options(cli: &Cli) -> kod_install::Options {
         verbose: cli.verbose,
         debug: cli.debug,
         no_wait: false,
+        data_cache: Some(kod_fetch::kept_data_dir(&kod_fetch::cache_dir())),
     }
 }
 
