@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::mapped::Mapped;
-use crate::model::{Origin, OriginId, PackageRecord, Provide, Sha256, Text};
+use crate::model::{Origin, OriginId, PackageRecord, Priority, Provide, Sha256, Text};
 
 /// Identifies a record within one [`Index`] (its position in load order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,6 +33,21 @@ struct ProvideEntry {
     index: u32,
 }
 
+/// What choosing a distribution's base set (its Essential packages, those
+/// of a priority) needs of a record, kept beside the bodies so that such a
+/// scan over every record decodes none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseFacts {
+    /// Where the record comes from.
+    pub origin: OriginId,
+    /// Its Priority.
+    pub priority: Priority,
+    /// Whether it is Essential.
+    pub essential: bool,
+    /// Whether its architecture is the native one or `all`.
+    pub native_or_all: bool,
+}
+
 /// Everything of an index but the record bodies and the string table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tables {
@@ -46,6 +61,8 @@ struct Tables {
     by_name: Vec<RecordId>,
     /// Provides entries sorted by (name, record, index).
     provides: Vec<ProvideEntry>,
+    /// Base facts of each record.
+    base: Vec<BaseFacts>,
     /// Where each record's body starts in the bodies; one more entry marks
     /// the end of the last.
     body_starts: Vec<u32>,
@@ -157,6 +174,16 @@ impl Index {
         let mut names = Vec::with_capacity(records.len());
         let mut descriptions = Vec::with_capacity(records.len());
         let mut provides = Vec::new();
+        let native = architectures.first().map_or("", |a| a.as_str());
+        let base = records
+            .iter()
+            .map(|r| BaseFacts {
+                origin: r.origin,
+                priority: r.priority,
+                essential: r.essential,
+                native_or_all: r.architecture == native || r.architecture == "all",
+            })
+            .collect();
         for (i, r) in records.iter().enumerate() {
             names.push(push_str(&mut strings, &r.name));
             descriptions.push(push_str(&mut strings, &r.description));
@@ -195,6 +222,7 @@ impl Index {
                 descriptions,
                 by_name,
                 provides,
+                base,
                 body_starts,
             },
             strings,
@@ -242,6 +270,11 @@ impl Index {
             // read from a stored index whose checksum matched.
             Box::new(postcard::from_bytes(body).expect("a checked index decodes"))
         })
+    }
+
+    /// The base facts of record `id`, without decoding the record.
+    pub fn base_facts(&self, id: RecordId) -> BaseFacts {
+        self.tables.base[id.0 as usize]
     }
 
     /// The name of record `id`, without decoding the record.
@@ -384,7 +417,7 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
 
 /// The first bytes of a stored index; bump the digit when the layout or
 /// the model changes.
-const MAGIC: &[u8; 8] = b"KODIDX3\n";
+const MAGIC: &[u8; 8] = b"KODIDX4\n";
 
 /// A stored index could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -483,6 +516,11 @@ fn decode(data: Mapped, key: &Sha256) -> Option<Index> {
     let n = tables.names.len();
     let sound = tables.descriptions.len() == n
         && tables.by_name.len() == n
+        && tables.base.len() == n
+        && tables
+            .base
+            .iter()
+            .all(|b| (b.origin.0 as usize) < tables.origins.len())
         && tables.body_starts.len() == n + 1
         && tables
             .body_starts
@@ -523,7 +561,9 @@ mod tests {
 
     const TEXT: &str = "Package: b\nVersion: 1\nArchitecture: all\nProvides: v (= 2), w\nDescription: Bee thing\nFilename: b1\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000001\n\n\
 Package: a\nVersion: 1\nArchitecture: amd64\nProvides: v\nDescription: ay\nFilename: a\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000002\n\n\
-Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilename: b2\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000003\n";
+Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilename: b2\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000003\n\n\
+Package: e\nVersion: 1\nArchitecture: amd64\nEssential: yes\nPriority: required\nDescription: ee\nFilename: e\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000004\n\n\
+Package: f\nVersion: 1\nArchitecture: i386\nPriority: important\nDescription: ef\nFilename: f\nSize: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000005\n";
 
     fn index() -> Index {
         let target = Target {
@@ -561,7 +601,7 @@ Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilena
         assert_eq!(v[0].0, RecordId(0));
         assert_eq!(v[0].1.as_ref().unwrap().as_str(), "2");
         assert_eq!((v[1].0, v[1].1.is_none()), (RecordId(1), true));
-        assert_eq!(idx.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(idx.names().collect::<Vec<_>>(), ["a", "b", "e", "f"]);
         assert_eq!(idx.provided_names().collect::<Vec<_>>(), ["v", "w"]);
         assert_eq!(idx.search_substring("BEE"), [RecordId(0), RecordId(2)]);
         assert_eq!(idx.description(RecordId(2)), "Bee thing, newer");
@@ -584,6 +624,29 @@ Package: b\nVersion: 2\nArchitecture: all\nDescription: Bee thing, newer\nFilena
         assert_eq!(back.ids_by_name("b"), idx.ids_by_name("b"));
         assert_eq!(back.origins(), idx.origins());
         assert_eq!(back.native_architecture(), "amd64");
+        let facts: Vec<BaseFacts> = (0..5).map(|i| back.base_facts(RecordId(i))).collect();
+        assert_eq!(
+            facts,
+            (0..5)
+                .map(|i| idx.base_facts(RecordId(i)))
+                .collect::<Vec<_>>()
+        );
+        let fact = |priority, essential, native_or_all| BaseFacts {
+            origin: OriginId(0),
+            priority,
+            essential,
+            native_or_all,
+        };
+        assert_eq!(
+            facts,
+            [
+                fact(Priority::Optional, false, true),
+                fact(Priority::Optional, false, true),
+                fact(Priority::Optional, false, true),
+                fact(Priority::Required, true, true),
+                fact(Priority::Important, false, false),
+            ]
+        );
         assert!(Index::load_stored(&path, &Sha256::digest(b"other")).is_none());
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;

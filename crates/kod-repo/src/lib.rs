@@ -13,7 +13,7 @@ pub mod model;
 
 use std::path::PathBuf;
 
-pub use index::{Index, RecordId};
+pub use index::{BaseFacts, Index, RecordId};
 pub use model::{
     Alternatives, ArchQualifier, Dependencies, Location, MultiArch, Op, Origin, OriginId,
     PackageRecord, Priority, Provide, Relation, Scheme, Sha256, Text, Version, VersionError,

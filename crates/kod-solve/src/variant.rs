@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use kod_repo::{Index, Priority, RecordId};
-use rayon::prelude::*;
 
 use crate::SolveError;
 
@@ -55,19 +54,13 @@ pub fn variant_base(index: &Index, variant: &str) -> Result<Vec<String>, SolveEr
         }
     };
     let release = index.origins().first().map(|o| o.suite.as_str());
-    let native = index.native_architecture();
-    // Every record is read: decode them on all cores (an index decodes a
-    // record on first use).
     let picked: Vec<(RecordId, bool)> = (0..index.len() as u32)
-        .into_par_iter()
-        .with_min_len(1024)
         .filter_map(|i| {
             let id = RecordId(i);
-            let r = index.record(id);
+            // Facts kept beside the records: no record is decoded.
+            let r = index.base_facts(id);
             let o = index.origin(r.origin);
-            if release.is_some_and(|s| o.suite != s && o.codename != s)
-                || (r.architecture != native && r.architecture != "all")
-            {
+            if release.is_some_and(|s| o.suite != s && o.codename != s) || !r.native_or_all {
                 return None;
             }
             if r.essential {
