@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Instant, SystemTime};
 
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, Index, LoadOptions, PackageRecord};
+use kod_testkit::apt::PrivateApt;
 use kod_testkit::{Tier, tier};
 
 fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Index {
@@ -31,55 +31,20 @@ fn source(suite: &str) -> DebianSource {
 /// apt's candidate record of every package of `source`, from `apt-get
 /// update` and `apt-cache dumpavail` run on a private state directory.
 fn apt_candidates(source: &DebianSource, work: &Path) -> HashMap<String, HashMap<String, String>> {
-    let lists = work.join("lists");
-    let parts = work.join("sources.list.d");
-    let cache = work.join("cache");
-    for d in [&lists, &lists.join("partial"), &parts, &cache] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let status = work.join("status");
-    std::fs::write(&status, "").unwrap();
-    let mut list = String::new();
-    for suite in &source.suites {
-        list.push_str(&format!(
-            "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {} {}\n",
-            source.base_url(suite),
-            suite,
-            source.components.join(" ")
-        ));
-    }
-    let sources_list = work.join("sources.list");
-    std::fs::write(&sources_list, list).unwrap();
-    let opts = [
-        format!("Dir::State::Lists={}", lists.display()),
-        format!("Dir::Cache={}", cache.display()),
-        format!("Dir::Etc::SourceList={}", sources_list.display()),
-        format!("Dir::Etc::SourceParts={}", parts.display()),
-        format!("Dir::State::Status={}", status.display()),
-        format!(
-            "Dir::Etc::Preferences={}",
-            work.join("preferences").display()
-        ),
-        format!("Dir::Etc::PreferencesParts={}", parts.display()),
-        "APT::Architecture=amd64".to_string(),
-        "APT::Architectures=amd64".to_string(),
-        "Debug::NoLocking=1".to_string(),
-    ];
-    let apt = |prog: &str, args: &[&str]| {
-        let mut c = Command::new(prog);
-        for o in &opts {
-            c.args(["-o", o]);
-        }
-        let out = c.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{prog} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    apt("apt-get", &["-q", "update"]);
-    let dump = String::from_utf8(apt("apt-cache", &["dumpavail"])).unwrap();
+    let lines: Vec<String> = source
+        .suites
+        .iter()
+        .map(|suite| {
+            format!(
+                "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {} {}",
+                source.base_url(suite),
+                suite,
+                source.components.join(" ")
+            )
+        })
+        .collect();
+    let apt = PrivateApt::new(work, &lines);
+    let dump = String::from_utf8(apt.ok("apt-cache", &["dumpavail"], None)).unwrap();
     deb822_fast::borrowed::iter_paragraphs_borrowed(&dump)
         .map(|p| {
             let p = p.unwrap();

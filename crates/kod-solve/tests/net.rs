@@ -11,6 +11,7 @@ use std::process::Command;
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
 use kod_solve::{Action, Installed, Request, SolveError, solve, variant_base};
+use kod_testkit::apt::PrivateApt;
 use kod_testkit::{Tier, tier};
 
 fn source(suite: &str) -> DebianSource {
@@ -138,56 +139,12 @@ fn compare_with_mmdebstrap(
     }
 }
 
-/// Private apt state for `source` (sources list, lists, cache), updated.
-struct Apt {
-    opts: Vec<String>,
-}
+/// apt on private state for `source` (see `kod_testkit::apt`).
+struct Apt(PrivateApt);
 
 impl Apt {
     fn new(source: &DebianSource, work: &Path) -> Apt {
-        let lists = work.join("lists");
-        let parts = work.join("parts");
-        let cache = work.join("cache");
-        for d in [&lists, &lists.join("partial"), &parts, &cache] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        let sources_list = work.join("sources.list");
-        std::fs::write(&sources_list, deb_lines(source).join("\n") + "\n").unwrap();
-        let opts = vec![
-            format!("Dir::State::Lists={}", lists.display()),
-            format!("Dir::Cache={}", cache.display()),
-            format!("Dir::Etc::SourceList={}", sources_list.display()),
-            format!("Dir::Etc::SourceParts={}", parts.display()),
-            format!(
-                "Dir::Etc::Preferences={}",
-                work.join("preferences").display()
-            ),
-            format!("Dir::Etc::PreferencesParts={}", parts.display()),
-            "APT::Architecture=amd64".to_string(),
-            "APT::Architectures=amd64".to_string(),
-            "Acquire::Languages=none".to_string(),
-            "Debug::NoLocking=1".to_string(),
-        ];
-        let apt = Apt { opts };
-        let o = apt.run(&["-q", "update"], None);
-        assert!(
-            o.status.success(),
-            "apt-get update: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        apt
-    }
-
-    fn run(&self, args: &[&str], status: Option<&Path>) -> std::process::Output {
-        let mut c = Command::new("apt-get");
-        for o in &self.opts {
-            c.args(["-o", o]);
-        }
-        if let Some(s) = status {
-            c.arg("-o")
-                .arg(format!("Dir::State::Status={}", s.display()));
-        }
-        c.args(args).output().unwrap()
+        Apt(PrivateApt::new(work, &deb_lines(source)))
     }
 
     /// What `apt-get install --simulate PACKAGES` installs on the system
@@ -204,13 +161,8 @@ impl Apt {
             },
         ];
         args.extend(packages);
-        let o = self.run(&args, Some(status));
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            o.status.success(),
-            "apt-get {args:?}: {out}{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let stdout = self.0.ok("apt-get", &args, Some(status));
+        let out = String::from_utf8_lossy(&stdout);
         // "Inst git (1:2.39.5-0+deb12u2 Debian:12.12/oldstable [amd64])",
         // or "Inst x [old] (new ...)" for an upgrade.
         out.lines()
@@ -316,7 +268,11 @@ fn net_real_conflicts_are_explained_and_apt_refuses_too() {
     let apt = Apt::new(&source, &work.path().join("apt"));
     let empty = work.path().join("empty-status");
     std::fs::write(&empty, "").unwrap();
-    let o = apt.run(&["install", "--simulate", pair[0], pair[1]], Some(&empty));
+    let o = apt.0.run(
+        "apt-get",
+        &["install", "--simulate", pair[0], pair[1]],
+        Some(&empty),
+    );
     assert!(
         !o.status.success(),
         "apt installs both: {}",

@@ -8,6 +8,7 @@
 //! did not run.
 #![deny(missing_docs)]
 
+pub mod apt;
 pub mod debrepo;
 pub mod debs;
 pub mod fixtures;
