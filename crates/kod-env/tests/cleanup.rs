@@ -101,6 +101,23 @@ fn root_cleanup_removes_cached_packages_no_environment_has() {
         "{text}"
     );
     assert!(text.contains("; 1 in use"), "{text}");
+    let out = expect(&mut kod(&["env", "cleanup", "--dry-run", "--json"]), 0);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["in_use"], 1, "{plan}");
+    let mut names: Vec<String> = plan["unused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["name"].as_str().unwrap(),
+                u["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["kod-unused 2.0", "kod-used 0.9"]);
     for p in [&used, &old, &unused, &other] {
         assert!(p.exists(), "a dry run removes nothing: {p:?}");
     }

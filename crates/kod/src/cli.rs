@@ -352,6 +352,8 @@ pub enum EnvAction {
     Cleanup {
         #[command(flatten)]
         dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
     },
     /// Export programs (or, with --app, a desktop application) to the host.
     Export {

@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             dry_run.dry_run,
             Change::Remove,
         ),
-        EnvAction::Cleanup { dry_run } => cleanup(&loc, dry_run.dry_run),
+        EnvAction::Cleanup { dry_run, json } => cleanup(&loc, dry_run.dry_run, json.json),
         EnvAction::Import {
             name,
             source,
@@ -289,9 +289,16 @@ fn change_packages(
 }
 
 /// `kod env cleanup`: cached packages no environment has installed.
-fn cleanup(loc: &Locations, dry_run: bool) -> anyhow::Result<ExitCode> {
+fn cleanup(loc: &Locations, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
     let cache = kod_fetch::Cache::open(&kod_fetch::cache_dir())?;
     let plan = kod_env::cleanup::plan(&cache, &loc.list()?)?;
+    if !dry_run {
+        kod_env::cleanup::apply(&cache, &plan)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     for u in &plan.unused {
         println!("{} {} ({})", u.name, u.version, human_bytes(u.size));
     }
@@ -302,9 +309,6 @@ fn cleanup(loc: &Locations, dry_run: bool) -> anyhow::Result<ExitCode> {
         human_bytes(plan.bytes),
         plan.in_use
     );
-    if !dry_run {
-        kod_env::cleanup::apply(&cache, &plan)?;
-    }
     Ok(ExitCode::SUCCESS)
 }
 
