@@ -104,6 +104,16 @@ fn net_a_user_runs_a_system_environment_as_themself() {
     let out = expect(&mut c, 0);
     assert!(stdout(&out).starts_with("/dev/pts/"), "{:?}", stdout(&out));
 
+    // Arguments that are not UTF-8 pass through as bytes.
+    let latin1 = std::os::unix::ffi::OsStrExt::from_bytes(b"caf\xe9");
+    let out = expect(
+        as_user(&work)
+            .args([std::ffi::OsStr::new("printf"), std::ffi::OsStr::new("%s")])
+            .arg::<&std::ffi::OsStr>(latin1),
+        0,
+    );
+    assert_eq!(out.stdout, b"caf\xe9");
+
     // A command killed by a signal, one that does not exist.
     expect(as_user(&work).args(["sh", "-c", "kill -TERM $$"]), 143);
     let out = expect(as_user(&work).arg("no-such-program"), 127);

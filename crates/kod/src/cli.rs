@@ -159,9 +159,10 @@ pub enum Command {
         /// Also bind-mount this host path (repeatable).
         #[arg(long, value_name = "PATH")]
         volume: Vec<PathBuf>,
-        /// The command and its arguments (default: your shell).
+        /// The command and its arguments (default: your shell); any bytes,
+        /// as the shell passes them.
         #[arg(last = true)]
-        command: Vec<String>,
+        command: Vec<std::ffi::OsString>,
     },
 
     /// Whole-OS snapshots (btrfs, or rsync where btrfs is absent).

@@ -112,12 +112,11 @@ pub fn run_in(
     cli: &Cli,
     name: &str,
     volumes: &[PathBuf],
-    command: &[String],
+    command: &[OsString],
 ) -> anyhow::Result<ExitCode> {
     let caller = Caller::current();
     let result = Locations::for_caller(caller).find(name).and_then(|env| {
-        let command: Vec<OsString> = command.iter().map(OsString::from).collect();
-        let plan = envrun::plan(&env, volumes, &command)?;
+        let plan = envrun::plan(&env, volumes, command)?;
         for n in plan.notes() {
             eprintln!("kod: {n}");
         }
