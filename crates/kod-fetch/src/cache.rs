@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, flock};
@@ -24,6 +24,16 @@ use crate::{FetchError, to_hex};
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
+}
+
+/// Creates `dir` and its parents writable by their owner only, whatever
+/// the umask: other users must not be able to plant files in a cache that
+/// root installs from.
+fn make_dirs(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
 }
 
 /// The SHA256 (hex) of the blob at `path` (`.../<2 hex>/<62 hex>`).
@@ -45,7 +55,7 @@ impl Cache {
     pub fn open(dir: &Path) -> Result<Cache, FetchError> {
         for sub in ["blobs/sha256", "partial"] {
             let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(cache_err(&d))?;
+            make_dirs(&d).map_err(cache_err(&d))?;
         }
         Ok(Cache {
             dir: dir.to_path_buf(),
@@ -214,6 +224,7 @@ impl Partial {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(0o644)
                 .open(&path)
                 .map_err(cache_err(&path))?;
             flock(&file, FlockOperation::LockExclusive).map_err(|e| FetchError::Cache {
@@ -305,7 +316,7 @@ impl Partial {
     /// rename is the commit.
     pub(crate) fn commit(self, dest: &Path) -> Result<(), FetchError> {
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(cache_err(parent))?;
+            make_dirs(parent).map_err(cache_err(parent))?;
         }
         fs::rename(&self.path, dest).map_err(cache_err(dest))
     }

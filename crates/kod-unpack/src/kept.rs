@@ -16,6 +16,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,13 +55,26 @@ pub(crate) fn plan(dir: &Path, deb: &Path) -> Plan {
     if seen.is_file() {
         return Plan::Keep(kept);
     }
-    if fs::create_dir_all(dir)
-        .and_then(|()| File::create(&seen))
-        .is_err()
-    {
+    let made = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .and_then(|()| create_file(&seen));
+    if made.is_err() {
         tracing::debug!(dir = %dir.display(), "cannot mark a package as seen");
     }
     Plan::Decompress
+}
+
+/// A new file writable by its owner only, whatever the umask: root reads
+/// these back into the roots it installs.
+fn create_file(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
 }
 
 fn sha256_of(path: &Path) -> io::Result<String> {
@@ -123,7 +137,7 @@ impl<R: Read> Tee<R> {
         let mut temp = kept.tar.clone().into_os_string();
         temp.push(format!(".{}-{n}.tmp", std::process::id()));
         let temp = PathBuf::from(temp);
-        let out = File::create(&temp).map(BufWriter::new).ok();
+        let out = create_file(&temp).map(BufWriter::new).ok();
         Tee {
             inner: Hashing::new(inner),
             out,
@@ -155,7 +169,7 @@ impl<R: Read> Tee<R> {
         // The sum first, each renamed into place: a reader that finds the
         // tar finds its whole sum.
         let sum_temp = PathBuf::from(format!("{}.sum", self.temp.display()));
-        fs::write(&sum_temp, line)?;
+        create_file(&sum_temp)?.write_all(line.as_bytes())?;
         fs::rename(&sum_temp, &kept.sum)?;
         fs::rename(&self.temp, &kept.tar)
     }
