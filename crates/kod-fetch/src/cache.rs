@@ -26,14 +26,26 @@ pub struct Cache {
     dir: PathBuf,
 }
 
-/// Creates `dir` and its parents writable by their owner only, whatever
-/// the umask: other users must not be able to plant files in a cache that
-/// root installs from.
-fn make_dirs(dir: &Path) -> io::Result<()> {
+/// Creates `dir` and its parents (0755) writable by their owner only,
+/// whatever the umask: other users must not be able to plant files in a
+/// cache that root installs from. For everything kod writes under its
+/// cache directory.
+pub fn make_dirs(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(dir)
+}
+
+/// Creates (or truncates) `path` as a file writable by its owner only
+/// (0644), whatever the umask; see [`make_dirs`].
+pub fn create_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
 }
 
 /// The SHA256 (hex) of the blob at `path` (`.../<2 hex>/<62 hex>`).

@@ -461,12 +461,12 @@ impl Index {
         }
         let crc = crc.finalize();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
+            kod_fetch::make_dirs(dir).map_err(err)?;
         }
         let tmp = crate::temp_path(path);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = kod_fetch::create_file(&tmp)?;
             f.write_all(MAGIC)?;
             f.write_all(&key.0)?;
             f.write_all(&crc.to_le_bytes())?;

@@ -277,7 +277,7 @@ impl Debian {
             }
             Ok(Conditional::Modified { body, validators }) => {
                 let dir = cached.parent().unwrap_or(cached);
-                std::fs::create_dir_all(dir).map_err(Error::cache(dir))?;
+                kod_fetch::make_dirs(dir).map_err(Error::cache(dir))?;
                 // A server without validators sends the same file again:
                 // leave the cached copy (and its mtime) alone then.
                 if std::fs::read(cached).ok().as_deref() != Some(body.as_slice()) {
@@ -399,7 +399,7 @@ impl Keys {
         };
         let text = verify_clearsigned(inrelease, keyring, url)?;
         if let Some(dir) = marker.parent() {
-            std::fs::create_dir_all(dir).map_err(Error::cache(dir))?;
+            kod_fetch::make_dirs(dir).map_err(Error::cache(dir))?;
         }
         write_atomic(marker, &seal.0)?;
         Ok(text)
@@ -690,6 +690,8 @@ fn escape(s: &str) -> String {
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     let tmp = crate::temp_path(path);
-    std::fs::write(&tmp, data).map_err(Error::cache(&tmp))?;
+    kod_fetch::create_file(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, data))
+        .map_err(Error::cache(&tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::cache(path))
 }
