@@ -627,6 +627,8 @@ impl Transaction {
             return Ok(());
         }
         let _guard = NoServices::install(&self.fs, &self.options)?;
+        let started = std::time::Instant::now();
+        let count = with.len();
         let tmp_ci = format!("{ADMIN}/tmp.ci");
         for (id, meta) in with {
             let gone = |e| io_error("empty", self.fs.show(&tmp_ci))(e);
@@ -665,6 +667,12 @@ impl Transaction {
                     ran,
                 ));
             }
+        }
+        if self.options.verbose {
+            eprintln!(
+                "  ran {count} preinsts in {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Ok(())
     }
@@ -961,10 +969,14 @@ impl Transaction {
                 "--force-confdef",
                 "--force-confold",
             ];
+            let started = std::time::Instant::now();
             let ran = {
                 let _guard = NoServices::install(&self.fs, &self.options)?;
                 self.chroot.run("configuring", &argv, &[], &self.options)?
             };
+            if self.options.verbose {
+                eprintln!("  configured in {:.3} s", started.elapsed().as_secs_f64());
+            }
             if !ran.success {
                 return Err(failed(
                     "configuring the packages".into(),
@@ -1005,9 +1017,20 @@ impl Transaction {
             },
         );
         let verbose = self.options.verbose;
+        let started = std::time::Instant::now();
+        let synced = |what: &Path| {
+            if verbose {
+                eprintln!(
+                    "  synced the file system of {} in {:.3} s",
+                    what.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        };
         match mode {
             Mode::Fresh { staging, inside } => {
                 sync(&staging)?;
+                synced(&staging);
                 if inside {
                     fs::write(staging.join(COMMIT_MARKER), b"")
                         .map_err(io_error("write the commit marker in", &staging))?;
@@ -1038,6 +1061,7 @@ impl Transaction {
                 }
                 let upper = txn.join("upper");
                 sync(&upper)?;
+                synced(&upper);
                 fs::write(txn.join(COMMIT_MARKER), b"")
                     .map_err(io_error("write the commit marker in", &txn))?;
                 if verbose {
