@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::{full_packages, one, universe};
 use kod_solve::{Installed, Request, SolveError, solve};
+use kod_testkit::apt::simulated_installs;
 use proptest::prelude::*;
 
 /// A flat repository with one Packages file, and apt state beside it.
@@ -111,19 +112,7 @@ impl Apt {
         if !o.status.success() {
             return AptAnswer::Fails;
         }
-        AptAnswer::Installs(
-            out.lines()
-                .filter_map(|l| l.strip_prefix("Inst "))
-                .map(|l| {
-                    let name = l.split_whitespace().next().unwrap_or_default();
-                    let version = l
-                        .split_once('(')
-                        .and_then(|(_, v)| v.split_whitespace().next())
-                        .unwrap_or_default();
-                    format!("{name} {version}")
-                })
-                .collect(),
-        )
+        AptAnswer::Installs(simulated_installs(&out))
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
 use kod_solve::{Action, Installed, Request, SolveError, solve, variant_base};
-use kod_testkit::apt::PrivateApt;
+use kod_testkit::apt::{PrivateApt, simulated_installs};
 use kod_testkit::{Tier, tier};
 
 fn source(suite: &str) -> DebianSource {
@@ -162,20 +162,7 @@ impl Apt {
         ];
         args.extend(packages);
         let stdout = self.0.ok("apt-get", &args, Some(status));
-        let out = String::from_utf8_lossy(&stdout);
-        // "Inst git (1:2.39.5-0+deb12u2 Debian:12.12/oldstable [amd64])",
-        // or "Inst x [old] (new ...)" for an upgrade.
-        out.lines()
-            .filter_map(|l| l.strip_prefix("Inst "))
-            .map(|l| {
-                let name = l.split_whitespace().next().unwrap_or_default();
-                let version = l
-                    .split_once('(')
-                    .and_then(|(_, v)| v.split_whitespace().next())
-                    .unwrap_or_default();
-                format!("{name} {version}")
-            })
-            .collect()
+        simulated_installs(&String::from_utf8_lossy(&stdout))
     }
 }
 

@@ -2,6 +2,7 @@
 //! comparing kod with apt on the same sources without touching the host's
 //! apt configuration.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -73,4 +74,22 @@ impl PrivateApt {
         );
         out.stdout
     }
+}
+
+/// What `apt-get install --simulate` printed it would install: `name
+/// version` per `Inst` line ("Inst git (1:2.39.5-0+deb12u2 Debian:12.12
+/// [amd64])", or "Inst x [old] (new ...)" for an upgrade).
+pub fn simulated_installs(stdout: &str) -> BTreeSet<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .map(|l| {
+            let name = l.split_whitespace().next().unwrap_or_default();
+            let version = l
+                .split_once('(')
+                .and_then(|(_, v)| v.split_whitespace().next())
+                .unwrap_or_default();
+            format!("{name} {version}")
+        })
+        .collect()
 }
