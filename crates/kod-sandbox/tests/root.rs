@@ -55,7 +55,10 @@ fn root_runs_in_the_root_as_the_caller_and_passes_the_status_on() {
         "pwd; id -u; cat /marker; test -e /dev/null && test -e /proc/1/stat && echo shared; exit 7",
     );
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    // The test's working directory (the crate) does not exist in the root.
+    // A working directory that exists on the host only (not under a path
+    // the sandbox binds, as /tmp is, where a checkout of kod may live).
+    let host_only = tempfile::tempdir_in("/var/tmp").unwrap();
+    cmd.current_dir(host_only.path());
     let child = sandbox(dir.path())
         .workdir(Workdir::Inherit {
             home: Some("/nonexistent-home".into()),
