@@ -141,6 +141,8 @@ impl Chroot {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("DEBCONF_NONINTERACTIVE_SEEN", "true")
             .env("HOME", "/root")
+            // kod holds the root's dpkg frontend lock (lock.rs), as apt does.
+            .env("DPKG_FRONTEND_LOCKED", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(writer)

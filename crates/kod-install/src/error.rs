@@ -75,6 +75,18 @@ pub enum Error {
         /// Who holds it, as far as the lock file says (`pid 1234`).
         holder: String,
     },
+    /// Another program (apt or dpkg) uses the root's dpkg database and
+    /// the caller asked not to wait.
+    #[error(
+        "another program (apt or dpkg) is using the dpkg database of {root} (lock {lock}); \
+         wait until it is done, or run again without --no-wait to wait for it"
+    )]
+    DpkgLocked {
+        /// The target root.
+        root: PathBuf,
+        /// dpkg's frontend lock file.
+        lock: PathBuf,
+    },
     /// A system call on a path failed.
     #[error("cannot {op} {path}: {source}")]
     Io {

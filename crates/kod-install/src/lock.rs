@@ -1,10 +1,16 @@
 //! One lock per target root: an exclusive `flock` on `.NAME.kod-lock` next
 //! to the root (so a root that does not exist yet can be locked too). The
 //! file holds the holder's pid, for the message a second kod prints.
+//!
+//! An existing root's own dpkg frontend lock is held as well, as apt holds
+//! it: apt or dpkg run inside the root at the same time would otherwise
+//! change the database under kod's transaction.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+
+use std::os::unix::fs::OpenOptionsExt;
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
@@ -81,4 +87,44 @@ pub(crate) fn lock(root: &Path, wait: bool) -> Result<Lock, Error> {
         .and_then(|()| file.write_all(pid.as_bytes()));
     r.map_err(io_error("write the lock file", &path))?;
     Ok(Lock { _file: file, path })
+}
+
+/// dpkg's frontend lock file, relative to a root.
+pub(crate) const DPKG_FRONTEND_LOCK: &str = "var/lib/dpkg/lock-frontend";
+
+/// Takes the dpkg frontend lock of the existing root `root` (an `fcntl`
+/// write lock, which is what apt and dpkg take), so that neither runs in
+/// the root during the transaction. When another program holds it: waits
+/// (saying so) if `wait`, else fails with [`Error::DpkgLocked`]. Commands
+/// kod runs in the root are told with `DPKG_FRONTEND_LOCKED`.
+pub(crate) fn dpkg_frontend_lock(root: &Path, wait: bool) -> Result<File, Error> {
+    let path = root.join(DPKG_FRONTEND_LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .open(&path)
+        .map_err(io_error("open dpkg's frontend lock", &path))?;
+    match rustix::fs::fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(Errno::WOULDBLOCK | Errno::ACCESS) => {
+            if !wait {
+                return Err(Error::DpkgLocked {
+                    root: root.to_path_buf(),
+                    lock: path,
+                });
+            }
+            eprintln!(
+                "kod: waiting for the program using dpkg in {} (apt or dpkg; lock {})",
+                root.display(),
+                path.display()
+            );
+            rustix::fs::fcntl_lock(&file, FlockOperation::LockExclusive)
+                .map_err(|e| io_error("lock", &path)(e.into()))?;
+        }
+        Err(e) => return Err(io_error("lock", &path)(e.into())),
+    }
+    Ok(file)
 }

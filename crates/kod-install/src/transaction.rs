@@ -3,7 +3,7 @@
 //! one); the root changed only at commit; a failure, a dropped
 //! transaction or a killed kod leaves the root as it was.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::Options;
 use crate::chroot::{Chroot, NoServices, Ran, kill_processes_in};
 use crate::db::{self, ADMIN, Status};
 use crate::error::{Error, Output, io_error};
-use crate::lock::{Lock, lock};
+use crate::lock::{DPKG_FRONTEND_LOCK, Lock, dpkg_frontend_lock, lock};
 use crate::overlay::{Holder, Marks, USER_MARKS_FILE};
 use crate::register::{self, Ident, ident};
 use crate::removal::{self, RemovalPlan};
@@ -125,6 +125,8 @@ pub struct Transaction {
     root: PathBuf,
     options: Options,
     lock: Lock,
+    /// The existing root's dpkg frontend lock (none for a new root).
+    _dpkg_lock: Option<File>,
     mode: Mode,
     fs: RootFs,
     chroot: Chroot,
@@ -312,6 +314,9 @@ fn skeleton(fs: &RootFs, b: &BootstrapOptions, options: &Options) -> Result<(), 
         fs.write(rel, data.as_bytes(), 0o644)
             .map_err(io_error("write", fs.show(rel)))?;
     }
+    // As dpkg would leave it; kod's later transactions lock it (lock.rs).
+    fs.write(DPKG_FRONTEND_LOCK, b"", 0o640)
+        .map_err(io_error("write", fs.show(DPKG_FRONTEND_LOCK)))?;
     let mut nodes = true;
     for (name, mode, kind, major, minor, link) in DEVICES {
         let rel = format!("dev/{name}");
@@ -389,6 +394,7 @@ impl Transaction {
                 ),
             });
         }
+        let dpkg_lock = dpkg_frontend_lock(&root, !options.no_wait)?;
         let below = mounts_below(&root);
         if !below.is_empty() {
             return Err(Error::Target {
@@ -444,6 +450,7 @@ impl Transaction {
             root,
             options: options.clone(),
             lock,
+            _dpkg_lock: Some(dpkg_lock),
             mode,
             fs,
             chroot,
@@ -527,6 +534,7 @@ impl Transaction {
             root,
             options: options.clone(),
             lock,
+            _dpkg_lock: None,
             mode,
             fs,
             chroot,

@@ -295,6 +295,97 @@ fn root_second_transaction_waits_or_fails_clearly() {
     assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
 }
 
+/// apt or dpkg working in a root holds its dpkg frontend lock (an `fcntl`
+/// lock): a transaction on the root must fail clearly with --no-wait, or
+/// wait until the lock is released.
+#[test]
+fn root_dpkg_in_use_in_the_root_is_refused_or_waited_for() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    dpkg_root(&root);
+    let lock_file = root.join("var/lib/dpkg/lock-frontend");
+    fs::write(&lock_file, "").expect("lock file, as dpkg leaves it");
+    let before = snapshot(&root);
+    // The holder: another process (fcntl locks of one process never
+    // conflict with each other), holding the lock until its stdin closes.
+    let mut holder = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "dpkg_frontend_lock_holder",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("KOD_LOCK_HOLDER_FILE", &lock_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the lock holder");
+    let mut out = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.starts_with("locked") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read the holder");
+        assert!(n > 0, "the lock holder ended without taking the lock");
+    }
+    let no_wait = Options {
+        no_wait: true,
+        ..Options::default()
+    };
+    match Transaction::begin(&root, &no_wait) {
+        Err(e @ Error::DpkgLocked { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("apt or dpkg"), "{msg}");
+            assert!(msg.contains(&lock_file.display().to_string()), "{msg}");
+            assert!(msg.contains("--no-wait"), "{msg}");
+        }
+        other => panic!("expected DpkgLocked, got {other:?}"),
+    }
+    assert_same_tree(
+        &before,
+        &snapshot(&root),
+        "root after the refused transaction",
+    );
+    // A waiting transaction begins once the holder lets go.
+    let stdin = holder.stdin.take().expect("stdin");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        drop(stdin);
+    });
+    let start = Instant::now();
+    let t = Transaction::begin(&root, &Options::default()).expect("waits, then begins");
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "did not wait"
+    );
+    release.join().expect("release");
+    assert!(holder.wait().expect("holder").success());
+    drop(t);
+    assert_same_tree(
+        &before,
+        &snapshot(&root),
+        "root after the dropped transaction",
+    );
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
+}
+
+#[test]
+#[ignore = "helper: run as a child process by root_dpkg_in_use_in_the_root_is_refused_or_waited_for"]
+fn dpkg_frontend_lock_holder() {
+    let path = std::env::var_os("KOD_LOCK_HOLDER_FILE").expect("run by the lock test only");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open the lock file");
+    rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .expect("lock");
+    println!("locked");
+    // Holds the lock until the test closes our stdin.
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+}
+
 #[test]
 fn root_new_root_skeleton_and_debug_leave_nothing() {
     if !kod_testkit::tier(Tier::Root) {
