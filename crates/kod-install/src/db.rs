@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use kod_unpack::Diversion;
+
 use crate::control::{Stanza, parse_stanzas};
 use crate::error::{Error, io_error};
 use crate::rootfs::RootFs;
@@ -260,15 +262,6 @@ impl Triggers {
     }
 }
 
-/// A diversion: `from` is diverted to `to`, held by `holder` (`:` for a
-/// local one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Diversion {
-    pub(crate) from: String,
-    pub(crate) to: String,
-    pub(crate) holder: String,
-}
-
 /// Reads `diversions` (three lines per diversion).
 pub(crate) fn diversions(fs: &RootFs) -> Result<Vec<Diversion>, Error> {
     let rel = format!("{ADMIN}/diversions");
@@ -280,8 +273,8 @@ pub(crate) fn diversions(fs: &RootFs) -> Result<Vec<Diversion>, Error> {
     Ok(lines
         .chunks_exact(3)
         .map(|c| Diversion {
-            from: c[0].to_string(),
-            to: c[1].to_string(),
+            from: c[0].into(),
+            to: c[1].into(),
             holder: c[2].to_string(),
         })
         .collect())

@@ -135,22 +135,6 @@ pub enum Error {
         /// The installed package that owns it.
         owner: String,
     },
-    /// A new package ships a path that is diverted to another name; kod
-    /// does not yet unpack through diversions.
-    #[error(
-        "{package} ships {path}, which {holder} diverts to {to}; unpacking through a \
-         diversion is not supported yet: install {package} with the target's own dpkg"
-    )]
-    Diverted {
-        /// The new package.
-        package: String,
-        /// The diverted path.
-        path: String,
-        /// Where it is diverted to.
-        to: String,
-        /// The package holding the diversion.
-        holder: String,
-    },
     /// An external command (a maintainer script, dpkg) failed.
     #[error(
         "{step} failed: `{command}` {status}{}; last lines of its output:{output}\n\

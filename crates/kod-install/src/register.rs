@@ -288,33 +288,23 @@ pub(crate) fn register(
     status.write(fs)
 }
 
-/// Checks new packages against what installed packages own and the
-/// diversions in force: a replaced file of another installed package is
-/// taken over (dropped from its list) when the new package declares
-/// `Replaces` on it, else it is a [`Error::FileConflict`]; a diverted path
-/// is refused ([`Error::Diverted`]).
+/// Checks new packages against what installed packages own: a replaced
+/// file of another installed package is taken over (dropped from its list)
+/// when the new package declares `Replaces` on it, else it is a
+/// [`Error::FileConflict`]. A file written to where a diversion sends it
+/// is weighed under the name the packages' lists give it.
 pub(crate) fn check_files(
     fs: &RootFs,
     status: &Status,
     unpacked: &[Unpacked],
 ) -> Result<(), Error> {
     let diversions = db::diversions(fs)?;
-    for u in unpacked {
-        let id = ident(&u.meta, &u.archive)?;
-        for d in &diversions {
-            if d.holder != id.name && u.list.iter().any(|p| p.to_str() == Some(d.from.as_str())) {
-                return Err(Error::Diverted {
-                    package: id.name.clone(),
-                    path: d.from.clone(),
-                    to: d.to.clone(),
-                    holder: d.holder.clone(),
-                });
-            }
-        }
-    }
-    // Only replaced paths can belong to another package.
-    let mut replaced: Vec<(usize, String)> = Vec::new();
+    // Only replaced paths can belong to another package: each with its
+    // listed name, and the holder of the diversion that moved it (whose
+    // own file under that name stays).
+    let mut replaced: Vec<(usize, String, Option<&str>)> = Vec::new();
     for (i, u) in unpacked.iter().enumerate() {
+        let package = u.package();
         for p in &u.changes.replaced {
             let s = p.to_string_lossy().into_owned();
             let is_dir = fs
@@ -325,7 +315,15 @@ pub(crate) fn check_files(
                         == rustix::fs::FileType::Directory
                 });
             if !is_dir {
-                replaced.push((i, s));
+                replaced.push(
+                    match diversions
+                        .iter()
+                        .find(|d| d.to == *p && d.holder != package)
+                    {
+                        Some(d) => (i, d.from.to_string_lossy().into_owned(), Some(&d.holder)),
+                        None => (i, s, None),
+                    },
+                );
             }
         }
     }
@@ -346,8 +344,8 @@ pub(crate) fn check_files(
         };
         let list = String::from_utf8_lossy(&list).into_owned();
         let mut taken = Vec::new();
-        for (i, path) in &replaced {
-            if !list.lines().any(|l| l == path) {
+        for (i, path, holder) in &replaced {
+            if *holder == Some(e.name.as_str()) || !list.lines().any(|l| l == path) {
                 continue;
             }
             let u = &unpacked[*i];

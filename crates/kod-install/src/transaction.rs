@@ -774,6 +774,12 @@ impl Transaction {
                 Conffiles::LeaveDpkgNew
             },
             data_cache: self.options.data_cache.clone(),
+            // Read after the preinsts, which may have added some.
+            diversions: if fresh {
+                Vec::new()
+            } else {
+                db::diversions(&self.fs)?
+            },
         };
         if self.options.verbose || self.options.debug {
             eprintln!(

@@ -78,6 +78,21 @@ pub struct UnpackOptions {
     /// more than once is kept and read from then on (see `kept.rs`); files
     /// there are named by the SHA256 of the `.deb`.
     pub data_cache: Option<PathBuf>,
+    /// The diversions in force in the root (`dpkg-divert`).
+    pub diversions: Vec<Diversion>,
+}
+
+/// A diversion (`dpkg-divert`): a package other than `holder` that ships
+/// `from` gets it written to `to`, as dpkg does; its file list keeps
+/// `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diversion {
+    /// The diverted path (absolute, as in file lists).
+    pub from: PathBuf,
+    /// Where other packages' `from` goes.
+    pub to: PathBuf,
+    /// The package that declared the diversion (`:` for a local one).
+    pub holder: String,
 }
 
 /// What one package changed in the root, for rollback. Paths are

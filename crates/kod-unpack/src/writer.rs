@@ -21,7 +21,7 @@
 //!   before;
 //! - records the `.list` of the package and what it created or replaced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -41,7 +41,7 @@ use crate::error::Reason;
 use crate::{Changes, Conffiles, Ownership, UnpackOptions};
 
 /// One archive entry, already parsed from whatever container carries it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The path relative to the root, normalized by [`normalize`]: no
     /// leading `./` or `/`, no `.` or empty components; empty for the root.
@@ -56,7 +56,7 @@ pub(crate) struct Entry {
 }
 
 /// What an entry is.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum EntryKind {
     Directory,
     /// A regular file of this size; its bytes follow in the data reader.
@@ -222,6 +222,8 @@ pub(crate) struct Writer<'a> {
     pkg: usize,
     cancel: &'a AtomicBool,
     cached: Option<Rc<Dir>>,
+    /// Diverted paths (normalized) -> where they go, and the holder.
+    diversions: HashMap<Vec<u8>, (Vec<u8>, &'a str)>,
     conffiles: HashSet<Vec<u8>>,
     /// Regular files this package installed (hard-link targets).
     regular: HashSet<Vec<u8>>,
@@ -249,6 +251,15 @@ impl<'a> Writer<'a> {
             pkg,
             cancel,
             cached: None,
+            diversions: options
+                .diversions
+                .iter()
+                .filter_map(|d| {
+                    let from = normalize(d.from.as_os_str().as_bytes()).ok()?;
+                    let to = normalize(d.to.as_os_str().as_bytes()).ok()?;
+                    Some((from, (to, d.holder.as_str())))
+                })
+                .collect(),
             conffiles: HashSet::new(),
             regular: HashSet::new(),
             dir_times: Vec::new(),
@@ -259,12 +270,22 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The package's conffiles (absolute paths as in `conffiles`).
+    /// The package's conffiles (absolute paths as in `conffiles`), once
+    /// its control part is known.
     pub(crate) fn set_conffiles(&mut self, paths: &[PathBuf]) {
         self.conffiles = paths
             .iter()
             .filter_map(|p| normalize(p.as_os_str().as_bytes()).ok())
+            .map(|p| self.on_disk(&p).unwrap_or(p))
             .collect();
+    }
+
+    /// Where this package's `path` is written when another package
+    /// diverts it (none: at `path` itself).
+    fn on_disk(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let (to, holder) = self.diversions.get(path)?;
+        let package = self.claims.package_name(self.pkg)?;
+        (package != *holder).then(|| to.clone())
     }
 
     /// Writes one entry; `data` yields a regular file's bytes.
@@ -285,6 +306,30 @@ impl<'a> Writer<'a> {
             self.written.list.push(Vec::new());
             return Ok(());
         }
+        let diverted = match e.kind {
+            EntryKind::Directory => None,
+            _ => self.on_disk(&e.path),
+        };
+        let listed = match diverted {
+            Some(to) => self.write_at(
+                &Entry {
+                    path: to,
+                    ..e.clone()
+                },
+                data,
+            )?,
+            None => self.write_at(e, data)?,
+        };
+        if listed {
+            // The package's own name, wherever a diversion put the file.
+            self.written.list.push(e.path.clone());
+        }
+        Ok(())
+    }
+
+    /// Writes `e` at its path; whether the package keeps it in its list
+    /// (it does not when another package of the batch took it over).
+    fn write_at(&mut self, e: &Entry, data: &mut dyn Read) -> Result<bool, Reason> {
         let (parent, name) = split_parent(&e.path);
         let dir = self.parent(parent)?;
         let key = Key {
@@ -325,10 +370,7 @@ impl<'a> Writer<'a> {
                 }
             }
         };
-        if listed {
-            self.written.list.push(e.path.clone());
-        }
-        Ok(())
+        Ok(listed)
     }
 
     /// The parent directory of an entry, from a one-entry cache (archives
@@ -533,6 +575,7 @@ impl<'a> Writer<'a> {
             }
             EntryKind::HardLink(raw) => {
                 let target = normalize(raw)?;
+                let target = self.on_disk(&target).unwrap_or(target);
                 if !self.regular.contains(&target) {
                     return Err(Reason::HardLinkTarget {
                         target: String::from_utf8_lossy(raw).into_owned(),

@@ -13,8 +13,8 @@ use std::process::Command;
 use common::{assert_same_tree, dpkg_deb_build, dpkg_new_files, reference_list, run, snapshot};
 use kod_testkit::Tier;
 use kod_unpack::{
-    Conffiles, Ownership, Reason, UnpackOptions, read_meta, setup_merged_usr, unpack_all,
-    unpack_deb,
+    Conffiles, Diversion, Ownership, Reason, UnpackOptions, read_meta, setup_merged_usr,
+    unpack_all, unpack_deb,
 };
 
 fn options() -> UnpackOptions {
@@ -22,6 +22,7 @@ fn options() -> UnpackOptions {
         ownership: Ownership::SkipIfNotPermitted,
         conffiles: Conffiles::Install,
         data_cache: None,
+        diversions: Vec::new(),
     }
 }
 
@@ -302,6 +303,64 @@ fn conffiles_are_left_as_dpkg_new_by_default() {
         dpkg_new_files(&root),
         [PathBuf::from("etc/rich/rich.conf.dpkg-new")]
     );
+}
+
+#[test]
+fn paths_another_package_diverts_are_written_where_the_diversion_sends_them() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = rich_tree(tmp.path());
+    let deb = dpkg_deb_build(&tree, &tmp.path().join("rich.deb"), "xz");
+    let diversions = |holder: &str| {
+        [
+            ("/usr/bin/tool", "/usr/bin/tool.distrib"),
+            ("/etc/rich/rich.conf", "/etc/rich/rich.conf.distrib"),
+        ]
+        .map(|(from, to)| Diversion {
+            from: from.into(),
+            to: to.into(),
+            holder: holder.into(),
+        })
+        .to_vec()
+    };
+
+    let root = tmp.path().join("diverted");
+    fs::create_dir(&root).expect("root");
+    let opts = UnpackOptions {
+        ownership: Ownership::SkipIfNotPermitted,
+        diversions: diversions("another-package"),
+        ..UnpackOptions::default()
+    };
+    let u = unpack_deb(&deb, &root, &opts).expect("unpack");
+    assert!(!root.join("usr/bin/tool").exists());
+    let moved = fs::metadata(root.join("usr/bin/tool.distrib")).expect("diverted file");
+    assert_eq!(moved.len(), 300_000);
+    // The hard link to the diverted file links to where it went.
+    let hard = fs::metadata(root.join("usr/bin/tool-hard")).expect("hard link");
+    assert_eq!((hard.dev(), hard.ino()), (moved.dev(), moved.ino()));
+    // A diverted conffile is left as .dpkg-new under the diverted name.
+    assert_eq!(
+        dpkg_new_files(&root),
+        [PathBuf::from("etc/rich/rich.conf.distrib.dpkg-new")]
+    );
+    // The list keeps the package's own names, as dpkg's does.
+    assert!(u.list.contains(&PathBuf::from("/usr/bin/tool")));
+    assert!(!u.list.contains(&PathBuf::from("/usr/bin/tool.distrib")));
+    assert!(
+        u.changes
+            .created
+            .contains(&PathBuf::from("/usr/bin/tool.distrib"))
+    );
+
+    // The holder's own files are not diverted.
+    let root = tmp.path().join("holder");
+    fs::create_dir(&root).expect("root");
+    let opts = UnpackOptions {
+        diversions: diversions("rich"),
+        ..opts
+    };
+    unpack_deb(&deb, &root, &opts).expect("unpack");
+    assert!(root.join("usr/bin/tool").is_file());
+    assert!(!root.join("usr/bin/tool.distrib").exists());
 }
 
 #[test]
@@ -624,7 +683,7 @@ fn eperm_child() {
             Ownership::Archive
         },
         conffiles: Conffiles::Install,
-        data_cache: None,
+        ..UnpackOptions::default()
     };
     match unpack_deb(&deb, &root, &options) {
         Ok(u) => println!("RESULT ok {}", u.files),
