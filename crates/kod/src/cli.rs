@@ -19,6 +19,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub debug: bool,
 
+    /// Fail at once when another kod, or apt or dpkg, is working on the same
+    /// root, instead of waiting for it.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+
     /// The configuration: a file, or a directory holding configuration.lua.
     /// Default: /etc/kod, then /etc/kodos.
     #[arg(short, long, global = true, value_name = "FILE|DIR")]

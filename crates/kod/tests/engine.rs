@@ -8,7 +8,7 @@ use std::process::Command as Process;
 
 mod common;
 
-use common::kod_ok;
+use common::{kod, kod_ok};
 use kod_testkit::{Tier, tiers};
 
 fn run_ok(cmd: &mut Process) -> String {
@@ -146,6 +146,44 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
     let version = run_ok(Process::new("chroot").arg(&root).args(["git", "--version"]));
     assert!(version.starts_with("git version 2."), "{version}");
     check_root(&root);
+
+    // Another kod holding the root (its lock file, PARENT/.NAME.kod-lock):
+    // with --no-wait, a clear error and nothing removed.
+    let mut holder = Process::new("flock")
+        .arg("-x")
+        .arg(work.path().join(".kod.kod-lock"))
+        .args(["-c", "echo locked; read x || true"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let out = kod(
+        cache.path(),
+        [
+            OsStr::new("--no-wait"),
+            "pkg".as_ref(),
+            "remove".as_ref(),
+            "--root".as_ref(),
+            root.as_ref(),
+            "git".as_ref(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("another kod") && err.contains("--no-wait"),
+        "{err}"
+    );
+    assert!(root.join("usr/bin/git").exists());
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
 
     kod_ok(
         cache.path(),

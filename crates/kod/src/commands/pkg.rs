@@ -195,7 +195,7 @@ pub fn install_options(cli: &Cli) -> kod_install::Options {
     kod_install::Options {
         verbose: cli.verbose,
         debug: cli.debug,
-        no_wait: false,
+        no_wait: cli.no_wait,
         data_cache: Some(kod_fetch::kept_data_dir(&kod_fetch::cache_dir())),
     }
 }
