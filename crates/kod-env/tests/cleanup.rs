@@ -118,6 +118,17 @@ fn root_cleanup_removes_cached_packages_no_environment_has() {
         .collect();
     names.sort();
     assert_eq!(names, ["kod-unused 2.0", "kod-used 0.9"]);
+    // -d (print instead of doing) is a dry run here; actions without a
+    // dry run refuse it.
+    let out = expect(&mut kod(&["-d", "env", "cleanup"]), 0);
+    assert!(
+        stdout(&out).contains("2 cached package(s) unused, would free"),
+        "{}",
+        stdout(&out)
+    );
+    let out = expect(&mut kod(&["-d", "env", "view", "unified"]), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("leave out -d"), "{err}");
     for p in [&used, &old, &unused, &other] {
         assert!(p.exists(), "a dry run removes nothing: {p:?}");
     }

@@ -26,13 +26,33 @@ use crate::output::human_bytes;
 pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
     let caller = Caller::current();
     let loc = Locations::for_caller(caller);
+    // `-d` prints instead of doing: the actions that have a dry run take
+    // it; the others would change the machine, so they refuse.
+    if cli.debug {
+        match action {
+            EnvAction::Import { .. }
+            | EnvAction::Export { .. }
+            | EnvAction::Unexport { .. }
+            | EnvAction::View { .. }
+            | EnvAction::Switch { .. } => {
+                eprintln!(
+                    "kod: -d (print instead of doing) is not available for this kod env \
+                     action, which has no dry run; leave out -d to carry it out"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            EnvAction::List { .. } | EnvAction::Status { .. } => {}
+            _ => eprintln!("kod: -d: nothing is changed; this is what would be done"),
+        }
+    }
+    let dry = |d: &crate::cli::DryRun| d.dry_run || cli.debug;
     match action {
         EnvAction::Create {
             name,
             distro,
             packages,
             dry_run,
-        } => create(cli, &loc, caller, name, distro, packages, dry_run.dry_run),
+        } => create(cli, &loc, caller, name, distro, packages, dry(dry_run)),
         EnvAction::Install {
             name,
             packages,
@@ -43,7 +63,7 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             caller,
             name,
             packages,
-            dry_run.dry_run,
+            dry(dry_run),
             Change::Install,
         ),
         EnvAction::Remove {
@@ -56,10 +76,10 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             caller,
             name,
             packages,
-            dry_run.dry_run,
+            dry(dry_run),
             Change::Remove,
         ),
-        EnvAction::Cleanup { dry_run, json } => cleanup(&loc, dry_run.dry_run, json.json),
+        EnvAction::Cleanup { dry_run, json } => cleanup(&loc, dry(dry_run), json.json),
         EnvAction::Import {
             name,
             source,
@@ -67,7 +87,7 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
         } => import(&loc, caller, name, source, distro),
         EnvAction::List { json } => list(&loc, json.json),
         EnvAction::Status { name, json } => show_status(&loc, name.as_deref(), json.json),
-        EnvAction::Delete { name, dry_run } => delete(&loc, caller, name, dry_run.dry_run),
+        EnvAction::Delete { name, dry_run } => delete(&loc, caller, name, dry(dry_run)),
         EnvAction::Export { name, bins, app } => {
             let mut env = own_env(&loc, name)?;
             let kod = std::env::current_exe().context("finding the kod binary")?;
@@ -103,7 +123,7 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             print_view(&v);
             Ok(ExitCode::SUCCESS)
         }
-        EnvAction::Sync { prune, dry_run } => sync(cli, &loc, caller, *prune, dry_run.dry_run),
+        EnvAction::Sync { prune, dry_run } => sync(cli, &loc, caller, *prune, dry(dry_run)),
     }
 }
 
@@ -148,8 +168,7 @@ const ENV_VARIANT: &str = "minbase";
 impl KodEngine {
     fn new(cli: &Cli) -> KodEngine {
         KodEngine {
-            // `-d` (print commands instead of running them) does not apply:
-            // environments have `--dry-run`.
+            // `-d` is a dry run for environments (see `run`).
             options: kod_install::Options {
                 debug: false,
                 ..super::pkg::install_options(cli)
