@@ -384,7 +384,6 @@ impl Transaction {
     pub fn begin(root: &Path, options: &Options) -> Result<Transaction, Error> {
         let root = normalize(root)?;
         let lock = lock(&root, !options.no_wait)?;
-        clean_leftovers(&root)?;
         if !root.join(db::STATUS).is_file() {
             return Err(Error::Target {
                 root: root.clone(),
@@ -394,7 +393,9 @@ impl Transaction {
                 ),
             });
         }
+        // Before finishing an interrupted commit, which changes the root too.
         let dpkg_lock = dpkg_frontend_lock(&root, !options.no_wait)?;
+        clean_leftovers(&root)?;
         let below = mounts_below(&root);
         if !below.is_empty() {
             return Err(Error::Target {
