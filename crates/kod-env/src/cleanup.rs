@@ -76,10 +76,8 @@ pub fn plan(cache: &Cache, envs: &[Env]) -> Result<Cleanup, EnvError> {
 
 /// Removes what `plan` found unused.
 pub fn apply(cache: &Cache, plan: &Cleanup) -> Result<(), EnvError> {
-    for u in &plan.unused {
-        cache
-            .remove(&u.path)
-            .map_err(|e| EnvError::Cache(e.to_string()))?;
-    }
-    Ok(())
+    let paths: Vec<PathBuf> = plan.unused.iter().map(|u| u.path.clone()).collect();
+    cache
+        .remove(&paths)
+        .map_err(|e| EnvError::Cache(e.to_string()))
 }

@@ -9,7 +9,7 @@
 //!   across runs for resume; each is locked (`flock`) by the one download that
 //!   writes it, so several kod processes can share the cache.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -126,14 +126,9 @@ impl Cache {
         let root = self.dir.join("blobs/sha256");
         // Sizes of the kept files, by the SHA256 their names start with.
         let mut kept: HashMap<String, u64> = HashMap::new();
-        for e in fs::read_dir(crate::kept_data_dir(&self.dir))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let (Some((hex, _)), Ok(m)) = (name.split_once('.'), e.metadata()) {
-                *kept.entry(hex.to_string()).or_default() += m.len();
+        for (hex, e) in self.kept_files() {
+            if let Ok(m) = e.metadata() {
+                *kept.entry(hex).or_default() += m.len();
             }
         }
         let mut out = Vec::new();
@@ -158,21 +153,24 @@ impl Cache {
         Ok(out)
     }
 
-    /// Removes a file [`files`](Cache::files) listed; a file already gone is
-    /// fine (another kod may have removed it).
-    pub fn remove(&self, path: &Path) -> Result<(), FetchError> {
-        if !path.starts_with(self.dir.join("blobs/sha256")) {
+    /// Removes files [`files`](Cache::files) listed, with the data kept
+    /// for them; a file already gone is fine (another kod may have removed
+    /// it).
+    pub fn remove(&self, paths: &[PathBuf]) -> Result<(), FetchError> {
+        let blobs = self.dir.join("blobs/sha256");
+        if let Some(p) = paths.iter().find(|p| !p.starts_with(&blobs)) {
             return Err(FetchError::Cache {
-                path: path.to_path_buf(),
+                path: p.clone(),
                 source: std::io::Error::other("not a file of this cache"),
             });
         }
-        for f in self
-            .kept_files(path)
-            .iter()
-            .map(PathBuf::as_path)
-            .chain([path])
-        {
+        let hexes: HashSet<String> = paths.iter().filter_map(|p| blob_hex(p)).collect();
+        let kept: Vec<PathBuf> = self
+            .kept_files()
+            .filter(|(hex, _)| hexes.contains(hex))
+            .map(|(_, e)| e.path())
+            .collect();
+        for f in kept.iter().chain(paths) {
             match fs::remove_file(f) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(cache_err(f)(e));
@@ -183,22 +181,19 @@ impl Cache {
         Ok(())
     }
 
-    /// The files kept beside the cache for the blob at `path`
-    /// (`<sha256>.*` in [`crate::kept_data_dir`]).
-    fn kept_files(&self, path: &Path) -> Vec<PathBuf> {
-        let Some(hex) = blob_hex(path) else {
-            return Vec::new();
-        };
-        let prefix = format!("{hex}.");
-        let dir = crate::kept_data_dir(&self.dir);
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-            .collect()
+    /// The files kept beside the cache (`<sha256>.*` in
+    /// [`crate::kept_data_dir`]), with the SHA256 their names start with:
+    /// one scan of the directory.
+    fn kept_files(&self) -> impl Iterator<Item = (String, fs::DirEntry)> {
+        fs::read_dir(crate::kept_data_dir(&self.dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (hex, _) = name.split_once('.')?;
+                Some((hex.to_string(), e))
+            })
     }
 
     fn partial_path(&self, sha256: &[u8; 32]) -> PathBuf {

@@ -530,18 +530,21 @@ fn listing_and_removing_a_cached_file_counts_and_removes_what_was_kept_for_it() 
     let hex = to_hex(&sha(&a));
     std::fs::write(kept.join(format!("{hex}.tar")), vec![0; 300]).unwrap();
     std::fs::write(kept.join(format!("{hex}.tar.b3")), "x 300\n").unwrap();
+    let b_seen = kept.join(format!("{}.seen", to_hex(&sha(&b))));
+    std::fs::write(&b_seen, "").unwrap();
     let mut expected = vec![(paths[0].clone(), 1000 + 300 + 6), (paths[1].clone(), 500)];
     expected.sort();
     assert_eq!(cache.files().unwrap(), expected);
 
-    cache.remove(&paths[0]).unwrap();
+    cache.remove(&paths[..1]).unwrap();
     assert!(!paths[0].exists());
     assert_eq!(
         std::fs::read_dir(&kept).unwrap().count(),
-        0,
-        "kept files gone"
+        1,
+        "a's kept files gone, b's left"
     );
+    assert!(b_seen.exists());
     assert_eq!(cache.files().unwrap(), [(paths[1].clone(), 500)]);
     // Only files of the cache are removed.
-    assert!(cache.remove(&dir.path().join("elsewhere")).is_err());
+    assert!(cache.remove(&[dir.path().join("elsewhere")]).is_err());
 }
