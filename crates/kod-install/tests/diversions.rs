@@ -25,13 +25,16 @@ fn install(root: &Path, debs: &[PathBuf]) -> Result<(), Error> {
     Ok(())
 }
 
-/// What dpkg says of the diverted path, in `root`.
+/// What dpkg says of the diverted path, in `root` (the owners `dpkg -S`
+/// names sorted: their order is dpkg's internal one, not stable).
 fn facts(root: &Path) -> String {
     in_root_ok(
         root,
         &format!(
             "cat {TOOL} {DIVERTED}; dpkg-divert --list 'kod-*'; dpkg -L kod-tool; \
-             dpkg -S {TOOL}; dpkg --verify kod-tool kod-holder; dpkg --audit"
+             dpkg -S {TOOL} | grep '^diversion by'; \
+             dpkg -S {TOOL} | sed -n 's/^\\(kod-[^:]*\\): .*/\\1/p' | tr -d ' ' | tr , '\\n' | sort; \
+             dpkg --verify kod-tool kod-holder; dpkg --audit"
         ),
     )
 }
@@ -80,6 +83,10 @@ fn net_root_diverted_paths_are_written_where_dpkg_writes_them() {
     assert!(
         ours_facts.starts_with("the holder's wrapper\nthe real tool\n"),
         "{ours_facts}"
+    );
+    assert!(
+        ours_facts.contains("\nkod-holder\nkod-tool\n"),
+        "both own the path by its name: {ours_facts}"
     );
     assert_eq!(ours_facts, facts(&theirs));
 
