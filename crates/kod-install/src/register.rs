@@ -112,13 +112,14 @@ fn generate_md5sums(fs: &RootFs, u: &Unpacked, conffiles: &[Conffile]) -> Result
         if path == "/." {
             continue;
         }
+        let here = u.on_disk(p).to_string_lossy();
         let on_disk = if conffiles
             .iter()
             .any(|c| c.path == path && c.hash == NEW_CONFFILE)
         {
-            format!("{path}.dpkg-new")
+            format!("{here}.dpkg-new")
         } else {
-            path.to_string()
+            here.into_owned()
         };
         let Some(hex) = md5_of(fs, &on_disk)? else {
             continue;
@@ -192,7 +193,8 @@ fn prepare(fs: &RootFs, u: &Unpacked, conffiles_in_place: bool) -> Result<(Ident
     };
     if conffiles_in_place {
         for c in &mut conffiles {
-            if let Some(hex) = md5_of(fs, &c.path)? {
+            let here = u.on_disk(Path::new(&c.path)).to_string_lossy();
+            if let Some(hex) = md5_of(fs, &here)? {
                 c.hash = hex;
             }
         }

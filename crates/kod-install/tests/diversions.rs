@@ -32,6 +32,7 @@ fn facts(root: &Path) -> String {
         root,
         &format!(
             "cat {TOOL} {DIVERTED}; dpkg-divert --list 'kod-*'; dpkg -L kod-tool; \
+             cat /var/lib/dpkg/info/kod-tool.md5sums; \
              dpkg -S {TOOL} | grep '^diversion by'; \
              dpkg -S {TOOL} | sed -n 's/^\\(kod-[^:]*\\): .*/\\1/p' | tr -d ' ' | tr , '\\n' | sort; \
              dpkg --verify kod-tool kod-holder; dpkg --audit"

@@ -121,6 +121,9 @@ pub struct Unpacked {
     /// directory and file of the archive in archive order, `/.` first,
     /// without paths that another package of the batch took over.
     pub list: Vec<PathBuf>,
+    /// Paths of `list` that a diversion made the writer put elsewhere,
+    /// each with where it is (`/`-rooted like `list`).
+    pub diverted: Vec<(PathBuf, PathBuf)>,
     /// Regular files (and hard links) written.
     pub files: u64,
     /// Bytes of regular file content written.
@@ -136,6 +139,15 @@ impl Unpacked {
     /// The package name.
     pub fn package(&self) -> &str {
         self.meta.control.package()
+    }
+
+    /// Where the listed `path` is in the root: where a diversion put it,
+    /// else `path` itself.
+    pub fn on_disk<'a>(&'a self, path: &'a Path) -> &'a Path {
+        self.diverted
+            .iter()
+            .find(|(listed, _)| listed == path)
+            .map_or(path, |(_, to)| to.as_path())
     }
 
     /// The contents of `info/PACKAGE.list`: one path a line.
@@ -329,6 +341,11 @@ fn unpack_one(
                 archive: deb.to_path_buf(),
                 meta,
                 list: written.list.iter().map(|p| list_path(p)).collect(),
+                diverted: written
+                    .diverted
+                    .iter()
+                    .map(|(from, to)| (list_path(from), list_path(to)))
+                    .collect(),
                 files: written.files,
                 bytes: written.bytes,
                 changes: written.changes,

@@ -202,6 +202,8 @@ fn resolve_error(path: &[u8], e: Errno, op: &'static str) -> Reason {
 #[derive(Debug, Default)]
 pub(crate) struct Written {
     pub(crate) list: Vec<Vec<u8>>,
+    /// Listed paths written elsewhere by a diversion, and where.
+    pub(crate) diverted: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) changes: Changes,
     pub(crate) files: u64,
     pub(crate) bytes: u64,
@@ -311,13 +313,17 @@ impl<'a> Writer<'a> {
             _ => self.on_disk(&e.path),
         };
         let listed = match diverted {
-            Some(to) => self.write_at(
-                &Entry {
+            Some(to) => {
+                let moved = Entry {
                     path: to,
                     ..e.clone()
-                },
-                data,
-            )?,
+                };
+                let listed = self.write_at(&moved, data)?;
+                if listed {
+                    self.written.diverted.push((e.path.clone(), moved.path));
+                }
+                listed
+            }
             None => self.write_at(e, data)?,
         };
         if listed {

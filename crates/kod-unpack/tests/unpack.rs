@@ -345,6 +345,14 @@ fn paths_another_package_diverts_are_written_where_the_diversion_sends_them() {
     // The list keeps the package's own names, as dpkg's does.
     assert!(u.list.contains(&PathBuf::from("/usr/bin/tool")));
     assert!(!u.list.contains(&PathBuf::from("/usr/bin/tool.distrib")));
+    assert_eq!(
+        u.on_disk(Path::new("/usr/bin/tool")),
+        Path::new("/usr/bin/tool.distrib")
+    );
+    assert_eq!(
+        u.on_disk(Path::new("/usr/share/doc/rich/README")),
+        Path::new("/usr/share/doc/rich/README")
+    );
     assert!(
         u.changes
             .created
