@@ -244,9 +244,13 @@ pub(crate) fn register(
 
         // Every entry unpacked sets off the file triggers interested in
         // exactly its path (dpkg's tarobject; parent directories are
-        // entries of their own); dpkg skips packages not configured yet
-        // when it records them.
-        let paths: BTreeSet<&str> = u.list.iter().filter_map(|p| p.to_str()).collect();
+        // entries of their own; a diverted file by where it went);
+        // dpkg skips packages not configured yet when it records them.
+        let paths: BTreeSet<&str> = u
+            .list
+            .iter()
+            .filter_map(|p| u.on_disk(p).to_str())
+            .collect();
         for i in existing {
             if paths.contains(i.path.as_str()) {
                 triggers.activate(&i.path, &stem);

@@ -1,7 +1,8 @@
 //! Diversions (`dpkg-divert`): a package whose path another package
 //! diverts is written where the diversion sends it and listed under its
 //! own name, exactly as the root's own dpkg does it in a copy of the same
-//! root; a third package shipping that path without `Replaces` is a file
+//! root (md5sums and file triggers by where the file went); a third
+//! package shipping that path without `Replaces` is a file
 //! conflict naming the owner, and leaves the root as it was. Root and
 //! network (the minbase root is built from the cached minbase set):
 //! `KOD_TEST_ROOT=1 KOD_TEST_NET=1`.
@@ -35,7 +36,7 @@ fn facts(root: &Path) -> String {
              cat /var/lib/dpkg/info/kod-tool.md5sums; \
              dpkg -S {TOOL} | grep '^diversion by'; \
              dpkg -S {TOOL} | sed -n 's/^\\(kod-[^:]*\\): .*/\\1/p' | tr -d ' ' | tr , '\\n' | sort; \
-             dpkg --verify kod-tool kod-holder; dpkg --audit"
+             cat /var/lib/kod-watcher.log; dpkg --verify kod-tool kod-holder; dpkg --audit"
         ),
     )
 }
@@ -67,17 +68,31 @@ fn net_root_diverted_paths_are_written_where_dpkg_writes_them() {
         ..Fixture::new("kod-tool")
     }
     .build(tmp.path());
+    // A file trigger on where the diversion sends the tool: dpkg sets it
+    // off when the tool is unpacked there.
+    let watcher = Fixture {
+        members: &[
+            ("triggers", &format!("interest-noawait {DIVERTED}\n")),
+            (
+                "postinst",
+                "#!/bin/sh\necho \"$1 $2\" >> /var/lib/kod-watcher.log\n",
+            ),
+        ],
+        ..Fixture::new("kod-watcher")
+    }
+    .build(tmp.path());
 
     // The holder first (its preinst adds the diversion during kod's
     // transaction), the tool in a second transaction; dpkg likewise.
-    install(&ours, std::slice::from_ref(&holder)).expect("install the holder");
+    install(&ours, &[holder.clone(), watcher.clone()]).expect("install the holder");
     install(&ours, std::slice::from_ref(&tool)).expect("install the diverted package");
-    for deb in [&holder, &tool] {
+    for deb in [&holder, &watcher, &tool] {
         run(Command::new("cp").arg(deb).arg(theirs.join("tmp")));
     }
     in_root_ok(
         &theirs,
-        "dpkg -i /tmp/kod-holder_1.0-1_all.deb && dpkg -i /tmp/kod-tool_1.0-1_all.deb",
+        "dpkg -i /tmp/kod-holder_1.0-1_all.deb /tmp/kod-watcher_1.0-1_all.deb && \
+         dpkg -i /tmp/kod-tool_1.0-1_all.deb",
     );
 
     let ours_facts = facts(&ours);
@@ -88,6 +103,10 @@ fn net_root_diverted_paths_are_written_where_dpkg_writes_them() {
     assert!(
         ours_facts.contains("\nkod-holder\nkod-tool\n"),
         "both own the path by its name: {ours_facts}"
+    );
+    assert!(
+        ours_facts.contains("\nconfigure \ntriggered /usr/bin/kod-divert-tool.distrib\n"),
+        "the trigger on the diverted name went off: {ours_facts}"
     );
     assert_eq!(ours_facts, facts(&theirs));
 
