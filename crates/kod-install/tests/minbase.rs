@@ -13,7 +13,7 @@ use std::fs;
 
 use common::{
     arch, copy_sources, file_lists, git_debs, healthy, in_root, in_root_ok, mmdebstrap_minbase,
-    packages,
+    packages, pulled_in,
 };
 use kod_install::{BootstrapOptions, Options, Transaction, bootstrap_into};
 use kod_testkit::Tier;
@@ -68,13 +68,8 @@ fn net_minbase_matches_mmdebstrap_then_git_installs_and_removes() {
     let mut t = Transaction::begin(&root, &Options::default()).expect("begin");
     let report = t.install(&git).expect("install git");
     assert!(report.unpacked.iter().any(|p| p.name == "git"));
-    let deps: Vec<&str> = report
-        .unpacked
-        .iter()
-        .map(|p| p.name.as_str())
-        .filter(|n| *n != "git")
-        .collect();
-    t.mark_auto_installed(&deps, true).expect("mark auto");
+    t.mark_auto_installed(&pulled_in(&report, "git"), true)
+        .expect("mark auto");
     let c = t.commit().expect("commit git");
     assert!(c.moved > 0);
     healthy(&root);

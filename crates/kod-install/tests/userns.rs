@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 
 use common::{
     arch, copy_sources, file_lists, git_debs, healthy, in_root, in_root_ok, minbase_debs,
-    minbase_root, mounts_under, packages, snapshot,
+    minbase_root, mounts_under, packages, pulled_in, snapshot,
 };
 use kod_install::{BootstrapOptions, Error, Options, Transaction, bootstrap_into, plan_removal};
 use kod_testkit::Tier;
@@ -135,13 +135,8 @@ fn child_in_user_namespace() {
         "install" => {
             let mut t = Transaction::begin(&root, &options).expect("begin");
             let report = t.install(&debs).expect("install");
-            let deps: Vec<&str> = report
-                .unpacked
-                .iter()
-                .map(|p| p.name.as_str())
-                .filter(|n| *n != "git")
-                .collect();
-            t.mark_auto_installed(&deps, true).expect("mark auto");
+            t.mark_auto_installed(&pulled_in(&report, "git"), true)
+                .expect("mark auto");
             t.commit().expect("commit");
         }
         "remove" => {

@@ -451,3 +451,14 @@ pub fn healthy(root: &Path) {
         "overlayfs attributes leaked"
     );
 }
+
+/// The packages an installation unpacked besides `requested`: what apt
+/// marks as automatically installed.
+pub fn pulled_in<'a>(report: &'a kod_install::InstallReport, requested: &str) -> Vec<&'a str> {
+    report
+        .unpacked
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| *n != requested)
+        .collect()
+}
