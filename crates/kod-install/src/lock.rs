@@ -8,9 +8,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
-
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
@@ -54,32 +53,31 @@ pub(crate) fn lock(root: &Path, wait: bool) -> Result<Lock, Error> {
         .truncate(false)
         .open(&path)
         .map_err(io_error("open the lock file", &path))?;
-    match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(Errno::WOULDBLOCK) => {
+    take_exclusive(
+        &path,
+        wait,
+        |op| rustix::fs::flock(&file, op),
+        || {
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
+            let _ = (&file).read_to_string(&mut holder);
             let holder = match holder.trim() {
                 "" => "another process".to_string(),
                 pid => format!("pid {pid}"),
             };
-            if !wait {
-                return Err(Error::Locked {
+            Busy {
+                waiting: format!(
+                    "waiting for {holder}, which is working on {} (lock {})",
+                    root.display(),
+                    path.display()
+                ),
+                error: Error::Locked {
                     root: root.to_path_buf(),
-                    lock: path,
+                    lock: path.clone(),
                     holder,
-                });
+                },
             }
-            eprintln!(
-                "kod: waiting for {holder}, which is working on {} (lock {})",
-                root.display(),
-                path.display()
-            );
-            rustix::fs::flock(&file, FlockOperation::LockExclusive)
-                .map_err(|e| io_error("lock", &path)(e.into()))?;
-        }
-        Err(e) => return Err(io_error("lock", &path)(e.into())),
-    }
+        },
+    )?;
     let pid = std::process::id().to_string();
     let r = file
         .set_len(0)
@@ -107,24 +105,51 @@ pub(crate) fn dpkg_frontend_lock(root: &Path, wait: bool) -> Result<File, Error>
         .mode(0o640)
         .open(&path)
         .map_err(io_error("open dpkg's frontend lock", &path))?;
-    match rustix::fs::fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(Errno::WOULDBLOCK | Errno::ACCESS) => {
-            if !wait {
-                return Err(Error::DpkgLocked {
-                    root: root.to_path_buf(),
-                    lock: path,
-                });
-            }
-            eprintln!(
-                "kod: waiting for the program using dpkg in {} (apt or dpkg; lock {})",
+    take_exclusive(
+        &path,
+        wait,
+        |op| rustix::fs::fcntl_lock(&file, op),
+        || Busy {
+            waiting: format!(
+                "waiting for the program using dpkg in {} (apt or dpkg; lock {})",
                 root.display(),
                 path.display()
-            );
-            rustix::fs::fcntl_lock(&file, FlockOperation::LockExclusive)
-                .map_err(|e| io_error("lock", &path)(e.into()))?;
-        }
-        Err(e) => return Err(io_error("lock", &path)(e.into())),
-    }
+            ),
+            error: Error::DpkgLocked {
+                root: root.to_path_buf(),
+                lock: path.clone(),
+            },
+        },
+    )?;
     Ok(file)
+}
+
+/// Who keeps a lock: the error when not waiting, what to say while waiting.
+struct Busy {
+    error: Error,
+    waiting: String,
+}
+
+/// Takes an exclusive lock with `take` (`flock` or `fcntl`), without
+/// blocking first: when another process holds it, `busy` says who, and kod
+/// waits for it (saying so on stderr) if `wait`, else returns its error.
+fn take_exclusive(
+    path: &Path,
+    wait: bool,
+    take: impl Fn(FlockOperation) -> rustix::io::Result<()>,
+    busy: impl FnOnce() -> Busy,
+) -> Result<(), Error> {
+    match take(FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(()),
+        // flock says EWOULDBLOCK; fcntl EAGAIN (the same number) or EACCES.
+        Err(Errno::WOULDBLOCK | Errno::ACCESS) => {
+            let busy = busy();
+            if !wait {
+                return Err(busy.error);
+            }
+            eprintln!("kod: {}", busy.waiting);
+            take(FlockOperation::LockExclusive).map_err(|e| io_error("lock", path)(e.into()))
+        }
+        Err(e) => Err(io_error("lock", path)(e.into())),
+    }
 }
