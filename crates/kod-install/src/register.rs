@@ -310,7 +310,6 @@ pub(crate) fn check_files(
     // own file under that name stays).
     let mut replaced: Vec<(usize, String, Option<&str>)> = Vec::new();
     for (i, u) in unpacked.iter().enumerate() {
-        let package = u.package();
         for p in &u.changes.replaced {
             let s = p.to_string_lossy().into_owned();
             let is_dir = fs
@@ -321,15 +320,17 @@ pub(crate) fn check_files(
                         == rustix::fs::FileType::Directory
                 });
             if !is_dir {
-                replaced.push(
-                    match diversions
-                        .iter()
-                        .find(|d| d.to == *p && d.holder != package)
-                    {
-                        Some(d) => (i, d.from.to_string_lossy().into_owned(), Some(&d.holder)),
-                        None => (i, s, None),
-                    },
-                );
+                replaced.push(match u.diverted.iter().find(|(_, to)| to == p) {
+                    Some((listed, _)) => (
+                        i,
+                        listed.to_string_lossy().into_owned(),
+                        diversions
+                            .iter()
+                            .find(|d| d.from == *listed)
+                            .map(|d| d.holder.as_str()),
+                    ),
+                    None => (i, s, None),
+                });
             }
         }
     }
