@@ -775,12 +775,9 @@ impl Transaction {
                 Conffiles::LeaveDpkgNew
             },
             data_cache: self.options.data_cache.clone(),
-            // Read after the preinsts, which may have added some.
-            diversions: if fresh {
-                Vec::new()
-            } else {
-                db::diversions(&self.fs)?
-            },
+            // Read after the preinsts of an existing root, which may have
+            // added some (a new root has none yet).
+            diversions: db::diversions(&self.fs)?,
         };
         if self.options.verbose || self.options.debug {
             eprintln!(
