@@ -8,6 +8,7 @@ KOD_APT_PACKAGES=(
     binutils xz-utils zstd gzip            # ar/tar formats in fixtures
     dpkg-dev gpg gpgv debian-archive-keyring  # Debian fixtures, signatures, keyring
     mmdebstrap apt                         # the peer kod is compared with
+    btrfs-progs e2fsprogs                  # Btrfs snapshots, filefrag (reflinks) in tests
 )
 
 if [ "$(id -u)" -ne 0 ]; then

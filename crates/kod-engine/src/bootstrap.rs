@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kod_db::RootFs;
 use kod_fetch::{Download, Progress};
 use kod_repo::debian::DebianSource;
 use kod_repo::{Freshness, Index};
@@ -119,8 +120,8 @@ impl BootstrapPlan {
             options,
         )?;
         t.install(&debs)?;
-        write_apt_sources(t.view(), &self.sources)?;
-        copy_host_files(t.view())?;
+        write_apt_sources(t.fs(), &self.sources)?;
+        copy_host_files(t.fs())?;
         let committed = t.commit()?;
         Ok(BootstrapReport {
             root: dir.to_path_buf(),
@@ -133,7 +134,7 @@ impl BootstrapPlan {
 
 /// `/etc/apt/sources.list` naming the repositories the root came from, so
 /// apt inside it works, as mmdebstrap leaves it.
-fn write_apt_sources(root: &Path, sources: &[DebianSource]) -> Result<(), EngineError> {
+fn write_apt_sources(root: &RootFs, sources: &[DebianSource]) -> Result<(), EngineError> {
     let mut text = String::new();
     for s in sources {
         for suite in &s.suites {
@@ -144,26 +145,28 @@ fn write_apt_sources(root: &Path, sources: &[DebianSource]) -> Result<(), Engine
             ));
         }
     }
-    let dir = root.join("etc/apt");
-    std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
-    let file = dir.join("sources.list");
-    std::fs::write(&file, text).map_err(|e| EngineError::io(&file, e))
+    let file = "etc/apt/sources.list";
+    root.create_dir_all("etc/apt", 0o755)
+        .and_then(|()| root.write(file, text.as_bytes(), 0o644))
+        .map_err(|e| EngineError::io(&root.show(file), e))
 }
 
 /// The host's resolv.conf and hostname, as mmdebstrap copies them, so the
 /// new root can reach the network and knows a name.
-fn copy_host_files(root: &Path) -> Result<(), EngineError> {
+fn copy_host_files(root: &RootFs) -> Result<(), EngineError> {
     for file in ["etc/resolv.conf", "etc/hostname"] {
         let host = Path::new("/").join(file);
         let Ok(text) = std::fs::read(&host) else {
             continue;
         };
-        let target = root.join(file);
         // A package may have shipped it as a symlink (systemd-resolved).
-        if target.symlink_metadata().is_ok() {
-            continue;
+        let shipped = root
+            .exists(file)
+            .map_err(|e| EngineError::io(&root.show(file), e))?;
+        if !shipped {
+            root.write(file, &text, 0o644)
+                .map_err(|e| EngineError::io(&root.show(file), e))?;
         }
-        std::fs::write(&target, text).map_err(|e| EngineError::io(&target, e))?;
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ pub enum EngineError {
     Solve(#[from] kod_solve::SolveError),
     /// The installed packages of a root could not be read.
     #[error(transparent)]
-    Installed(#[from] kod_solve::InstalledError),
+    Installed(#[from] kod_db::dpkg::InstalledError),
     /// A download failed.
     #[error(transparent)]
     Fetch(#[from] kod_fetch::FetchError),

@@ -6,7 +6,7 @@ use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
 use kod_install::{RemovalPlan, Transaction};
 use kod_repo::debian::{DebianSource, apt_sources, host_architecture};
 use kod_repo::{Freshness, Index};
-use kod_solve::{Action, Installed, Request, Resolution};
+use kod_solve::{Action, Request, Resolution};
 use serde::Serialize;
 
 use crate::{EngineError, sources};
@@ -43,13 +43,10 @@ pub struct PlannedChange {
     pub size: u64,
 }
 
-/// The native architecture of the dpkg in `root`.
+/// The native architecture of the dpkg in `root` (the host's when the
+/// root does not say).
 pub fn root_architecture(root: &Path) -> String {
-    std::fs::read_to_string(root.join("var/lib/dpkg/arch"))
-        .ok()
-        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| host_architecture().to_string())
+    kod_db::dpkg::root_architecture(root).unwrap_or_else(|| host_architecture().to_string())
 }
 
 impl InstallPlan {
@@ -64,7 +61,7 @@ impl InstallPlan {
         let arch = root_architecture(root);
         let sources = apt_sources(root, &arch)?;
         let index = sources::load_index(&sources, Freshness::Cached, progress)?;
-        let installed = Installed::read_root(root, &arch)?;
+        let installed = kod_db::dpkg::read_installed(root, &arch)?;
         let request = Request::new(Vec::<String>::new(), requests)?;
         let resolution = kod_solve::solve(&index, &request, Some(&installed))?;
         Ok(InstallPlan {

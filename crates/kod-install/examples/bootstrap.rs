@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kod_install::{BootstrapOptions, Options, Transaction};
+use kod_report::{Lines, Report};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,7 +23,7 @@ fn main() {
     let root = PathBuf::from(&args[0]);
     let debs: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
     let options = Options {
-        verbose,
+        report: Report::to(Lines::new(Box::new(std::io::stderr()), verbose)),
         ..Options::default()
     };
     let t0 = Instant::now();

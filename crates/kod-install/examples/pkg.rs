@@ -8,13 +8,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kod_install::{Options, Transaction};
+use kod_report::{Lines, Report};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = Options::default();
     while args.first().is_some_and(|a| a.starts_with('-')) {
         match args.remove(0).as_str() {
-            "-v" => options.verbose = true,
+            "-v" => {
+                options.report = Report::to(Lines::new(Box::new(std::io::stderr()), true));
+            }
             "--no-wait" => options.no_wait = true,
             "--debug" => options.debug = true,
             other => usage(&format!("unknown option {other}")),

@@ -1,9 +1,8 @@
 //! Running programs inside the target: chrooted, with `/proc`, `/sys` and
 //! `/dev` (with `/dev/pts`) mounted, in a private mount namespace of their
 //! own, so the mounts exist only for the command and vanish with it, on
-//! success, failure, or when kod itself is killed. Services are kept from
-//! starting with a `policy-rc.d` that exits 101 and a stub
-//! `start-stop-daemon`, both undone by a guard.
+//! success, failure, or when kod itself is killed. This is the
+//! [`kod_db::Runner`] a transaction hands its package database.
 //!
 //! As root of a user namespace (a personal environment), a new proc or
 //! sysfs cannot be mounted: the namespace owns neither kod's PID namespace
@@ -30,9 +29,8 @@ use std::process::{Command, Stdio};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
-use crate::Options;
-use crate::error::{Error, Output, io_error};
-use crate::rootfs::RootFs;
+use kod_db::{Error, Output, Ran, Runner, io_error};
+use kod_report::Report;
 
 /// The environment maintainer scripts run with.
 pub(crate) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -56,6 +54,9 @@ pub(crate) struct Chroot {
     /// Bind the host's `/proc` and `/sys` rather than mounting new ones
     /// (kod is root of a user namespace).
     bind_kernel_dirs: bool,
+    /// Show commands instead of running them.
+    debug: bool,
+    report: Report,
 }
 
 fn cpath(p: &Path) -> Result<CString, Error> {
@@ -74,25 +75,18 @@ pub(crate) fn describe_status(s: std::process::ExitStatus) -> String {
     }
 }
 
-/// A command's result: its status and its last lines of output.
-#[derive(Debug)]
-pub(crate) struct Ran {
-    pub(crate) success: bool,
-    pub(crate) status: String,
-    pub(crate) tail: Vec<String>,
-    /// Every line of output (for dpkg's error lines).
-    pub(crate) lines: Vec<String>,
-}
-
 impl Chroot {
     /// `dir` is the root in the namespace `ns` (kod's own when `None`);
     /// `shown` is how messages name it. `in_user_namespace`: kod is root
     /// of a user namespace, so `/proc` and `/sys` are bound from the host.
+    /// `debug`: commands are shown (through `report`), not run.
     pub(crate) fn new(
         shown: &Path,
         dir: &Path,
         ns: Option<OwnedFd>,
         in_user_namespace: bool,
+        debug: bool,
+        report: &Report,
     ) -> Result<Chroot, Error> {
         Ok(Chroot {
             shown: shown.to_path_buf(),
@@ -102,25 +96,17 @@ impl Chroot {
             dev_dir: cpath(&dir.join("dev"))?,
             ns,
             bind_kernel_dirs: in_user_namespace,
+            debug,
+            report: report.clone(),
         })
     }
+}
 
-    /// Runs `argv` (an absolute program path inside the root, and its
-    /// arguments) in the root with `env` added to the base environment.
-    /// `step` names what is being done, for messages. With
-    /// `options.debug` the command is printed and not run.
-    pub(crate) fn run(
-        &self,
-        step: &str,
-        argv: &[&str],
-        env: &[(&str, &str)],
-        options: &Options,
-    ) -> Result<Ran, Error> {
+impl Runner for Chroot {
+    fn run(&self, step: &str, argv: &[&str], env: &[(&str, &str)]) -> Result<Ran, Error> {
         let shown = self.show(argv, env);
-        if options.debug || options.verbose {
-            eprintln!("+ {shown}");
-        }
-        if options.debug {
+        self.report.verbose(|| format!("+ {shown}"));
+        if self.debug {
             return Ok(Ran {
                 success: true,
                 status: "was not run (debug)".into(),
@@ -232,9 +218,7 @@ impl Chroot {
         for line in BufReader::new(reader).split(b'\n') {
             let Ok(line) = line else { break };
             let line = String::from_utf8_lossy(&line).into_owned();
-            if options.verbose {
-                eprintln!("  {line}");
-            }
+            self.report.verbose(|| format!("  {line}"));
             lines.push(line);
         }
         let status = child
@@ -249,8 +233,7 @@ impl Chroot {
         })
     }
 
-    /// The command as a person would type it.
-    pub(crate) fn show(&self, argv: &[&str], env: &[(&str, &str)]) -> String {
+    fn show(&self, argv: &[&str], env: &[(&str, &str)]) -> String {
         let mut s = format!("chroot {} env", self.shown.display());
         for (k, v) in env {
             s.push_str(&format!(" {k}={v}"));
@@ -260,86 +243,6 @@ impl Chroot {
             s.push_str(a);
         }
         s
-    }
-}
-
-/// Keeps services from starting while maintainer scripts run, the way
-/// mmdebstrap does: `/usr/sbin/policy-rc.d` exiting 101 and
-/// `/sbin/start-stop-daemon` replaced by a stub. Anything already there is
-/// moved aside and put back when the guard is dropped.
-pub(crate) struct NoServices<'a> {
-    fs: &'a RootFs,
-    undo: Vec<Undo>,
-}
-
-enum Undo {
-    Remove(&'static str),
-    Restore { saved: String, to: &'static str },
-}
-
-const POLICY: &str = "usr/sbin/policy-rc.d";
-const SSD: &str = "sbin/start-stop-daemon";
-const SAVED: &str = ".kod-saved";
-
-impl<'a> NoServices<'a> {
-    pub(crate) fn install(fs: &'a RootFs, options: &Options) -> Result<NoServices<'a>, Error> {
-        let mut guard = NoServices {
-            fs,
-            undo: Vec::new(),
-        };
-        if options.verbose || options.debug {
-            eprintln!(
-                "+ write {} (exit 101) and a stub {} for the duration",
-                fs.show(POLICY).display(),
-                fs.show(SSD).display()
-            );
-        }
-        for (path, text) in [
-            (POLICY, "#!/bin/sh\nexit 101\n"),
-            (
-                SSD,
-                "#!/bin/sh\necho \"Warning: Fake start-stop-daemon called, doing nothing\" >&2\n",
-            ),
-        ] {
-            // start-stop-daemon is stubbed only where dpkg installed one.
-            if path == SSD && !fs.exists(path).map_err(io_error("stat", fs.show(path)))? {
-                continue;
-            }
-            if !fs
-                .exists("usr/sbin")
-                .map_err(io_error("stat", fs.show("usr/sbin")))?
-            {
-                continue;
-            }
-            if fs.exists(path).map_err(io_error("stat", fs.show(path)))? {
-                let saved = format!("{path}{SAVED}");
-                fs.rename(path, &saved, true)
-                    .map_err(io_error("move aside", fs.show(path)))?;
-                guard.undo.push(Undo::Restore { saved, to: path });
-            } else {
-                guard.undo.push(Undo::Remove(path));
-            }
-            fs.write(path, text.as_bytes(), 0o755)
-                .map_err(io_error("write", fs.show(path)))?;
-        }
-        Ok(guard)
-    }
-}
-
-impl Drop for NoServices<'_> {
-    fn drop(&mut self) {
-        while let Some(u) = self.undo.pop() {
-            let r = match &u {
-                Undo::Remove(p) => self.fs.remove_file(p),
-                Undo::Restore { saved, to } => self.fs.rename(saved, to, false),
-            };
-            if let Err(e) = r {
-                tracing::warn!(
-                    "cannot undo the service stubs in {}: {e}",
-                    self.fs.path().display()
-                );
-            }
-        }
     }
 }
 

@@ -1,72 +1,77 @@
-//! kod-install: transactions on a target root.
+//! kod-install: transactions on a target.
 //!
-//! Its one job: take packages unpacked by kod-unpack and make them
-//! installed packages of the target's own package database (dpkg's today),
-//! configure them once per transaction, remove packages, and make every
-//! transaction all-or-nothing with one lock per root.
+//! Its one job: the transaction core, written once for every package
+//! database ([`kod_db::PackageDb`], dpkg's today) and every kind of
+//! target. A transaction takes the target's lock, works where the target
+//! does not see it, calls the database's steps in order (what runs before
+//! unpacking, unpacking and registering in parallel, the database's own
+//! tool, one configuration), and changes the target only at commit; a
+//! failure, a dropped transaction or a killed kod leave it as it was
+//! (leftovers of a killed kod are removed, or a commit it had begun is
+//! completed, by the next run).
 //!
-//! - [`Transaction::bootstrap`] starts a new root (absent or empty): work
-//!   happens in a staging directory next to it, renamed into place at
-//!   commit. [`Transaction::begin`] starts a transaction on an existing
-//!   root: work happens in an overlay (the root as lower layer), whose
-//!   changes are moved onto the root at commit. Either way the root is not
-//!   touched before [`Transaction::commit`]; dropping the transaction, an
-//!   error, or a killed kod leave it as it was (leftovers of a killed kod
-//!   are removed, or a commit it had begun is completed, by the next run).
-//! - [`Transaction::install`] unpacks new packages in parallel and writes
-//!   what `dpkg --unpack` would have written: status stanzas (`install ok
-//!   unpacked`, conffiles as `newconffile`), `info/` files, trigger
-//!   interests and activations; it runs `preinst install` as dpkg does.
-//! - [`Transaction::commit`] runs `dpkg --configure -a` once, in a chroot
-//!   with `/proc`, `/sys` and `/dev` mounted in a private mount namespace
-//!   and services kept from starting, then commits with one `syncfs`.
-//! - [`Transaction::plan_removal`] / [`Transaction::remove`]: removal
-//!   through the root's dpkg, with the packages it takes out listed first;
-//!   [`plan_removal`] plans from the root's status file alone (dry runs).
-//! - As root of a user namespace (a personal environment changed from the
-//!   caller's subordinate ids), transactions work the same way: `/dev`
-//!   nodes of a new root are left to the host's `/dev`, `/proc` and `/sys`
-//!   are bound from the host into the chroot, and the overlay keeps its
-//!   marks in `user.overlay.*` attributes (`userxattr`).
-//! - [`bootstrap_into`]: a new root from a set of `.deb` files in one call.
+//! The targets ([`Transaction`]'s constructors):
+//! - [`Transaction::create`] ([`Transaction::bootstrap`] for Debian): a new
+//!   root built beside its place and renamed into it.
+//! - [`Transaction::open`] ([`Transaction::begin`]): an existing root
+//!   changed through an overlay in a private mount namespace, whose upper
+//!   layer is moved onto the root at commit.
+//! - [`Transaction::snapshot`]: a new root made from a copy-on-write
+//!   snapshot of an existing one (Btrfs subvolume snapshot, reflink copy,
+//!   plain copy; never hard links).
+//! - [`Transaction::ephemeral`]: an overlay never merged into its lower
+//!   root (the running system's `/` included); its upper layer can be kept.
+//!
+//! Commands run in a chroot of the view with `/proc`, `/sys` and `/dev`
+//! mounted in a private mount namespace; as root of a user namespace (a
+//! personal environment changed from the caller's subordinate ids) `/dev`
+//! nodes of a new root are left to the host's `/dev`, `/proc` and `/sys`
+//! are bound from the host, and overlays keep their marks in
+//! `user.overlay.*` attributes (`userxattr`).
+//!
+//! Progress, notes and `-v` lines go through [`Options::report`]; nothing
+//! is printed.
 #![deny(missing_docs)]
 
+mod btrfs;
 mod chroot;
-mod control;
-mod db;
 mod error;
+pub mod leftovers;
 mod lock;
 mod overlay;
-mod register;
-mod removal;
-mod rootfs;
+mod skeleton;
+mod target;
 mod transaction;
 mod tree;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub use error::{Broken, Error, Output};
-pub use removal::{RemovalPlan, plan_removal};
-pub use transaction::{
-    BootstrapOptions, CommitReport, InstallReport, PackageId, PackageState, Transaction,
-};
+pub use error::Error;
+pub use kod_db::dpkg::{BootstrapOptions, Dpkg};
+pub use kod_db::{Broken, InstallReport, Output, PackageId, PackageState, RemovalPlan};
+pub use kod_report::Report;
+pub use lock::RUNNING_ROOT_LOCK;
+pub use transaction::{CommitReport, Transaction};
 
 /// How a transaction runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// Print every external command (and mount) before running it, and
-    /// the output of the commands.
-    pub verbose: bool,
-    /// Print external commands instead of running them, and do not commit:
-    /// the target is left untouched.
+    /// Show external commands (through the report) instead of running
+    /// them, and do not commit: the target is left untouched.
     pub debug: bool,
-    /// Fail at once when another kod holds the root's lock, instead of
-    /// waiting for it.
+    /// Fail at once when another kod holds the root's lock (or the
+    /// database's tools hold theirs), instead of waiting for it.
     pub no_wait: bool,
     /// Where decompressed data parts of packages unpacked more than once
     /// are kept ([`kod_unpack::UnpackOptions::data_cache`]); `None` keeps
     /// nothing.
-    pub data_cache: Option<std::path::PathBuf>,
+    pub data_cache: Option<PathBuf>,
+    /// The journal of transactions (see [`leftovers`]): with one, what a
+    /// killed transaction on any root left is cleaned by the next
+    /// transaction that uses the same journal.
+    pub journal: Option<PathBuf>,
+    /// Where progress, notes and `-v` lines go.
+    pub report: Report,
 }
 
 /// Creates the new root `root` from `debs` (a complete, installable set:
@@ -82,4 +87,21 @@ pub fn bootstrap_into<P: AsRef<Path> + Sync>(
     let installed = t.install(debs)?;
     let committed = t.commit()?;
     Ok((installed, committed))
+}
+
+/// Plans removing `names` from the Debian root `root` as its dpkg status
+/// file says now, without a transaction (no lock, no overlay, no
+/// privileges beyond reading the file): what `--dry-run` shows.
+pub fn plan_removal(
+    root: &Path,
+    names: &[&str],
+    with_dependents: bool,
+    purge: bool,
+) -> Result<RemovalPlan, Error> {
+    Ok(kod_db::dpkg::plan_removal(
+        root,
+        names,
+        with_dependents,
+        purge,
+    )?)
 }

@@ -26,7 +26,8 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 use rustix::thread::UnshareFlags;
 
-use crate::Options;
+use kod_report::Report;
+
 use crate::error::{Error, io_error};
 
 /// Escapes a path for an overlayfs mount option (`\`, `,` and `:` are
@@ -131,7 +132,7 @@ impl Holder {
         work: &Path,
         merged: &Path,
         marks: Marks,
-        options: &Options,
+        report: &Report,
     ) -> Result<Holder, Error> {
         let data = format!(
             "lowerdir={},upperdir={},workdir={},{}",
@@ -140,13 +141,13 @@ impl Holder {
             escape(work)?,
             marks.options()
         );
-        if options.verbose || options.debug {
-            eprintln!(
+        report.verbose(|| {
+            format!(
                 "+ unshare --mount --propagation private mount -t overlay overlay -o {data} {} \
                  (held by a helper process; gone when it exits)",
                 merged.display()
-            );
-        }
+            )
+        });
         let data = CString::new(data).map_err(|_| Error::Target {
             root: lower.to_path_buf(),
             reason: "the path holds a NUL byte".into(),

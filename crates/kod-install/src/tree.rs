@@ -3,8 +3,7 @@
 //! or a staging directory. Entries are renamed (copied, with owners, modes
 //! and times, when the two are on different filesystems) one by one and
 //! removed from the source as they land, so that a move interrupted by a
-//! crash is finished by running it again. Also: removing a tree without
-//! following symlinks.
+//! crash is finished by running it again.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,90 +14,9 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use kod_db::rootfs::{kind, lstat_at, names, open_dir, open_dir_at, remove_at};
+
 use crate::overlay::Marks;
-
-fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
-fn names(dir: &OwnedFd) -> io::Result<Vec<String>> {
-    let d = rustix::fs::Dir::read_from(dir)?;
-    let mut out = Vec::new();
-    for e in d {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n == b"." || n == b".." {
-            continue;
-        }
-        out.push(
-            String::from_utf8(n.to_vec()).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "a file name is not UTF-8")
-            })?,
-        );
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn lstat_at(dir: &OwnedFd, name: &str) -> io::Result<Option<rustix::fs::Stat>> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn kind(st: &rustix::fs::Stat) -> FileType {
-    FileType::from_raw_mode(st.st_mode)
-}
-
-/// Removes `name` in `dir`, a directory tree or anything else, never
-/// following symlinks. Absent is fine.
-pub(crate) fn remove_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
-    let Some(st) = lstat_at(dir, name)? else {
-        return Ok(());
-    };
-    if kind(&st) == FileType::Directory {
-        let sub = open_dir_at(dir, name)?;
-        for n in names(&sub)? {
-            remove_at(&sub, &n)?;
-        }
-        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Removes the tree at `path` without following symlinks. Absent is fine.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "refusing to remove /",
-        ));
-    };
-    let dir = open_dir(parent)?;
-    remove_at(&dir, &name.to_string_lossy())
-}
 
 /// What [`apply`] did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -116,6 +34,17 @@ struct Ctx {
     links: HashMap<(u64, u64), PathBuf>,
     overlay: Option<Marks>,
     done: Applied,
+    /// Set when copying a tree (not moving changes onto a root).
+    copy: Option<Copying>,
+}
+
+/// How [`copy_tree`] copies.
+struct Copying {
+    /// The source's file system: directories on others are mount points,
+    /// copied empty.
+    device: u64,
+    /// Whether reflinks may still work (the first refusal turns them off).
+    reflinks: bool,
 }
 
 /// Moves everything in `from` onto `to`. With `overlay`, `from` is an
@@ -131,6 +60,7 @@ pub(crate) fn apply(from: &Path, to: &Path, overlay: Option<Marks>) -> io::Resul
         links: HashMap::new(),
         overlay,
         done: Applied::default(),
+        copy: None,
     };
     apply_dir(&src, &dst, Path::new(""), &mut ctx)?;
     Ok(ctx.done)
@@ -222,6 +152,44 @@ fn apply_dir(src: &OwnedFd, dst: &OwnedFd, rel: &Path, ctx: &mut Ctx) -> io::Res
     Ok(())
 }
 
+/// Copies the tree `from` to the new directory `to` (absent), keeping
+/// owners, modes, times, extended attributes (file capabilities), hard
+/// links and special files; regular files are reflinked (shared blocks)
+/// where the file system can, else copied; never hard-linked to the
+/// source. Stays on `from`'s file system (mount points below it become
+/// empty directories) and leaves out sockets, which mean nothing in a
+/// copy. `from` is not changed.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<Applied> {
+    let st = rustix::fs::stat(from)?;
+    rustix::fs::mkdir(to, Mode::from_raw_mode(0o700))?;
+    let src = open_dir(from)?;
+    let dst = open_dir(to)?;
+    let mut ctx = Ctx {
+        dst_root: open_dir(to)?,
+        links: HashMap::new(),
+        overlay: None,
+        done: Applied::default(),
+        copy: Some(Copying {
+            device: st.st_dev,
+            reflinks: true,
+        }),
+    };
+    for n in names(&src)? {
+        let Some(cst) = lstat_at(&src, &n)? else {
+            continue;
+        };
+        copy_entry(&src, &dst, &n, &cst, Path::new(""), &mut ctx)?;
+    }
+    let parent = open_dir(to.parent().unwrap_or(Path::new("/")))?;
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    set_meta(&parent, &name, &st)?;
+    copy_xattrs(&src, ".", &dst, ".")?;
+    Ok(ctx.done)
+}
+
 fn move_entry(
     src: &OwnedFd,
     dst: &OwnedFd,
@@ -299,13 +267,17 @@ fn copy_entry(
             }
             let s = open_dir_at(src, name)?;
             let d = open_dir_at(dst, name)?;
-            for n in names(&s)? {
-                let Some(cst) = lstat_at(&s, &n)? else {
-                    continue;
-                };
-                copy_entry(&s, &d, &n, &cst, &rel.join(name), ctx)?;
+            let mount_point = ctx.copy.as_ref().is_some_and(|c| c.device != st.st_dev);
+            if !mount_point {
+                for n in names(&s)? {
+                    let Some(cst) = lstat_at(&s, &n)? else {
+                        continue;
+                    };
+                    copy_entry(&s, &d, &n, &cst, &rel.join(name), ctx)?;
+                }
             }
             set_meta(dst, name, st)?;
+            copy_xattrs(&s, ".", &d, ".")?;
             ctx.done.moved += 1;
             return Ok(());
         }
@@ -338,8 +310,19 @@ fn copy_entry(
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
-                io::copy(&mut File::from(from), &mut File::from(to))?;
+                let reflinked = match &mut ctx.copy {
+                    Some(c) if c.reflinks => {
+                        let done = reflink(&from, &to);
+                        c.reflinks = done;
+                        done
+                    }
+                    _ => false,
+                };
+                if !reflinked {
+                    io::copy(&mut File::from(from), &mut File::from(to))?;
+                }
                 set_meta(dst, &tmp, st)?;
+                copy_xattrs(src, name, dst, &tmp)?;
                 if st.st_nlink > 1 {
                     ctx.links.insert(key, rel.join(name));
                 }
@@ -349,6 +332,7 @@ fn copy_entry(
             let target = rustix::fs::readlinkat(src, name, Vec::new())?;
             rustix::fs::symlinkat(target.as_c_str(), dst, tmp.as_str())?;
             set_meta(dst, &tmp, st)?;
+            copy_xattrs(src, name, dst, &tmp)?;
         }
         FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
             rustix::fs::mknodat(
@@ -360,6 +344,7 @@ fn copy_entry(
             )?;
             set_meta(dst, &tmp, st)?;
         }
+        FileType::Socket if ctx.copy.is_some() => return Ok(()),
         _ => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -372,6 +357,57 @@ fn copy_entry(
     }
     rustix::fs::renameat(dst, tmp.as_str(), dst, name)?;
     ctx.done.moved += 1;
+    Ok(())
+}
+
+/// `FICLONE` (`_IOW(0x94, 9, int)`): `to` shares `from`'s blocks.
+const FICLONE: libc::c_ulong = 0x4004_9409;
+
+/// Makes `to` a reflink copy of `from`; false where the file system cannot
+/// (then nothing was written).
+fn reflink(from: &OwnedFd, to: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both are open file descriptors; FICLONE takes the source fd
+    // as its argument and writes nothing to user memory.
+    unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) == 0 }
+}
+
+/// Copies the extended attributes of `src/name` to `dst/to` (after the
+/// owner is set: a chown clears `security.capability`). Attributes the
+/// target file system refuses are left out only when it supports none.
+fn copy_xattrs(src: &OwnedFd, name: &str, dst: &OwnedFd, to: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}/{name}", src.as_raw_fd());
+    let into = format!("/proc/self/fd/{}/{to}", dst.as_raw_fd());
+    let mut list = vec![0u8; 4096];
+    let n = match rustix::fs::llistxattr(from.as_str(), &mut list) {
+        Ok(n) => n,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    // overlayfs's own marks never belong in a root or a copy of one.
+    let ours = |x: &[u8]| x.starts_with(b"trusted.overlay.") || x.starts_with(b"user.overlay.");
+    for x in list[..n]
+        .split(|b| *b == 0)
+        .filter(|x| !x.is_empty() && !ours(x))
+    {
+        let x = std::ffi::CString::new(x).map_err(io::Error::other)?;
+        let mut value = vec![0u8; 65536];
+        let len = match rustix::fs::lgetxattr(from.as_str(), x.as_c_str(), &mut value) {
+            Ok(len) => len,
+            Err(Errno::NODATA) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match rustix::fs::lsetxattr(
+            into.as_str(),
+            x.as_c_str(),
+            &value[..len],
+            rustix::fs::XattrFlags::empty(),
+        ) {
+            Ok(()) | Err(Errno::NOTSUP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 

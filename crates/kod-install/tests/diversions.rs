@@ -119,7 +119,7 @@ fn net_root_diverted_paths_are_written_where_dpkg_writes_them() {
     .build(tmp.path());
     let before = snapshot(&ours);
     match install(&ours, std::slice::from_ref(&clash)) {
-        Err(e @ Error::FileConflict { .. }) => {
+        Err(e @ Error::Db(kod_db::Error::FileConflict { .. })) => {
             let msg = e.to_string();
             assert!(msg.contains("kod-clash"), "{msg}");
             assert!(msg.contains(TOOL), "{msg}");

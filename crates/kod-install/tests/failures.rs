@@ -20,6 +20,7 @@ use common::{
     Fixture, arch, assert_same_tree, in_root_ok, leftovers, minbase_debs, minbase_root,
     mounts_under, processes_in, run, snapshot,
 };
+use kod_db::Error as DbError;
 use kod_install::{BootstrapOptions, Error, Options, Transaction, bootstrap_into};
 use kod_testkit::Tier;
 
@@ -114,7 +115,7 @@ fn net_failing_maintainer_scripts_leave_the_root_unchanged() {
     .build(tmp.path());
     let e = install_fails(&root, &[good.clone(), bad_postinst]);
     let msg = e.to_string();
-    assert!(matches!(e, Error::Command { .. }), "{msg}");
+    assert!(matches!(e, Error::Db(DbError::Command { .. })), "{msg}");
     assert!(
         msg.contains("kod-bad-postinst") && msg.contains("exit status 1"),
         "{msg}"
@@ -168,7 +169,7 @@ fn net_unpack_failure_and_file_conflict_leave_the_root_unchanged() {
     }
     batch.insert(3, malicious_deb(tmp.path()));
     let e = install_fails(&root, &batch);
-    assert!(matches!(e, Error::Unpack(_)), "{e}");
+    assert!(matches!(e, Error::Db(DbError::Unpack(_))), "{e}");
     assert!(e.to_string().contains("kod-evil"), "{e}");
     assert!(!tmp.path().join("escape").exists());
 
@@ -182,11 +183,11 @@ fn net_unpack_failure_and_file_conflict_leave_the_root_unchanged() {
     .build(tmp.path());
     let e = install_fails(&root, &[thief]);
     match &e {
-        Error::FileConflict {
+        Error::Db(DbError::FileConflict {
             package,
             path,
             owner,
-        } => {
+        }) => {
             assert_eq!(
                 (package.as_str(), path.as_str(), owner.as_str()),
                 ("kod-thief", "/usr/share/doc/hostname/copyright", "hostname")
@@ -249,7 +250,7 @@ fn net_failed_bootstrap_leaves_no_root() {
         &Options::default(),
     )
     .expect_err("must fail");
-    assert!(matches!(e, Error::Unpack(_)), "{e}");
+    assert!(matches!(e, Error::Db(DbError::Unpack(_))), "{e}");
     assert!(!root.exists());
     nothing_left(&root);
 }

@@ -239,7 +239,9 @@ fn net_transactions_as_root_of_a_user_namespace() {
     );
     // Planning needs nothing but the status file.
     match plan_removal(&root, &["git-man"], false, true) {
-        Err(Error::WouldBreak { broken, .. }) => assert_eq!(broken[0].package, "git"),
+        Err(Error::Db(kod_db::Error::WouldBreak { broken, .. })) => {
+            assert_eq!(broken[0].package, "git")
+        }
         other => panic!("{other:?}"),
     }
 

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 use std::fmt;
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 /// A stage of a transaction (or of the commands around one).
@@ -240,6 +241,40 @@ impl Drop for StageRun<'_> {
     }
 }
 
+/// A reporter that writes every message as a plain line into a sink the
+/// caller chooses (`-v` lines only when `verbose`), and nothing of stages:
+/// for by-hand tools and examples. Notes and warnings get a `kod: ` prefix.
+pub struct Lines {
+    sink: Mutex<Box<dyn std::io::Write + Send>>,
+    verbose: bool,
+}
+
+impl Lines {
+    /// Lines into `sink`.
+    pub fn new(sink: Box<dyn std::io::Write + Send>, verbose: bool) -> Arc<Lines> {
+        Arc::new(Lines {
+            sink: Mutex::new(sink),
+            verbose,
+        })
+    }
+}
+
+impl Reporter for Lines {
+    fn message(&self, level: Level, text: &str) {
+        let prefix = match level {
+            Level::Verbose | Level::Output => "",
+            Level::Note => "kod: ",
+            Level::Warning => "kod: warning: ",
+        };
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(sink, "{prefix}{text}");
+    }
+
+    fn verbose(&self) -> bool {
+        self.verbose
+    }
+}
+
 /// One thing a [`Recorder`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -373,6 +408,35 @@ mod tests {
         let loud = Recorder::new(true);
         Report::to(loud.clone()).verbose(|| "+ dpkg --configure -a".into());
         assert_eq!(loud.messages(Level::Verbose), ["+ dpkg --configure -a"]);
+    }
+
+    #[test]
+    fn lines_prefix_notes_and_warnings_and_keep_verbose_lines_when_asked() {
+        #[derive(Clone, Default)]
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for verbose in [false, true] {
+            let out = Shared::default();
+            let report = Report::to(Lines::new(Box::new(out.clone()), verbose));
+            report.note("removing x");
+            report.warning("killed y");
+            report.verbose(|| "+ dpkg".into());
+            report.message(Level::Output, "hello from lua");
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            let verbose_line = if verbose { "+ dpkg\n" } else { "" };
+            assert_eq!(
+                text,
+                format!("kod: removing x\nkod: warning: killed y\n{verbose_line}hello from lua\n")
+            );
+        }
     }
 
     #[test]

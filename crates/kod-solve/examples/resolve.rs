@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, LoadOptions};
-use kod_solve::{Action, Installed, Request, solve, variant_base};
+use kod_solve::{Action, Request, solve, variant_base};
 
 fn main() {
     if let Err(e) = run() {
@@ -80,7 +80,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let installed = match &root {
-        Some(r) => Some(Installed::read_root(r, index.native_architecture())?),
+        Some(r) => Some(kod_db::dpkg::read_installed(
+            r,
+            index.native_architecture(),
+        )?),
         None => None,
     };
     let mut resolution = None;

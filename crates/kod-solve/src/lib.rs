@@ -31,7 +31,6 @@
 #![deny(missing_docs)]
 
 mod explain;
-mod installed;
 mod prefer;
 mod provider;
 mod request;
@@ -48,7 +47,7 @@ use resolvo::{
 use rustc_hash::FxHashMap;
 
 pub use explain::Explanation;
-pub use installed::{DPKG_STATUS, Installed, InstalledError, InstalledPackage, StatusError};
+pub use kod_db::{Installed, InstalledPackage};
 pub use request::{Action, PackageRequest, Request, Resolution, Resolved, Selector};
 pub use variant::{VARIANTS, variant_base};
 

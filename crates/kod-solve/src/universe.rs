@@ -14,7 +14,7 @@ use resolvo::{NameId, SolvableId};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::installed::Installed;
+use kod_db::Installed;
 
 /// A version constraint of a relation, hashed and compared by its text so
 /// that it can key interned version sets.

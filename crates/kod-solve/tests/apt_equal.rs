@@ -260,7 +260,7 @@ fn installed_packages_like_apt() {
     let apt = Apt::new(text);
     let path = apt.dir.path().join("installed-status");
     std::fs::write(&path, status).unwrap();
-    let installed = Installed::parse_dpkg_status(status, "amd64").unwrap();
+    let installed = kod_db::dpkg::parse_installed(status, "amd64").unwrap();
     for request in [["a"], ["b"], ["mailer"]] {
         assert_eq!(
             kod(text, &request, false, Some(&installed)),

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
-use kod_solve::{Action, Installed, Request, SolveError, solve, variant_base};
+use kod_solve::{Action, Request, SolveError, solve, variant_base};
 use kod_testkit::apt::{PrivateApt, simulated_installs};
 use kod_testkit::{Tier, tier};
 
@@ -49,7 +49,9 @@ fn deb_lines(source: &DebianSource) -> Vec<String> {
 
 /// `name version` lines of a dpkg status file's installed packages.
 fn status_set(status: &Path) -> BTreeSet<String> {
-    let installed = Installed::read_dpkg_status(status, "amd64").unwrap_or_else(|e| panic!("{e}"));
+    let installed =
+        kod_db::dpkg::parse_installed(&std::fs::read_to_string(status).expect("status"), "amd64")
+            .unwrap_or_else(|e| panic!("{e}"));
     installed
         .packages()
         .iter()
@@ -173,7 +175,9 @@ fn kod_changes(
     packages: &[&str],
     recommends: bool,
 ) -> BTreeSet<String> {
-    let installed = Installed::read_dpkg_status(status, "amd64").unwrap();
+    let installed =
+        kod_db::dpkg::parse_installed(&std::fs::read_to_string(status).expect("status"), "amd64")
+            .unwrap();
     let mut request = Request::new(Vec::<String>::new(), packages).unwrap();
     request.recommends = recommends;
     let r = solve(index, &request, Some(&installed)).unwrap_or_else(|e| panic!("{e}"));

@@ -324,7 +324,7 @@ fn installed_packages_are_kept_and_preferred() {
          Package: exim4\nVersion: 1\nProvides: mail-transport-agent\nPriority: important\n\n\
          Package: postfix\nVersion: 1\nProvides: mail-transport-agent\nPriority: optional\n\n\
          Package: mailer\nVersion: 1\nDepends: mail-transport-agent\n");
-    let inst = Installed::parse_dpkg_status(STATUS, "amd64").unwrap();
+    let inst = kod_db::dpkg::parse_installed(STATUS, "amd64").unwrap();
     let r = ok(&ix, &req(&["a"]), Some(&inst));
     assert_eq!(set(&r), ["a 1", "local-tool 0.1-local", "postfix 1", "x 1"]);
     let changes: Vec<_> = r.changes().map(|p| p.name.as_str()).collect();
@@ -364,7 +364,7 @@ fn a_request_conflicting_with_an_installed_package_is_explained() {
     );
     let status = "Package: postfix\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\
                   Provides: mail-transport-agent\nConflicts: mail-transport-agent\n";
-    let inst = Installed::parse_dpkg_status(status, "amd64").unwrap();
+    let inst = kod_db::dpkg::parse_installed(status, "amd64").unwrap();
     let e = solve(&ix, &req(&["exim4"]), Some(&inst))
         .unwrap_err()
         .to_string();
@@ -401,7 +401,7 @@ fn an_upgrade_keeps_a_recommendation_the_installed_version_left_unmet() {
          Package: want\nVersion: 1\nDepends: a (>= 2)\n");
     let status = "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\
                   Recommends: b\n";
-    let inst = Installed::parse_dpkg_status(status, "amd64").unwrap();
+    let inst = kod_db::dpkg::parse_installed(status, "amd64").unwrap();
     let mut r = req(&["want"]);
     r.recommends = true;
     let got = ok(&ix, &r, Some(&inst));

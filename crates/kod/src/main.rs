@@ -28,10 +28,36 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kod: error: {}", error_chain(&e));
+            eprintln!("kod: error: {}{}", error_chain(&e), flag_hint(&e, &cli));
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the command line can do about an error, in its flags' words
+/// (libraries say it in words of their own).
+fn flag_hint(e: &anyhow::Error, cli: &Cli) -> &'static str {
+    let locked = e.chain().any(|c| {
+        matches!(
+            transaction(c),
+            Some(kod_install::Error::Locked { .. })
+                | Some(kod_install::Error::Db(kod_db::Error::DpkgLocked { .. }))
+        )
+    });
+    if locked && cli.no_wait {
+        " (run again without --no-wait to wait for it)"
+    } else {
+        ""
+    }
+}
+
+/// The transaction error `c` is or wraps.
+fn transaction<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a kod_install::Error> {
+    c.downcast_ref::<kod_install::Error>()
+        .or(match c.downcast_ref::<kod_engine::EngineError>() {
+            Some(kod_engine::EngineError::Install(e)) => Some(e),
+            _ => None,
+        })
 }
 
 /// An error and its causes on one line. Most library errors already say

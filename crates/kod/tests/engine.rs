@@ -185,6 +185,41 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
     drop(holder.stdin.take());
     assert!(holder.wait().unwrap().success());
 
+    // apt or dpkg working in the root (its dpkg frontend lock, an fcntl
+    // lock, held here by the test process): with --no-wait, a clear error
+    // naming the flag, and nothing removed.
+    let lock_file = root.join("var/lib/dpkg/lock-frontend");
+    let dpkg_lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock_file)
+        .unwrap();
+    rustix::fs::fcntl_lock(
+        &dpkg_lock,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
+    let out = kod(
+        cache.path(),
+        [
+            OsStr::new("--no-wait"),
+            "pkg".as_ref(),
+            "remove".as_ref(),
+            "--root".as_ref(),
+            root.as_ref(),
+            "git".as_ref(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("apt or dpkg")
+            && err.contains(&lock_file.display().to_string())
+            && err.contains("--no-wait"),
+        "{err}"
+    );
+    assert!(root.join("usr/bin/git").exists());
+    drop(dpkg_lock);
+
     kod_ok(
         cache.path(),
         [

@@ -192,11 +192,13 @@ fn install(
 
 /// How transactions run, from the global flags.
 pub fn install_options(cli: &Cli) -> kod_install::Options {
+    let cache = kod_fetch::cache_dir();
     kod_install::Options {
-        verbose: cli.verbose,
         debug: cli.debug,
         no_wait: cli.no_wait,
-        data_cache: Some(kod_fetch::kept_data_dir(&kod_fetch::cache_dir())),
+        data_cache: Some(kod_fetch::kept_data_dir(&cache)),
+        journal: Some(cache.join("transactions")),
+        report: crate::output::report(cli),
     }
 }
 

@@ -9,12 +9,12 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 /// A target root, opened once.
 #[derive(Debug)]
-pub(crate) struct RootFs {
+pub struct RootFs {
     fd: OwnedFd,
     path: PathBuf,
 }
@@ -28,11 +28,11 @@ fn split(rel: &str) -> (&str, &str) {
 }
 
 /// The suffix of files being written, renamed into place when complete.
-pub(crate) const NEW_SUFFIX: &str = ".kod-new";
+pub const NEW_SUFFIX: &str = ".kod-new";
 
 impl RootFs {
     /// Opens the root directory `path`.
-    pub(crate) fn open(path: &Path) -> io::Result<RootFs> {
+    pub fn open(path: &Path) -> io::Result<RootFs> {
         let fd = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -45,12 +45,12 @@ impl RootFs {
     }
 
     /// The root's path (as opened).
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The host path of `rel`, for messages.
-    pub(crate) fn show(&self, rel: &str) -> PathBuf {
+    pub fn show(&self, rel: &str) -> PathBuf {
         self.path.join(rel.trim_start_matches('/'))
     }
 
@@ -73,12 +73,12 @@ impl RootFs {
     }
 
     /// Opens the directory `rel`.
-    pub(crate) fn dir(&self, rel: &str) -> io::Result<OwnedFd> {
+    pub fn dir(&self, rel: &str) -> io::Result<OwnedFd> {
         Ok(self.resolve(rel, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())?)
     }
 
     /// Reads the file `rel`; `None` when it does not exist.
-    pub(crate) fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+    pub fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
         match self.resolve(rel, OFlags::RDONLY, Mode::empty()) {
             Ok(fd) => {
                 let mut v = Vec::new();
@@ -91,12 +91,12 @@ impl RootFs {
     }
 
     /// Whether `rel` exists (without following a final symlink).
-    pub(crate) fn exists(&self, rel: &str) -> io::Result<bool> {
+    pub fn exists(&self, rel: &str) -> io::Result<bool> {
         Ok(self.lstat(rel)?.is_some())
     }
 
     /// `lstat` of `rel` (the parent resolved in the root); `None` if absent.
-    pub(crate) fn lstat(&self, rel: &str) -> io::Result<Option<rustix::fs::Stat>> {
+    pub fn lstat(&self, rel: &str) -> io::Result<Option<rustix::fs::Stat>> {
         let (parent, name) = split(rel);
         if name.is_empty() {
             return Ok(Some(rustix::fs::fstat(&self.fd)?));
@@ -116,7 +116,7 @@ impl RootFs {
 
     /// `stat` of `rel`, following symlinks inside the root; `None` if
     /// absent or dangling.
-    pub(crate) fn stat(&self, rel: &str) -> io::Result<Option<rustix::fs::Stat>> {
+    pub fn stat(&self, rel: &str) -> io::Result<Option<rustix::fs::Stat>> {
         match self.resolve(rel, OFlags::PATH, Mode::empty()) {
             Ok(fd) => Ok(Some(rustix::fs::fstat(&fd)?)),
             Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(None),
@@ -125,7 +125,7 @@ impl RootFs {
     }
 
     /// Creates directory `rel` and its missing parents with `mode`.
-    pub(crate) fn create_dir_all(&self, rel: &str, mode: u32) -> io::Result<()> {
+    pub fn create_dir_all(&self, rel: &str, mode: u32) -> io::Result<()> {
         let rel = rel.trim_matches('/');
         if rel.is_empty() {
             return Ok(());
@@ -149,7 +149,7 @@ impl RootFs {
 
     /// Writes `data` to `rel` with `mode`: a new file renamed over the old
     /// one (atomic; not synced).
-    pub(crate) fn write(&self, rel: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    pub fn write(&self, rel: &str, data: &[u8], mode: u32) -> io::Result<()> {
         let (parent, name) = split(rel);
         let dir = self.dir(parent)?;
         let tmp = format!("{name}{NEW_SUFFIX}");
@@ -176,7 +176,7 @@ impl RootFs {
     }
 
     /// Creates the symlink `rel -> target` unless something exists there.
-    pub(crate) fn symlink(&self, target: &str, rel: &str) -> io::Result<()> {
+    pub fn symlink(&self, target: &str, rel: &str) -> io::Result<()> {
         let (parent, name) = split(rel);
         let dir = self.dir(parent)?;
         match rustix::fs::symlinkat(target, &dir, name) {
@@ -186,7 +186,7 @@ impl RootFs {
     }
 
     /// Creates a device node (`char` or block) or fails if one exists.
-    pub(crate) fn mknod(
+    pub fn mknod(
         &self,
         rel: &str,
         char: bool,
@@ -220,7 +220,7 @@ impl RootFs {
     }
 
     /// Removes the file (or symlink) `rel`; absent is fine.
-    pub(crate) fn remove_file(&self, rel: &str) -> io::Result<()> {
+    pub fn remove_file(&self, rel: &str) -> io::Result<()> {
         let (parent, name) = split(rel);
         let dir = match self.dir(parent) {
             Ok(d) => d,
@@ -235,7 +235,7 @@ impl RootFs {
 
     /// Renames `from` to `to` (both in the same directory tree of the
     /// root); fails if `to` exists when `no_replace`.
-    pub(crate) fn rename(&self, from: &str, to: &str, no_replace: bool) -> io::Result<()> {
+    pub fn rename(&self, from: &str, to: &str, no_replace: bool) -> io::Result<()> {
         let (fp, fname) = split(from);
         let (tp, tname) = split(to);
         let fdir = self.dir(fp)?;
@@ -249,4 +249,105 @@ impl RootFs {
             &fdir, fname, &tdir, tname, flags,
         )?)
     }
+
+    /// Removes `rel` and everything below it, never following symlinks;
+    /// absent is fine.
+    pub fn remove_tree(&self, rel: &str) -> io::Result<()> {
+        let (parent, name) = split(rel);
+        let dir = match self.dir(parent) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        remove_at(&dir, name)
+    }
+}
+
+/// Opens directory `name` of `dir` without following a symlink there.
+pub fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens the directory `path`.
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// The names in `dir` (sorted, without `.` and `..`); non-UTF-8 names
+/// are an error.
+pub fn names(dir: &OwnedFd) -> io::Result<Vec<String>> {
+    let d = rustix::fs::Dir::read_from(dir)?;
+    let mut out = Vec::new();
+    for e in d {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        out.push(
+            String::from_utf8(n.to_vec()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidData, "a file name is not UTF-8")
+            })?,
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `lstat` of `name` in `dir`; `None` when absent.
+pub fn lstat_at(dir: &OwnedFd, name: &str) -> io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The file type of a stat.
+pub fn kind(st: &rustix::fs::Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Removes `name` in `dir`, a directory tree or anything else, never
+/// following symlinks. Absent is fine.
+pub fn remove_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    let Some(st) = lstat_at(dir, name)? else {
+        return Ok(());
+    };
+    if kind(&st) == FileType::Directory {
+        let sub = open_dir_at(dir, name)?;
+        for n in names(&sub)? {
+            remove_at(&sub, &n)?;
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Removes the tree at `path` without following symlinks. Absent is fine.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to remove /",
+        ));
+    };
+    let dir = open_dir(parent)?;
+    remove_at(&dir, &name.to_string_lossy())
 }

@@ -1,20 +1,17 @@
-//! The packages installed in a root, read from its package database, so
-//! that a resolution keeps them and prefers them.
-//!
-//! The Debian backend's database is dpkg's `/var/lib/dpkg/status`; other
-//! backends add their readers here, producing the same [`Installed`].
+//! What the solver needs of dpkg's status file: every package whose files
+//! are on disk, as a neutral [`InstalledPackage`] with its relations.
+//! The file is read by [`Status`], the one reader of it.
 
 use std::path::{Path, PathBuf};
 
-use deb822_fast::borrowed::{BorrowedParagraph, iter_paragraphs_borrowed};
 use kod_repo::debian::relations::{Target, parse_dependencies, parse_provides, parse_relations};
 use kod_repo::{
     Location, MultiArch, OriginId, PackageRecord, Priority, Scheme, Sha256, Text, Version,
 };
-use rustc_hash::FxHashMap;
 
-/// Where dpkg keeps its status database inside a root.
-pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
+use super::control::{Stanza, parse_stanzas};
+use super::status::STATUS;
+use crate::{Installed, InstalledPackage};
 
 /// The package database of a root could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -46,54 +43,13 @@ pub enum InstalledError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad entry {paragraph} (package {package:?}): {reason}")]
 pub struct StatusError {
-    /// 1-based position of the entry.
+    /// 1-based position of the entry (0: the text is not a list of
+    /// entries at all; the reason names the line).
     pub paragraph: usize,
     /// The package name, when the entry has one.
     pub package: String,
     /// What is wrong.
     pub reason: String,
-}
-
-/// One installed package.
-#[derive(Debug, Clone)]
-pub struct InstalledPackage {
-    record: PackageRecord,
-    state: Text,
-}
-
-impl InstalledPackage {
-    /// The package name.
-    pub fn name(&self) -> &str {
-        &self.record.name
-    }
-
-    /// The installed version.
-    pub fn version(&self) -> &Version {
-        &self.record.version
-    }
-
-    /// The architecture it was installed for.
-    pub fn architecture(&self) -> &str {
-        &self.record.architecture
-    }
-
-    /// dpkg's state word (`installed`, `unpacked`, `half-configured`...).
-    pub fn state(&self) -> &str {
-        &self.state
-    }
-
-    /// The package's metadata as the database records it. It has no
-    /// download location (its [`Location`] is empty, of size 0).
-    pub fn record(&self) -> &PackageRecord {
-        &self.record
-    }
-}
-
-/// The packages installed in one root.
-#[derive(Debug, Clone, Default)]
-pub struct Installed {
-    packages: Vec<InstalledPackage>,
-    by_name: FxHashMap<Text, usize>,
 }
 
 /// dpkg states in which a package's files are on disk.
@@ -106,94 +62,62 @@ const PRESENT: &[&str] = &[
     "triggers-pending",
 ];
 
-impl Installed {
-    /// Reads `ROOT/var/lib/dpkg/status`. `architecture` is the root's native
-    /// architecture (a package of another one is kept, but only a package
-    /// of `architecture` or `all` stands for its name).
-    pub fn read_root(root: &Path, architecture: &str) -> Result<Installed, InstalledError> {
-        Installed::read_dpkg_status(&root.join(DPKG_STATUS), architecture)
-    }
+/// Reads `ROOT/var/lib/dpkg/status`. `architecture` is the root's native
+/// architecture (a package of another one is kept, but only a package of
+/// `architecture` or `all` stands for its name).
+pub fn read_installed(root: &Path, architecture: &str) -> Result<Installed, InstalledError> {
+    let path = root.join(STATUS);
+    let text = std::fs::read_to_string(&path).map_err(|source| InstalledError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse_installed(&text, architecture)
+        .map_err(|source| InstalledError::Malformed { path, source })
+}
 
-    /// Reads a dpkg status file.
-    pub fn read_dpkg_status(path: &Path, architecture: &str) -> Result<Installed, InstalledError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InstalledError::Read {
-            path: path.to_path_buf(),
-            source,
+/// Parses the text of a dpkg status file; entries whose files are not on
+/// disk (`not-installed`, `config-files`) are left out.
+pub fn parse_installed(text: &str, architecture: &str) -> Result<Installed, StatusError> {
+    let stanzas = parse_stanzas(text).map_err(|reason| StatusError {
+        paragraph: 0,
+        package: String::new(),
+        reason,
+    })?;
+    installed_from(&stanzas, architecture)
+}
+
+/// The present packages of parsed status stanzas.
+pub(crate) fn installed_from(
+    stanzas: &[Stanza],
+    architecture: &str,
+) -> Result<Installed, StatusError> {
+    let target = Target {
+        architecture,
+        profiles: &[],
+    };
+    let mut packages = Vec::new();
+    for (i, stanza) in stanzas.iter().enumerate() {
+        let package = entry(stanza, target).map_err(|(package, reason)| StatusError {
+            paragraph: i + 1,
+            package,
+            reason,
         })?;
-        Installed::parse_dpkg_status(&text, architecture).map_err(|source| {
-            InstalledError::Malformed {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
+        packages.extend(package);
     }
-
-    /// Parses the text of a dpkg status file; entries whose files are not
-    /// on disk (`not-installed`, `config-files`) are left out.
-    pub fn parse_dpkg_status(text: &str, architecture: &str) -> Result<Installed, StatusError> {
-        let target = Target {
-            architecture,
-            profiles: &[],
-        };
-        let mut out = Installed::default();
-        for (i, para) in iter_paragraphs_borrowed(text).enumerate() {
-            let bad = |package: String, reason: String| StatusError {
-                paragraph: i + 1,
-                package,
-                reason,
-            };
-            let para = para.map_err(|e| bad(String::new(), e.to_string()))?;
-            let Some(package) = entry(&para, target).map_err(|(p, r)| bad(p, r))? else {
-                continue;
-            };
-            let native =
-                package.record.architecture == architecture || package.record.architecture == "all";
-            match out.by_name.get(&package.record.name) {
-                Some(&j) if !native || out.packages[j].record.architecture == architecture => {}
-                _ => {
-                    out.by_name
-                        .insert(package.record.name.clone(), out.packages.len());
-                }
-            }
-            out.packages.push(package);
-        }
-        Ok(out)
-    }
-
-    /// Every installed package, in database order.
-    pub fn packages(&self) -> &[InstalledPackage] {
-        &self.packages
-    }
-
-    /// The installed package named `name` (of the native architecture or
-    /// `all` when there are several), with its position in
-    /// [`Installed::packages`].
-    pub fn find(&self, name: &str) -> Option<(usize, &InstalledPackage)> {
-        self.by_name.get(name).map(|&i| (i, &self.packages[i]))
-    }
-
-    /// The installed package named `name`.
-    pub fn get(&self, name: &str) -> Option<&InstalledPackage> {
-        self.find(name).map(|(_, p)| p)
-    }
-
-    /// Number of installed packages.
-    pub fn len(&self) -> usize {
-        self.packages.len()
-    }
-
-    /// Whether nothing is installed.
-    pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
-    }
+    Ok(Installed::new(packages, architecture))
 }
 
 /// One status entry; `None` when the package is not on disk.
 fn entry(
-    para: &BorrowedParagraph<'_>,
+    stanza: &Stanza,
     target: Target<'_>,
 ) -> Result<Option<InstalledPackage>, (String, String)> {
-    let field = |name: &str| para.get(name).map(|lines| lines.join(" "));
+    // Continuation lines joined, as one logical line.
+    let field = |name: &str| {
+        stanza
+            .get(name)
+            .map(|v| v.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+    };
     let name = field("Package").ok_or((String::new(), "no Package field".to_string()))?;
     let name = name.trim().to_string();
     let err = |reason: String| (name.clone(), reason);
@@ -241,9 +165,10 @@ fn entry(
         source_version: None,
         installed_size: field("Installed-Size").and_then(|s| s.trim().parse().ok()),
         description: Text::new(
-            para.get("Description")
-                .and_then(|l| l.first())
-                .map_or("", |l| l.trim()),
+            stanza
+                .get("Description")
+                .and_then(|d| d.lines().next())
+                .map_or("", str::trim),
         ),
         depends: deps("Depends")?,
         pre_depends: deps("Pre-Depends")?,
@@ -261,10 +186,7 @@ fn entry(
         },
         origin: OriginId(u16::MAX),
     };
-    Ok(Some(InstalledPackage {
-        record,
-        state: Text::new(state),
-    }))
+    Ok(Some(InstalledPackage::new(record, state)))
 }
 
 #[cfg(test)]
@@ -308,7 +230,7 @@ Pre-Depends: libc6 (>= 2.34)
 
     #[test]
     fn reads_present_packages_with_their_relations() {
-        let inst = Installed::parse_dpkg_status(STATUS, "amd64").unwrap();
+        let inst = parse_installed(STATUS, "amd64").unwrap();
         assert_eq!(inst.len(), 3, "config-files entries are not installed");
         let libc = inst.get("libc6").unwrap();
         assert_eq!(
@@ -336,14 +258,14 @@ Pre-Depends: libc6 (>= 2.34)
     #[test]
     fn errors_name_entry_and_package() {
         let bad = STATUS.replace("Version: 1.3.4.20200120-3.1", "Version: 1 3");
-        let e = Installed::parse_dpkg_status(&bad, "amd64").unwrap_err();
+        let e = parse_installed(&bad, "amd64").unwrap_err();
         assert_eq!((e.paragraph, e.package.as_str()), (4, "mawk"));
         assert!(
             e.to_string()
                 .starts_with("bad entry 4 (package \"mawk\"): invalid"),
             "{e}"
         );
-        let e = Installed::read_root(Path::new("/nonexistent-kod-root"), "amd64").unwrap_err();
+        let e = read_installed(Path::new("/nonexistent-kod-root"), "amd64").unwrap_err();
         assert!(
             e.to_string()
                 .contains("/nonexistent-kod-root/var/lib/dpkg/status"),

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use kod_unpack::Diversion;
 
-use crate::control::{Stanza, parse_stanzas};
-use crate::error::{Error, io_error};
-use crate::rootfs::RootFs;
+use super::control::{Stanza, parse_stanzas};
+use crate::RootFs;
+use crate::{Error, io_error};
 
 /// dpkg's administrative directory, relative to the root.
 pub(crate) const ADMIN: &str = "var/lib/dpkg";

@@ -14,12 +14,12 @@ use kod_unpack::{DebMeta, Unpacked};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 
-use crate::control::{
+use super::control::{
     Conffile, NEW_CONFFILE, Stanza, parse_conffiles, parse_stanzas, unpacked_status_stanza,
 };
-use crate::db::{self, FileInterest, INFO, Status, Triggers, stem};
-use crate::error::{Error, io_error};
-use crate::rootfs::RootFs;
+use super::status::{self as db, FileInterest, INFO, Status, Triggers, stem};
+use crate::RootFs;
+use crate::{Error, io_error};
 
 /// A package's identity, from its control file.
 #[derive(Debug, Clone)]

@@ -8,31 +8,9 @@ use std::collections::BTreeSet;
 use kod_repo::debian::relations::{Target, parse_dependencies, parse_provides};
 use kod_repo::model::{Scheme, Version};
 
-use crate::db::{self, Entry, Status};
-use crate::error::{Broken, Error, io_error};
-use crate::rootfs::RootFs;
-
-/// What a removal would do, to show before doing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemovalPlan {
-    /// The packages asked for.
-    pub requested: Vec<String>,
-    /// Installed packages that depend on them and are removed too (empty
-    /// unless the plan was made with dependents).
-    pub dependents: Vec<String>,
-    /// Purge (conffiles too) rather than remove.
-    pub purge: bool,
-}
-
-impl RemovalPlan {
-    /// Every package the removal takes out, requested first.
-    pub fn packages(&self) -> impl Iterator<Item = &str> {
-        self.requested
-            .iter()
-            .chain(&self.dependents)
-            .map(String::as_str)
-    }
-}
+use super::status::{self as db, Entry, Status};
+use crate::RootFs;
+use crate::{Broken, Error, RemovalPlan, io_error};
 
 /// An installed package as the dependency check sees it.
 struct Pkg<'a> {
@@ -198,7 +176,7 @@ pub(crate) fn plan(
 /// Plans removing `names` from the root `root` as its dpkg status file
 /// says now, without a transaction (no lock, no overlay, no privileges
 /// beyond reading the file): what `--dry-run` shows. See
-/// [`crate::Transaction::plan_removal`] for the rules and errors; a root
+/// [`crate::PackageDb::plan_removal`] for the rules and errors; a root
 /// without a status file is an [`Error::Target`].
 pub fn plan_removal(
     root: &std::path::Path,
