@@ -100,26 +100,28 @@ pub fn summary(env: &Env) -> Summary {
     }
 }
 
-/// The installed packages of a dpkg status file's text.
+/// The installed packages (fully configured) of a dpkg status file's
+/// text, as kod-db reads it; `NAME:ARCH` for `Multi-Arch: same` ones. An
+/// unreadable text has none.
 pub fn dpkg_installed(text: &str) -> Vec<Installed> {
-    let mut out: Vec<Installed> = deb822_fast::borrowed::iter_paragraphs_borrowed(text)
-        .map_while(Result::ok)
-        .filter(|p| {
-            p.get_single("Status")
-                .is_some_and(|s| s.split_whitespace().nth(2) == Some("installed"))
-        })
-        .filter_map(|p| {
-            let name = p.get_single("Package")?;
-            let arch = p.get_single("Architecture").unwrap_or("");
-            let multi = p.get_single("Multi-Arch") == Some("same");
-            Some(Installed {
-                name: if multi && !arch.is_empty() {
-                    format!("{name}:{arch}")
+    let Ok(all) = kod_db::dpkg::parse_installed(text, "") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Installed> = all
+        .packages()
+        .iter()
+        .filter(|p| p.state() == "installed")
+        .map(|p| {
+            let r = p.record();
+            let multi = r.multi_arch == kod_repo::MultiArch::Same;
+            Installed {
+                name: if multi && !r.architecture.is_empty() {
+                    format!("{}:{}", r.name, r.architecture)
                 } else {
-                    name.to_string()
+                    r.name.to_string()
                 },
-                version: p.get_single("Version").unwrap_or("").to_string(),
-            })
+                version: r.version.as_str().to_string(),
+            }
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
