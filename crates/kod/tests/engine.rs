@@ -147,6 +147,23 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
     assert!(version.starts_with("git version 2."), "{version}");
     check_root(&root);
 
+    // `kod --no-wait pkg remove git`, which must fail: its stderr.
+    let remove_git_without_waiting = || {
+        let out = kod(
+            cache.path(),
+            [
+                OsStr::new("--no-wait"),
+                "pkg".as_ref(),
+                "remove".as_ref(),
+                "--root".as_ref(),
+                root.as_ref(),
+                "git".as_ref(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{err}");
+        err
+    };
     // Another kod holding the root (its lock file, PARENT/.NAME.kod-lock):
     // with --no-wait, a clear error and nothing removed.
     let mut holder = Process::new("flock")
@@ -164,19 +181,7 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
     )
     .unwrap();
     assert_eq!(line, "locked\n");
-    let out = kod(
-        cache.path(),
-        [
-            OsStr::new("--no-wait"),
-            "pkg".as_ref(),
-            "remove".as_ref(),
-            "--root".as_ref(),
-            root.as_ref(),
-            "git".as_ref(),
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = remove_git_without_waiting();
     assert!(
         err.contains("another kod") && err.contains("--no-wait"),
         "{err}"
@@ -198,19 +203,7 @@ fn net_root_bootstrap_bookworm_minbase_like_mmdebstrap_then_install_and_remove()
         rustix::fs::FlockOperation::NonBlockingLockExclusive,
     )
     .unwrap();
-    let out = kod(
-        cache.path(),
-        [
-            OsStr::new("--no-wait"),
-            "pkg".as_ref(),
-            "remove".as_ref(),
-            "--root".as_ref(),
-            root.as_ref(),
-            "git".as_ref(),
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = remove_git_without_waiting();
     assert!(
         err.contains("apt or dpkg")
             && err.contains(&lock_file.display().to_string())

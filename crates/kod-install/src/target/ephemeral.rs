@@ -101,8 +101,6 @@ impl Strategy for Ephemeral {
     }
 
     fn discard(self: Box<Self>, report: &Report) {
-        let mut layers = self.layers;
-        layers.unmount();
-        remove_work(&layers.txn, report);
+        self.layers.discard(report);
     }
 }

@@ -54,6 +54,18 @@ pub(crate) trait Strategy: std::fmt::Debug + Send {
     fn discard(self: Box<Self>, report: &Report);
 }
 
+/// Commands chrooted into the directory `dir`, reached from kod's own
+/// mount namespace (a new root's staging directory, a snapshot).
+pub(crate) fn chroot_in(
+    dir: &Path,
+    shown: &Path,
+    debug: bool,
+    report: &Report,
+) -> Result<Chroot, Error> {
+    let userns = kod_sandbox::in_user_namespace();
+    Ok(Chroot::new(shown, dir, None, userns, debug, report)?)
+}
+
 /// The absolute, symlink-free path of `root` (whose parent must exist);
 /// `/` stays `/`.
 pub(crate) fn normalize(root: &Path) -> Result<PathBuf, Error> {

@@ -78,15 +78,7 @@ impl Strategy for NewRoot {
     }
 
     fn chroot(&self, shown: &Path, debug: bool, report: &Report) -> Result<Chroot, Error> {
-        let userns = kod_sandbox::in_user_namespace();
-        Ok(Chroot::new(
-            shown,
-            &self.staging,
-            None,
-            userns,
-            debug,
-            report,
-        )?)
+        super::chroot_in(&self.staging, shown, debug, report)
     }
 
     fn fresh(&self) -> bool {

@@ -104,6 +104,12 @@ impl Layers {
         }
     }
 
+    /// Unmounts the overlay and deletes the transaction directory.
+    pub(crate) fn discard(mut self, report: &Report) {
+        self.unmount();
+        remove_work(&self.txn, report);
+    }
+
     /// The upper layer: the transaction's changes.
     pub(crate) fn upper(&self) -> PathBuf {
         self.txn.join("upper")
@@ -195,8 +201,6 @@ impl Strategy for OnRoot {
     }
 
     fn discard(self: Box<Self>, report: &Report) {
-        let mut layers = self.layers;
-        layers.unmount();
-        remove_work(&layers.txn, report);
+        self.layers.discard(report);
     }
 }
