@@ -9,6 +9,7 @@ KOD_APT_PACKAGES=(
     dpkg-dev gpg gpgv debian-archive-keyring  # Debian fixtures, signatures, keyring
     mmdebstrap apt                         # the peer kod is compared with
     btrfs-progs e2fsprogs                  # Btrfs snapshots, filefrag (reflinks) in tests
+    uidmap                                 # newuidmap/newgidmap: personal environments without root
 )
 
 if [ "$(id -u)" -ne 0 ]; then
