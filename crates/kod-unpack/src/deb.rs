@@ -8,6 +8,8 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
+use kod_root::{Compression, Decoder, UnknownCompression};
+
 use crate::error::Reason;
 use crate::kept::{Plan, Tee};
 use crate::writer::{Entry, EntryKind, Writer, normalize};
@@ -104,31 +106,24 @@ fn at(member: &str) -> impl Fn(Reason) -> Box<Located> + '_ {
     move |r| located(Some(member.to_string()), None, r)
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Compression {
-    None,
-    Gzip,
-    Xz,
-    Zstd,
+/// The compression of member `member` named `stem` plus an extension
+/// (`data.tar.xz`); `None` when it is not `stem`.
+fn compression(member: &str, stem: &str) -> Option<Result<Compression, UnknownCompression>> {
+    let ext = match member.strip_prefix(stem)? {
+        "" => "",
+        rest => rest.strip_prefix('.')?,
+    };
+    Some(Compression::from_extension(ext))
 }
 
-fn compression(member: &str, stem: &str) -> Option<Compression> {
-    match member.strip_prefix(stem)? {
-        "" => Some(Compression::None),
-        ".gz" => Some(Compression::Gzip),
-        ".xz" => Some(Compression::Xz),
-        ".zst" => Some(Compression::Zstd),
-        _ => None,
-    }
+/// Reads a member decompressed.
+fn decoder<R: Read>(c: Compression, r: R) -> io::Result<Decoder<BufReader<R>>> {
+    kod_root::decoder(c, BufReader::with_capacity(64 * 1024, r))
 }
 
-fn decoder<'a, R: Read + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
-    Ok(match c {
-        Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
-        Compression::Xz => Box::new(liblzma::read::XzDecoder::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
-    })
+/// What a member of an unknown compression is.
+fn unknown(name: &str, e: &UnknownCompression) -> Reason {
+    Reason::Format(format!("member {name}: {e}"))
 }
 
 fn bytes_to_path(b: &[u8]) -> PathBuf {
@@ -264,11 +259,13 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Bo
                 "the first member is not debian-binary: not a Debian binary package".into(),
             )));
         } else if let Some(c) = compression(&name, "control.tar") {
+            let c = c.map_err(|e| at(&name)(unknown(&name, &e)))?;
             meta = Some(read_control_tar(c, member).map_err(at(&name))?);
             if matches!(data, Data::Skip) {
                 break;
             }
         } else if let Some(c) = compression(&name, "data.tar") {
+            let c = c.map_err(|e| at(&name)(unknown(&name, &e)))?;
             let Some(m) = &meta else {
                 return Err(at(&name)(Reason::Format(
                     "data.tar comes before control.tar".into(),
@@ -289,10 +286,6 @@ pub(crate) fn read_deb(deb: &Path, mut data: Data<'_, '_>) -> Result<DebMeta, Bo
             break;
         } else if name.starts_with('_') {
             // Reserved for future use by the format: ignored, as dpkg does.
-        } else if name.starts_with("control.tar") || name.starts_with("data.tar") {
-            return Err(at(&name)(Reason::Format(format!(
-                "unsupported compression of member {name} (supported: none, gz, xz, zst)"
-            ))));
         } else {
             return Err(at(&name)(Reason::Format(format!(
                 "unexpected member {name} in a Debian binary package"
@@ -414,5 +407,6 @@ pub(crate) fn tar_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Entry, Rea
         uid: id(h.uid().map_err(&bad)?)?,
         gid: id(h.gid().map_err(&bad)?)?,
         mtime: i64::try_from(h.mtime().map_err(&bad)?).unwrap_or(i64::MAX),
+        xattrs: Vec::new(),
     })
 }

@@ -11,15 +11,17 @@
 //! - `<sha256>.tar.b3`: the BLAKE3 and length of that tar, checked on every
 //!   read (a tar cut short or damaged on disk is an error, and removed).
 //!
-//! Installed roots never share these files: unpacking copies entries out
-//! of the tar, so nothing written into a root can reach the cache.
+//! Each is written under kod's temporary name and renamed into place
+//! ([`kod_root::AtomicFile`]); temporaries a killed kod left are removed
+//! when a batch starts ([`clean`]). Installed roots never share these
+//! files: unpacking copies entries out of the tar, so nothing written into
+//! a root can reach the cache.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use kod_root::{AtomicFile, create_file, make_dirs, write_atomic};
 use sha2::{Digest, Sha256};
 
 /// What to do with one package's data part.
@@ -55,26 +57,20 @@ pub(crate) fn plan(dir: &Path, deb: &Path) -> Plan {
     if seen.is_file() {
         return Plan::Keep(kept);
     }
-    let made = fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .and_then(|()| create_file(&seen));
+    // Writable by their owner only, whatever the umask: root reads these
+    // back into the roots it installs.
+    let made = make_dirs(dir).and_then(|()| create_file(&seen));
     if made.is_err() {
         tracing::debug!(dir = %dir.display(), "cannot mark a package as seen");
     }
     Plan::Decompress
 }
 
-/// A new file writable by its owner only, whatever the umask: root reads
-/// these back into the roots it installs.
-fn create_file(path: &Path) -> io::Result<File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)
+/// Removes what killed kod processes left in `dir` while keeping data.
+pub(crate) fn clean(dir: &Path) {
+    if let Err(e) = kod_root::remove_stale_temporaries(dir) {
+        tracing::debug!(dir = %dir.display(), "cannot clean the kept data: {e}");
+    }
 }
 
 fn sha256_of(path: &Path) -> io::Result<String> {
@@ -125,34 +121,24 @@ impl<R: Read> Read for Hashing<R> {
 /// write only stops the copy (the unpacking goes on).
 pub(crate) struct Tee<R> {
     inner: Hashing<R>,
-    out: Option<BufWriter<File>>,
-    temp: PathBuf,
+    /// The copy, under a temporary name until kept.
+    out: Option<BufWriter<AtomicFile>>,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl<R: Read> Tee<R> {
     pub(crate) fn new(inner: R, kept: &Kept) -> Self {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut temp = kept.tar.clone().into_os_string();
-        temp.push(format!(".{}-{n}.tmp", std::process::id()));
-        let temp = PathBuf::from(temp);
-        let out = create_file(&temp).map(BufWriter::new).ok();
         Tee {
             inner: Hashing::new(inner),
-            out,
-            temp,
+            out: AtomicFile::create(&kept.tar).map(BufWriter::new).ok(),
         }
     }
 
     /// After a successful unpack: the rest of the stream copied, the sum
-    /// written, the tar renamed into place. Failing here is only logged.
+    /// written, the tar renamed into place. Failing here is only logged
+    /// (the temporaries are removed).
     pub(crate) fn keep(self, kept: &Kept) {
-        let temp = self.temp.clone();
         if let Err(e) = self.finish_keeping(kept) {
             tracing::debug!(tar = %kept.tar.display(), "cannot keep the data part: {e}");
-            let _ = fs::remove_file(&temp);
-            let _ = fs::remove_file(format!("{}.sum", temp.display()));
         }
     }
 
@@ -164,19 +150,17 @@ impl<R: Read> Tee<R> {
             .out
             .take()
             .ok_or_else(|| io::Error::other("writing the copy failed"))?;
-        out.into_inner().map_err(|e| e.into_error())?;
+        let tar = out.into_inner().map_err(|e| e.into_error())?;
         let line = self.inner.finish()?;
         // The sum first, each renamed into place: a reader that finds the
         // tar finds its whole sum.
-        let sum_temp = PathBuf::from(format!("{}.sum", self.temp.display()));
-        create_file(&sum_temp)?.write_all(line.as_bytes())?;
-        fs::rename(&sum_temp, &kept.sum)?;
-        fs::rename(&self.temp, &kept.tar)
+        write_atomic(&kept.sum, line.as_bytes())?;
+        tar.commit()
     }
 
     /// After a failed unpack: the partial copy goes.
     pub(crate) fn discard(self) {
-        let _ = fs::remove_file(&self.temp);
+        drop(self.out);
     }
 }
 

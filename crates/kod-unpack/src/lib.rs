@@ -24,6 +24,7 @@ mod claims;
 mod deb;
 mod error;
 mod kept;
+mod tree;
 mod usrmerge;
 mod writer;
 
@@ -36,11 +37,13 @@ use rayon::prelude::*;
 
 pub use deb::{Control, ControlMember, DebMeta};
 pub use error::{Failure, Reason, UnpackError};
+pub use tree::{TarError, TarOptions, TarUnpacked, unpack_tar};
 pub use usrmerge::{merged_usr_dirs, setup_merged_usr};
 
 use claims::{Claims, PkgFacts, parse_relations};
 use deb::{Data, located, read_deb};
-use writer::{Root, Writer, list_path};
+use kod_root::Root;
+use writer::{Writer, list_path};
 
 /// What to do when setting an entry's owner is not permitted (EPERM, e.g.
 /// when not running as root).
@@ -243,7 +246,7 @@ pub fn unpack_all<P: AsRef<Path> + Sync>(
     root: &Path,
     options: &UnpackOptions,
 ) -> Result<Vec<Unpacked>, UnpackError> {
-    let root_handle = Root::open(root).map_err(|e| UnpackError {
+    let root_handle = Root::open_beneath(root).map_err(|e| UnpackError {
         failures: vec![Failure {
             package: "(none)".into(),
             archive: root.to_path_buf(),
@@ -253,6 +256,9 @@ pub fn unpack_all<P: AsRef<Path> + Sync>(
         }],
         changes: Vec::new(),
     })?;
+    if let Some(dir) = &options.data_cache {
+        kept::clean(dir);
+    }
     let claims = Claims::new(debs.len());
     let cancel = AtomicBool::new(false);
     // Biggest first, so that the last package to finish is a small one.

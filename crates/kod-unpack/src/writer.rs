@@ -2,8 +2,12 @@
 //! confined to it.
 //!
 //! Every archive format (a `.deb`'s data.tar, later a `.pkg.tar.zst` or an
-//! `.rpm`'s cpio payload) is turned into a stream of [`Entry`] values and
-//! handed to one [`Writer`] per package. The writer:
+//! `.rpm`'s cpio payload, a root tarball) is turned into a stream of
+//! [`Entry`] values and handed to one [`Writer`] per archive. The root is
+//! a [`kod_root::Root`]; the writer keeps the descriptor of the directory
+//! it wrote into last, since archives list a directory's entries together.
+//!
+//! For a package of a batch ([`Rules::Package`]) the writer:
 //!
 //! - opens each entry's parent directory with `openat2(RESOLVE_BENEATH |
 //!   RESOLVE_NO_MAGICLINKS)` from the root's descriptor, so relative
@@ -20,9 +24,19 @@
 //! - accepts hard links only to regular files the same package installed
 //!   before;
 //! - records the `.list` of the package and what it created or replaced.
+//!
+//! For a whole tree ([`Rules::Tree`], a root tarball: what `tar -x` run as
+//! root in a chroot would make) the writer instead resolves parents inside
+//! the root (`RESOLVE_IN_ROOT`: an absolute symlink the archive made leads
+//! inside), replaces whatever is at an entry's path (an empty directory
+//! too) by creating the entry there directly, links hard links to any path
+//! inside the root, restores `SCHILY.xattr.*` attributes of files, counts
+//! instead of failing what the kernel does not permit (owners outside the
+//! mapped ids, device nodes) and the entry kinds it does not write, and
+//! sets every directory's owner, mode and mtime last, deepest first.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -31,8 +45,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use kod_root::Root;
 use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, Uid,
+    AtFlags, FileType, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -53,6 +68,9 @@ pub(crate) struct Entry {
     pub(crate) gid: u32,
     /// Seconds since the epoch.
     pub(crate) mtime: i64,
+    /// Extended attributes (name, value) to set on a regular file; only
+    /// tree archives carry them.
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What an entry is.
@@ -125,8 +143,9 @@ fn fresh<T>(
 ) -> Result<T, Reason> {
     match op() {
         Err(Errno::EXIST) => {
-            rustix::fs::unlinkat(dir, new, AtFlags::empty())
-                .map_err(|err| Reason::io("remove a stale .dpkg-new", err))?;
+            rustix::fs::unlinkat(dir, new, AtFlags::empty()).map_err(|err| {
+                Reason::io("remove a stale .dpkg-new (or what is in the way)", err)
+            })?;
             op().map_err(|err| Reason::io(what, err))
         }
         r => r.map_err(|err| Reason::io(what, err)),
@@ -143,10 +162,38 @@ pub(crate) fn list_path(path: &[u8]) -> PathBuf {
 
 const DPKG_NEW: &[u8] = b".dpkg-new";
 
-/// The target root, opened once.
-#[derive(Debug)]
-pub(crate) struct Root {
-    fd: OwnedFd,
+/// Access and modification times both `mtime` (as dpkg and tar set them).
+fn times(mtime: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// The file type and device number of a device node or fifo entry.
+fn node(kind: &EntryKind) -> (FileType, u64) {
+    match *kind {
+        EntryKind::CharDevice(a, b) => (FileType::CharacterDevice, rustix::fs::makedev(a, b)),
+        EntryKind::BlockDevice(a, b) => (FileType::BlockDevice, rustix::fs::makedev(a, b)),
+        _ => (FileType::Fifo, 0),
+    }
+}
+
+/// Removes what is at `name` in `dir` (an empty directory too); whether
+/// something was there.
+fn remove_existing(dir: &OwnedFd, name: &[u8]) -> Result<bool, Errno> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map(|()| true)
+        }
+        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map(|()| true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A directory inside the root, resolved confined.
@@ -158,32 +205,59 @@ struct Dir {
     ino: u64,
 }
 
-impl Root {
-    pub(crate) fn open(path: &Path) -> io::Result<Root> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(Root { fd })
-    }
+/// An archive path as a path.
+fn as_path(p: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(p))
+}
 
-    /// Opens `rel` as a directory, resolving it beneath the root.
-    fn open_dir(&self, rel: &[u8]) -> Result<OwnedFd, Errno> {
-        let p: &[u8] = if rel.is_empty() { b"." } else { rel };
-        let mut tries = 0;
-        loop {
-            match rustix::fs::openat2(
-                &self.fd,
-                p,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-            ) {
-                // EAGAIN: a concurrent rename raced with a `..` lookup.
-                Err(Errno::AGAIN) if tries < 64 => tries += 1,
-                r => return r,
-            }
+/// Opens `rel` as a directory, resolving it as the root says.
+fn open_dir(root: &Root, rel: &[u8]) -> Result<OwnedFd, Errno> {
+    root.open_at(as_path(rel), OFlags::PATH | OFlags::DIRECTORY)
+}
+
+/// Which rules a [`Writer`] follows (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// A package of a batch, as dpkg unpacks it; the root refuses paths
+    /// that leave it ([`Root::open_beneath`]).
+    Package,
+    /// A whole tree, as `tar -x` run as root in a chroot makes it; the
+    /// root resolves paths inside it ([`Root::open`]). `owners`: whether
+    /// to set the archive's owners.
+    Tree {
+        /// Set owners from the archive (EPERM and EINVAL are counted).
+        owners: bool,
+    },
+}
+
+/// What a tree unpack skipped, and how many entries it wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) entries: u64,
+    pub(crate) devices_skipped: u64,
+    pub(crate) owners_skipped: u64,
+    pub(crate) xattrs_skipped: u64,
+    pub(crate) other_skipped: u64,
+}
+
+/// A directory of a tree whose owner, mode and mtime are set last.
+#[derive(Debug)]
+struct DirMeta {
+    path: Vec<u8>,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+}
+
+impl DirMeta {
+    fn of(e: &Entry) -> DirMeta {
+        DirMeta {
+            path: e.path.clone(),
+            mode: e.mode & 0o7777,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
         }
     }
 }
@@ -207,20 +281,25 @@ pub(crate) struct Written {
     pub(crate) changes: Changes,
     pub(crate) files: u64,
     pub(crate) bytes: u64,
+    /// For a tree: entries written and what was skipped.
+    pub(crate) counts: Counts,
 }
 
-/// The `.dpkg-new` being written now, removed if the entry fails.
+/// The `.dpkg-new` (or, for a tree, the entry) being written now, removed
+/// if the entry fails.
 struct InFlight {
     dir: Rc<Dir>,
     name: Vec<u8>,
-    claim: Key,
+    claim: Option<Key>,
 }
 
 /// Writes the entries of one package into the root.
 pub(crate) struct Writer<'a> {
     root: &'a Root,
+    rules: Rules,
     options: &'a UnpackOptions,
-    claims: &'a Claims,
+    /// The batch's claims (a tree has no batch).
+    claims: Option<&'a Claims>,
     pkg: usize,
     cancel: &'a AtomicBool,
     cached: Option<Rc<Dir>>,
@@ -231,6 +310,8 @@ pub(crate) struct Writer<'a> {
     regular: HashSet<Vec<u8>>,
     /// Directories created, with their mtime, set once the package is done.
     dir_times: Vec<(Vec<u8>, i64)>,
+    /// A tree's directories, whose owner, mode and mtime are set last.
+    dir_metas: Vec<DirMeta>,
     /// Conffiles left as `.dpkg-new` (removed again if the package fails).
     pending: Vec<(Rc<Dir>, Vec<u8>)>,
     in_flight: Option<InFlight>,
@@ -239,6 +320,7 @@ pub(crate) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
+    /// The writer of package `pkg` of a batch.
     pub(crate) fn new(
         root: &'a Root,
         options: &'a UnpackOptions,
@@ -246,8 +328,30 @@ impl<'a> Writer<'a> {
         pkg: usize,
         cancel: &'a AtomicBool,
     ) -> Self {
+        Writer::with_rules(root, Rules::Package, options, Some(claims), pkg, cancel)
+    }
+
+    /// The writer of a whole tree.
+    pub(crate) fn tree(
+        root: &'a Root,
+        owners: bool,
+        options: &'a UnpackOptions,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        Writer::with_rules(root, Rules::Tree { owners }, options, None, 0, cancel)
+    }
+
+    fn with_rules(
+        root: &'a Root,
+        rules: Rules,
+        options: &'a UnpackOptions,
+        claims: Option<&'a Claims>,
+        pkg: usize,
+        cancel: &'a AtomicBool,
+    ) -> Self {
         Writer {
             root,
+            rules,
             options,
             claims,
             pkg,
@@ -265,6 +369,7 @@ impl<'a> Writer<'a> {
             conffiles: HashSet::new(),
             regular: HashSet::new(),
             dir_times: Vec::new(),
+            dir_metas: Vec::new(),
             pending: Vec::new(),
             in_flight: None,
             buf: Vec::new(),
@@ -286,7 +391,7 @@ impl<'a> Writer<'a> {
     /// diverts it (none: at `path` itself).
     fn on_disk(&self, path: &[u8]) -> Option<Vec<u8>> {
         let (to, holder) = self.diversions.get(path)?;
-        let package = self.claims.package_name(self.pkg)?;
+        let package = self.claims?.package_name(self.pkg)?;
         (package != *holder).then(|| to.clone())
     }
 
@@ -304,7 +409,11 @@ impl<'a> Writer<'a> {
 
     fn write_entry(&mut self, e: &Entry, data: &mut dyn Read) -> Result<(), Reason> {
         if e.path.is_empty() {
-            // The root itself (`./`): kept as it is, like any existing dir.
+            // The root itself (`./`): kept as it is, like any existing dir;
+            // a tree gives it the archive's owner, mode and mtime at the end.
+            if matches!(self.rules, Rules::Tree { .. }) && matches!(e.kind, EntryKind::Directory) {
+                self.dir_metas.push(DirMeta::of(e));
+            }
             self.written.list.push(Vec::new());
             return Ok(());
         }
@@ -329,8 +438,14 @@ impl<'a> Writer<'a> {
         if listed {
             // The package's own name, wherever a diversion put the file.
             self.written.list.push(e.path.clone());
+            self.written.counts.entries += 1;
         }
         Ok(())
+    }
+
+    /// A tree's entry of a kind the writer does not write was left out.
+    pub(crate) fn skip_entry(&mut self) {
+        self.written.counts.other_skipped += 1;
     }
 
     /// Writes `e` at its path; whether the package keeps it in its list
@@ -345,13 +460,19 @@ impl<'a> Writer<'a> {
         };
         let listed = match &e.kind {
             EntryKind::Directory => {
-                self.claims.claim_dir(key, self.pkg, &e.path)?;
+                if let Some(claims) = self.claims {
+                    claims.claim_dir(key, self.pkg, &e.path)?;
+                }
                 self.directory(&dir, name, e)?;
                 true
             }
             kind => {
                 let symlink = matches!(kind, EntryKind::Symlink(_));
-                match self.claims.claim(key.clone(), self.pkg, &e.path, symlink)? {
+                let decision = match self.claims {
+                    Some(claims) => claims.claim(key.clone(), self.pkg, &e.path, symlink)?,
+                    None => Decision::Write,
+                };
+                match decision {
                     Decision::Skip => {
                         if let EntryKind::File(_) = kind {
                             self.regular.insert(e.path.clone());
@@ -359,19 +480,27 @@ impl<'a> Writer<'a> {
                         false
                     }
                     Decision::Write => {
+                        let tree = matches!(self.rules, Rules::Tree { .. });
                         self.in_flight = Some(InFlight {
                             dir: dir.clone(),
-                            name: with_suffix(name, DPKG_NEW),
-                            claim: key,
+                            name: if tree {
+                                name.to_vec()
+                            } else {
+                                with_suffix(name, DPKG_NEW)
+                            },
+                            claim: self.claims.is_some().then_some(key),
                         });
-                        if let EntryKind::Symlink(target) = kind
+                        if tree {
+                            self.tree_non_directory(&dir, name, e, data)?
+                        } else if let EntryKind::Symlink(target) = kind
                             && self.keeps_existing_dir(&dir, name, &e.path, target)?
                         {
                             self.release_in_flight();
+                            true
                         } else {
                             self.non_directory(&dir, name, e, data)?;
+                            true
                         }
-                        true
                     }
                 }
             }
@@ -387,7 +516,7 @@ impl<'a> Writer<'a> {
         {
             return Ok(d.clone());
         }
-        let fd = match self.root.open_dir(parent) {
+        let fd = match open_dir(self.root, parent) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => self.make_parents(parent)?,
             Err(e) => return Err(resolve_error(parent, e, "open the parent directory")),
@@ -406,60 +535,54 @@ impl<'a> Writer<'a> {
     /// Creates missing parent directories (0755 root:root), as tar does for
     /// archives that do not list them.
     fn make_parents(&mut self, path: &[u8]) -> Result<OwnedFd, Reason> {
-        let mut fd = self
-            .root
-            .open_dir(b"")
-            .map_err(|e| Reason::io("open the root", e))?;
-        let mut end = 0;
-        for comp in path.split(|&b| b == b'/') {
-            end += comp.len();
-            let prefix = &path[..end];
-            fd = match self.root.open_dir(prefix) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => self.written.changes.created.push(list_path(prefix)),
-                        Err(Errno::EXIST) => {}
-                        Err(e) => return Err(Reason::io("create a missing parent directory", e)),
-                    }
-                    self.root
-                        .open_dir(prefix)
-                        .map_err(|e| resolve_error(prefix, e, "open a parent directory"))?
-                }
-                Err(e) => return Err(resolve_error(prefix, e, "open a parent directory")),
-            };
-            end += 1;
-        }
-        Ok(fd)
+        let created = &mut self.written.changes.created;
+        self.root
+            .make_dirs_with(as_path(path), 0o755, &mut |p| {
+                created.push(list_path(p.as_os_str().as_bytes()));
+            })
+            .map_err(|e| resolve_error(path, e, "create a missing parent directory"))
     }
 
-    fn chown_result(&self, r: Result<(), Errno>, e: &Entry) -> Result<(), Reason> {
-        match r {
+    /// Sets an entry's owner with `chown`, as the rules say: a package
+    /// fails on EPERM unless skipping was asked for; a tree sets owners only
+    /// when asked, and counts those the kernel refuses.
+    fn set_owner(
+        &mut self,
+        (uid, gid): (u32, u32),
+        chown: impl FnOnce(Option<Uid>, Option<rustix::fs::Gid>) -> Result<(), Errno>,
+    ) -> Result<(), Reason> {
+        if self.rules == (Rules::Tree { owners: false }) {
+            return Ok(());
+        }
+        match chown(
+            Some(Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        ) {
             Ok(()) => Ok(()),
+            Err(Errno::PERM | Errno::INVAL) if matches!(self.rules, Rules::Tree { .. }) => {
+                self.written.counts.owners_skipped += 1;
+                Ok(())
+            }
             Err(Errno::PERM) if self.options.ownership == Ownership::SkipIfNotPermitted => Ok(()),
             Err(Errno::PERM) => Err(Reason::Ownership {
-                uid: e.uid,
-                gid: e.gid,
+                uid,
+                gid,
                 source: Errno::PERM.into(),
             }),
             Err(err) => Err(Reason::io("set the owner", err)),
         }
     }
 
-    fn owner(e: &Entry) -> (Option<Uid>, Option<rustix::fs::Gid>) {
-        (
-            Some(Uid::from_raw(e.uid)),
-            Some(rustix::fs::Gid::from_raw(e.gid)),
-        )
-    }
-
     fn directory(&mut self, dir: &Rc<Dir>, name: &[u8], e: &Entry) -> Result<(), Reason> {
+        if matches!(self.rules, Rules::Tree { .. }) {
+            return self.tree_directory(dir, name, e);
+        }
         match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o700)) {
             Ok(()) => {
                 self.written.changes.created.push(list_path(&e.path));
-                let (u, g) = Self::owner(e);
-                let r = rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW);
-                self.chown_result(r, e)?;
+                self.set_owner((e.uid, e.gid), |u, g| {
+                    rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
+                })?;
                 rustix::fs::chmodat(
                     &dir.fd,
                     name,
@@ -472,7 +595,7 @@ impl<'a> Writer<'a> {
             }
             // Existing directories, or symlinks to directories inside the
             // root (merged /usr), are kept as they are, as dpkg does.
-            Err(Errno::EXIST) => match self.root.open_dir(&e.path) {
+            Err(Errno::EXIST) => match open_dir(self.root, &e.path) {
                 Ok(_) => Ok(()),
                 Err(Errno::NOTDIR | Errno::NOENT) => Err(Reason::Replace {
                     path: String::from_utf8_lossy(&e.path).into_owned(),
@@ -483,6 +606,76 @@ impl<'a> Writer<'a> {
             },
             Err(err) => Err(Reason::io("create the directory", err)),
         }
+    }
+
+    /// A tree's directory: kept if one is there, else made (replacing a
+    /// non-directory, a symlink too); its owner, mode and mtime come last.
+    fn tree_directory(&mut self, dir: &Dir, name: &[u8], e: &Entry) -> Result<(), Reason> {
+        let mkdir = || rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o700));
+        match mkdir() {
+            Ok(()) => self.written.changes.created.push(list_path(&e.path)),
+            Err(Errno::EXIST) => {
+                let st = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| Reason::io("inspect what is there", err))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    rustix::fs::unlinkat(&dir.fd, name, AtFlags::empty())
+                        .map_err(|err| Reason::io("replace what is there", err))?;
+                    mkdir().map_err(|err| Reason::io("create the directory", err))?;
+                    self.written.changes.replaced.push(list_path(&e.path));
+                }
+            }
+            Err(err) => return Err(Reason::io("create the directory", err)),
+        }
+        self.dir_metas.push(DirMeta::of(e));
+        Ok(())
+    }
+
+    /// A tree's non-directory: what is at its path goes (an empty
+    /// directory too) and the entry is made there directly. Whether it was
+    /// written: a device node the kernel does not permit is counted
+    /// instead.
+    fn tree_non_directory(
+        &mut self,
+        dir: &Dir,
+        name: &[u8],
+        e: &Entry,
+        data: &mut dyn Read,
+    ) -> Result<bool, Reason> {
+        let replaced = remove_existing(&dir.fd, name).map_err(|err| match err {
+            Errno::NOTEMPTY | Errno::EXIST => Reason::Replace {
+                path: String::from_utf8_lossy(&e.path).into_owned(),
+                existing: "a directory that is not empty",
+                new: e.kind.noun(),
+            },
+            err => Reason::io("replace what is there", err),
+        })?;
+        let times = times(e.mtime);
+        match &e.kind {
+            EntryKind::File(size) => self.file(dir, name, e, *size, &times, data)?,
+            EntryKind::HardLink(raw) => self.hard_link(dir, name, e, &normalize(raw)?)?,
+            EntryKind::Symlink(target) => self.symlink(dir, name, e, target, &times)?,
+            EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo => {
+                let (ft, dev) = node(&e.kind);
+                match rustix::fs::mknodat(&dir.fd, name, ft, Mode::from_raw_mode(0o600), dev) {
+                    Ok(()) => self.node_meta(dir, name, e, &times)?,
+                    Err(Errno::PERM) if ft != FileType::Fifo => {
+                        self.written.counts.devices_skipped += 1;
+                        self.release_in_flight();
+                        return Ok(false);
+                    }
+                    Err(err) => return Err(Reason::io("create the device node or fifo", err)),
+                }
+            }
+            EntryKind::Directory => unreachable!("directories are written by directory()"),
+        }
+        let path = list_path(&e.path);
+        if replaced {
+            self.written.changes.replaced.push(path);
+        } else {
+            self.written.changes.created.push(path);
+        }
+        self.release_in_flight();
+        Ok(true)
     }
 
     /// dpkg keeps an existing directory where the archive has a symlink,
@@ -503,7 +696,7 @@ impl<'a> Writer<'a> {
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => Ok(true),
             FileType::Symlink => {
-                let Ok(old) = self.root.open_dir(path) else {
+                let Ok(old) = open_dir(self.root, path) else {
                     return Ok(false);
                 };
                 let new_rel = if let Some(abs) = target.strip_prefix(b"/") {
@@ -513,7 +706,7 @@ impl<'a> Writer<'a> {
                 } else {
                     [&dir.path[..], b"/", target].concat()
                 };
-                let Ok(new) = self.root.open_dir(&new_rel) else {
+                let Ok(new) = open_dir(self.root, &new_rel) else {
                     return Ok(false);
                 };
                 let (Ok(a), Ok(b)) = (rustix::fs::fstat(&old), rustix::fs::fstat(&new)) else {
@@ -533,49 +726,11 @@ impl<'a> Writer<'a> {
         data: &mut dyn Read,
     ) -> Result<(), Reason> {
         let new = with_suffix(name, DPKG_NEW);
-        let (u, g) = Self::owner(e);
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: e.mtime,
-                tv_nsec: 0,
-            },
-            last_modification: Timespec {
-                tv_sec: e.mtime,
-                tv_nsec: 0,
-            },
-        };
-        let mode = Mode::from_raw_mode(e.mode & 0o7777);
+        let times = times(e.mtime);
         let mut conffile = false;
         match &e.kind {
             EntryKind::File(size) => {
-                let fd = fresh(&dir.fd, &new, "create the .dpkg-new file", || {
-                    rustix::fs::openat(
-                        &dir.fd,
-                        &new[..],
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
-                    )
-                })?;
-                let mut file = File::from(fd);
-                let copied = self.copy(data, &mut file)?;
-                if copied != *size {
-                    return Err(Reason::Format(format!(
-                        "the archive ended inside the file ({copied} of {size} bytes)"
-                    )));
-                }
-                let r = rustix::fs::fchown(&file, u, g);
-                self.chown_result(r, e)?;
-                rustix::fs::fchmod(&file, mode).map_err(|err| Reason::io("set the mode", err))?;
-                rustix::fs::futimens(&file, &times)
-                    .map_err(|err| Reason::io("set the mtime", err))?;
-                drop(file);
-                self.regular.insert(e.path.clone());
-                self.written.files += 1;
-                self.written.bytes += size;
+                self.file(dir, &new, e, *size, &times, data)?;
                 conffile = self.options.conffiles == Conffiles::LeaveDpkgNew
                     && self.conffiles.contains(&e.path);
             }
@@ -587,39 +742,15 @@ impl<'a> Writer<'a> {
                         target: String::from_utf8_lossy(raw).into_owned(),
                     });
                 }
-                let (tparent, tname) = split_parent(&target);
-                let tdir = self.root.open_dir(tparent).map_err(|err| {
-                    resolve_error(tparent, err, "open the link target's directory")
-                })?;
-                fresh(&dir.fd, &new, "create the hard link", || {
-                    rustix::fs::linkat(&tdir, tname, &dir.fd, &new[..], AtFlags::empty())
-                })?;
-                self.regular.insert(e.path.clone());
-                self.written.files += 1;
+                self.hard_link(dir, &new, e, &target)?;
             }
-            EntryKind::Symlink(target) => {
-                fresh(&dir.fd, &new, "create the symlink", || {
-                    rustix::fs::symlinkat(&target[..], &dir.fd, &new[..])
-                })?;
-                let r = rustix::fs::chownat(&dir.fd, &new[..], u, g, AtFlags::SYMLINK_NOFOLLOW);
-                self.chown_result(r, e)?;
-                rustix::fs::utimensat(&dir.fd, &new[..], &times, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|err| Reason::io("set the mtime", err))?;
-            }
+            EntryKind::Symlink(target) => self.symlink(dir, &new, e, target, &times)?,
             EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo => {
-                let (ft, dev) = match e.kind {
-                    EntryKind::CharDevice(a, b) => {
-                        (FileType::CharacterDevice, rustix::fs::makedev(a, b))
-                    }
-                    EntryKind::BlockDevice(a, b) => {
-                        (FileType::BlockDevice, rustix::fs::makedev(a, b))
-                    }
-                    _ => (FileType::Fifo, 0),
-                };
+                let (ft, dev) = node(&e.kind);
                 fresh(&dir.fd, &new, "create the device node or fifo", || {
                     rustix::fs::mknodat(&dir.fd, &new[..], ft, Mode::from_raw_mode(0o600), dev)
                 })?;
-                self.node_meta(dir, &new, e, mode, &times)?;
+                self.node_meta(dir, &new, e, &times)?;
             }
             EntryKind::Directory => unreachable!("directories are written by directory()"),
         }
@@ -641,23 +772,107 @@ impl<'a> Writer<'a> {
     /// claim.
     fn release_in_flight(&mut self) {
         if let Some(f) = self.in_flight.take() {
-            self.claims.release(&f.claim);
+            self.release(f.claim.as_ref());
         }
     }
 
-    fn node_meta(
-        &self,
+    fn release(&self, claim: Option<&Key>) {
+        if let (Some(claims), Some(key)) = (self.claims, claim) {
+            claims.release(key);
+        }
+    }
+
+    /// Writes a regular file at `new` (created exclusively) from `data`,
+    /// with the entry's owner, xattrs, mode and mtime.
+    fn file(
+        &mut self,
         dir: &Dir,
         new: &[u8],
         e: &Entry,
-        mode: Mode,
+        size: u64,
+        times: &Timestamps,
+        data: &mut dyn Read,
+    ) -> Result<(), Reason> {
+        let fd = fresh(&dir.fd, new, "create the file", || {
+            rustix::fs::openat(
+                &dir.fd,
+                new,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        })?;
+        let mut file = File::from(fd);
+        let copied = self.copy(data, &mut file)?;
+        if copied != size {
+            return Err(Reason::Format(format!(
+                "the archive ended inside the file ({copied} of {size} bytes)"
+            )));
+        }
+        self.set_owner((e.uid, e.gid), |u, g| rustix::fs::fchown(&file, u, g))?;
+        // After chown, which drops file capabilities.
+        for (k, v) in &e.xattrs {
+            if rustix::fs::fsetxattr(&file, OsStr::from_bytes(k), v, XattrFlags::empty()).is_err() {
+                self.written.counts.xattrs_skipped += 1;
+            }
+        }
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777))
+            .map_err(|err| Reason::io("set the mode", err))?;
+        rustix::fs::futimens(&file, times).map_err(|err| Reason::io("set the mtime", err))?;
+        self.regular.insert(e.path.clone());
+        self.written.files += 1;
+        self.written.bytes += size;
+        Ok(())
+    }
+
+    /// Makes `new` a hard link to the (normalized) `target`.
+    fn hard_link(&mut self, dir: &Dir, new: &[u8], e: &Entry, target: &[u8]) -> Result<(), Reason> {
+        let (tparent, tname) = split_parent(target);
+        let tdir = open_dir(self.root, tparent)
+            .map_err(|err| resolve_error(tparent, err, "open the link target's directory"))?;
+        fresh(&dir.fd, new, "create the hard link", || {
+            rustix::fs::linkat(&tdir, tname, &dir.fd, new, AtFlags::empty())
+        })?;
+        self.regular.insert(e.path.clone());
+        self.written.files += 1;
+        Ok(())
+    }
+
+    /// Makes `new` a symlink to `target`, with the entry's owner and mtime.
+    fn symlink(
+        &mut self,
+        dir: &Dir,
+        new: &[u8],
+        e: &Entry,
+        target: &[u8],
         times: &Timestamps,
     ) -> Result<(), Reason> {
-        let (u, g) = Self::owner(e);
-        let r = rustix::fs::chownat(&dir.fd, new, u, g, AtFlags::SYMLINK_NOFOLLOW);
-        self.chown_result(r, e)?;
-        rustix::fs::chmodat(&dir.fd, new, mode, AtFlags::empty())
-            .map_err(|err| Reason::io("set the mode", err))?;
+        fresh(&dir.fd, new, "create the symlink", || {
+            rustix::fs::symlinkat(target, &dir.fd, new)
+        })?;
+        self.set_owner((e.uid, e.gid), |u, g| {
+            rustix::fs::chownat(&dir.fd, new, u, g, AtFlags::SYMLINK_NOFOLLOW)
+        })?;
+        rustix::fs::utimensat(&dir.fd, new, times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|err| Reason::io("set the mtime", err))
+    }
+
+    fn node_meta(
+        &mut self,
+        dir: &Dir,
+        new: &[u8],
+        e: &Entry,
+        times: &Timestamps,
+    ) -> Result<(), Reason> {
+        self.set_owner((e.uid, e.gid), |u, g| {
+            rustix::fs::chownat(&dir.fd, new, u, g, AtFlags::SYMLINK_NOFOLLOW)
+        })?;
+        rustix::fs::chmodat(
+            &dir.fd,
+            new,
+            Mode::from_raw_mode(e.mode & 0o7777),
+            AtFlags::empty(),
+        )
+        .map_err(|err| Reason::io("set the mode", err))?;
         rustix::fs::utimensat(&dir.fd, new, times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Reason::io("set the mtime", err))
     }
@@ -725,7 +940,7 @@ impl<'a> Writer<'a> {
     fn abandon_in_flight(&mut self) {
         if let Some(f) = self.in_flight.take() {
             let _ = rustix::fs::unlinkat(&f.dir.fd, &f.name[..], AtFlags::empty());
-            self.claims.release(&f.claim);
+            self.release(f.claim.as_ref());
         }
     }
 
@@ -750,24 +965,37 @@ impl<'a> Writer<'a> {
         self.cached = None;
         for (path, mtime) in std::mem::take(&mut self.dir_times) {
             let (parent, name) = split_parent(&path);
+            let fd = open_dir(self.root, parent)
+                .map_err(|e| resolve_error(parent, e, "open a directory to set its mtime"))?;
+            rustix::fs::utimensat(&fd, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Reason::io("set a directory's mtime", e))?;
+        }
+        Ok(())
+    }
+
+    /// A tree's entries are all written: sets the owner, mode and mtime of
+    /// every directory it listed, deepest first (so a read-only one does
+    /// not stop the ones below, and each keeps the archive's mtime). An
+    /// error names the directory.
+    pub(crate) fn finish_tree(&mut self) -> Result<(), (Vec<u8>, Reason)> {
+        self.cached = None;
+        let mut dirs = std::mem::take(&mut self.dir_metas);
+        let depth = |p: &[u8]| p.split(|&b| b == b'/').filter(|c| !c.is_empty()).count();
+        dirs.sort_by_key(|d| std::cmp::Reverse(depth(&d.path)));
+        for d in dirs {
+            let fail = |r: Reason| (d.path.clone(), r);
             let fd = self
                 .root
-                .open_dir(parent)
-                .map_err(|e| resolve_error(parent, e, "open a directory to set its mtime"))?;
-            let t = Timespec {
-                tv_sec: mtime,
-                tv_nsec: 0,
-            };
-            rustix::fs::utimensat(
-                &fd,
-                name,
-                &Timestamps {
-                    last_access: t,
-                    last_modification: t,
-                },
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Reason::io("set a directory's mtime", e))?;
+                .open_at(
+                    as_path(&d.path),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                )
+                .map_err(|e| fail(Reason::io("reopen the directory", e)))?;
+            self.set_owner((d.uid, d.gid), |u, g| rustix::fs::fchown(&fd, u, g))
+                .map_err(fail)?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode))
+                .map_err(|e| fail(Reason::io("set the mode", e)))?;
+            let _ = rustix::fs::futimens(&fd, &times(d.mtime));
         }
         Ok(())
     }
