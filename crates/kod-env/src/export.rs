@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use crate::desktop::{self, Launch, exec_word};
 use crate::error::EnvError;
-use crate::rootdir::{RootDir, relative};
 use crate::store::{Env, ExportedBin};
 use crate::view;
+use kod_root::{Root, relative};
 
 /// Where programs are looked for in an environment, in PATH order.
 const BIN_DIRS: [&str; 6] = [
@@ -43,11 +43,11 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-fn is_program(root: &RootDir, path: &Path) -> bool {
+fn is_program(root: &Root, path: &Path) -> bool {
     let Some(rel) = relative(path) else {
         return false;
     };
-    root.stat(&rel).is_some_and(|st| {
+    root.stat(&rel).ok().flatten().is_some_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
             && st.st_mode & 0o111 != 0
     })
@@ -56,7 +56,7 @@ fn is_program(root: &RootDir, path: &Path) -> bool {
 /// The absolute path inside the environment of `program` (a name looked up
 /// in the standard PATH, or an absolute path).
 pub fn find_program(env: &Env, program: &str) -> Result<PathBuf, EnvError> {
-    let root = RootDir::open(&env.root()).map_err(EnvError::io("open", env.root()))?;
+    let root = Root::open(&env.root()).map_err(EnvError::io("open", env.root()))?;
     let not_found = |looked: String| EnvError::NoProgram {
         env: env.name.clone(),
         program: program.to_string(),
@@ -120,12 +120,14 @@ pub fn export_bins(
 }
 
 fn write_executable(file: &Path, text: &[u8]) -> Result<(), EnvError> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = file.with_extension("kod-new");
-    std::fs::write(&tmp, text).map_err(EnvError::io("write", &tmp))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-        .map_err(EnvError::io("chmod", &tmp))?;
-    std::fs::rename(&tmp, file).map_err(EnvError::io("rename into place", file))
+    // 0755 whatever the umask: every user runs a system store's launchers.
+    let write = || {
+        let mut f = kod_root::AtomicFile::create(file)?;
+        std::io::Write::write_all(&mut f, text)?;
+        f.set_mode(0o755)?;
+        f.commit()
+    };
+    write().map_err(EnvError::io("write", file))
 }
 
 /// The file name of an exported desktop file.
@@ -140,7 +142,7 @@ fn app_id(id: &str) -> &str {
 /// Copies the icon a desktop file names (an absolute path in the
 /// environment, or a name in its hicolor theme or pixmaps) into the
 /// exports; returns its host path.
-fn copy_icon(env: &Env, root: &RootDir, icon: &str, id: &str) -> Result<Option<PathBuf>, EnvError> {
+fn copy_icon(env: &Env, root: &Root, icon: &str, id: &str) -> Result<Option<PathBuf>, EnvError> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if icon.starts_with('/') {
         candidates.push(icon.into());
@@ -156,12 +158,14 @@ fn copy_icon(env: &Env, root: &RootDir, icon: &str, id: &str) -> Result<Option<P
     }
     for c in candidates {
         let Some(rel) = relative(&c) else { continue };
-        let Ok(data) = root.read(&rel) else { continue };
+        let Ok(Some(data)) = root.read(&rel) else {
+            continue;
+        };
         let ext = c.extension().and_then(|e| e.to_str()).unwrap_or("png");
         let dir = env.exports_dir().join("share/icons");
         std::fs::create_dir_all(&dir).map_err(EnvError::io("create", &dir))?;
         let dest = dir.join(format!("{id}.{ext}"));
-        std::fs::write(&dest, data).map_err(EnvError::io("write", &dest))?;
+        kod_root::write_atomic(&dest, &data).map_err(EnvError::io("write", &dest))?;
         return Ok(Some(dest));
     }
     Ok(None)
@@ -179,12 +183,12 @@ pub fn export_app(env: &mut Env, id: &str, kod: &Path) -> Result<PathBuf, EnvErr
             looked: "(not a desktop id)".into(),
         });
     }
-    let root = RootDir::open(&env.root()).map_err(EnvError::io("open", env.root()))?;
+    let root = Root::open(&env.root()).map_err(EnvError::io("open", env.root()))?;
     let text = APP_DIRS
         .iter()
         .find_map(|d| {
             let rel = relative(&Path::new(d).join(format!("{id}.desktop")))?;
-            root.read(&rel).ok()
+            root.read(&rel).ok().flatten()
         })
         .ok_or_else(|| EnvError::NoApp {
             env: env.name.clone(),
@@ -213,7 +217,7 @@ pub fn export_app(env: &mut Env, id: &str, kod: &Path) -> Result<PathBuf, EnvErr
     let dir = env.exports_dir().join("share/applications");
     std::fs::create_dir_all(&dir).map_err(EnvError::io("create", &dir))?;
     let file = dir.join(desktop_file_name(&env.name, id));
-    std::fs::write(&file, out).map_err(EnvError::io("write", &file))?;
+    kod_root::write_atomic(&file, out.as_bytes()).map_err(EnvError::io("write", &file))?;
     if !env.record.apps.iter().any(|a| a == id) {
         env.record.apps.push(id.to_string());
         env.record.apps.sort();

@@ -10,21 +10,17 @@
 //! the root. Owners, modes (setuid included), mtimes and file capabilities
 //! (`SCHILY.xattr.*`) are restored when running as root (or as root of the
 //! caller's user namespace); device nodes only where the kernel allows
-//! (the environment gets /dev from the host at run time anyway).
+//! (the environment gets /dev from the host at run time anyway). The
+//! writing is kod-unpack's ([`kod_unpack::unpack_tar`]), what it left out
+//! is counted in [`Extracted`].
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
-use rustix::io::Errno;
+use kod_unpack::{TarOptions, TarUnpacked, unpack_tar};
 
 use crate::error::EnvError;
-use crate::rootdir::{RootDir, relative, split};
 
 /// What an extraction did, beyond writing files.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,290 +70,51 @@ impl Extracted {
     }
 }
 
-/// Opens a tarball, undoing gzip, xz or zstd compression (by magic).
-pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>, EnvError> {
-    let f = File::open(path).map_err(EnvError::io("open", path))?;
-    let mut r = BufReader::with_capacity(1 << 20, f);
-    let head = r.fill_buf().map_err(EnvError::io("read", path))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(liblzma::read::XzDecoder::new_multi_decoder(r))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(EnvError::io("read", path))?)
-    } else {
-        Box::new(r)
-    })
+impl From<TarUnpacked> for Extracted {
+    fn from(t: TarUnpacked) -> Extracted {
+        Extracted {
+            entries: t.entries,
+            devices_skipped: t.devices_skipped,
+            owners_skipped: t.owners_skipped,
+            xattrs_skipped: t.xattrs_skipped,
+            other_skipped: t.other_skipped,
+        }
+    }
 }
 
-struct Dir {
-    rel: PathBuf,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
+/// Opens a tarball, undoing gzip, xz or zstd compression (recognised by
+/// its first bytes, [`kod_root::decompress`]).
+pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>, EnvError> {
+    let f = File::open(path).map_err(EnvError::io("open", path))?;
+    let r = kod_root::decompress(BufReader::with_capacity(1 << 20, f))
+        .map_err(EnvError::io("read", path))?;
+    Ok(Box::new(r))
 }
 
 /// Extracts the tarball `archive` into the directory `root` (which must
-/// exist, normally empty).
+/// exist, normally empty), through kod-unpack's writer
+/// ([`kod_unpack::unpack_tar`]: the rules of this module's documentation);
+/// owners are set when running as root (of the host or of a user
+/// namespace).
 pub fn extract_tarball(archive: &Path, root: &Path) -> Result<Extracted, EnvError> {
     let reader = open_tarball(archive)?;
-    let r = RootDir::open(root).map_err(EnvError::io("open", root))?;
-    let chown = rustix::process::geteuid().is_root();
-    let mut tar = tar::Archive::new(reader);
-    let mut done = Extracted::default();
-    let mut dirs: Vec<Dir> = Vec::new();
-    let bad = |entry: &[u8], why: String| EnvError::Archive {
-        archive: archive.to_path_buf(),
-        entry: String::from_utf8_lossy(entry).into_owned(),
-        why,
+    let options = TarOptions {
+        owners: rustix::process::geteuid().is_root(),
     };
-    let entries = tar.entries().map_err(EnvError::io("read", archive))?;
-    for entry in entries {
-        let mut entry = entry.map_err(EnvError::io("read", archive))?;
-        let raw_path = entry.path_bytes().into_owned();
-        let Some(rel) = relative(Path::new(OsStr::from_bytes(&raw_path))) else {
-            return Err(bad(&raw_path, "its path has a `..` component".into()));
-        };
-        let h = entry.header();
-        let kind = h.entry_type();
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let owner = (
-            h.uid()
-                .ok()
-                .and_then(|u| u32::try_from(u).ok())
-                .unwrap_or(0),
-            h.gid()
-                .ok()
-                .and_then(|g| u32::try_from(g).ok())
-                .unwrap_or(0),
-        );
-        let mtime = h
-            .mtime()
-            .ok()
-            .and_then(|m| i64::try_from(m).ok())
-            .unwrap_or(0);
-        let device = (
-            h.device_major().ok().flatten().unwrap_or(0),
-            h.device_minor().ok().flatten().unwrap_or(0),
-        );
-        if rel.as_os_str().is_empty() {
-            // The root itself: its mode and times are applied last.
-            if kind.is_dir() {
-                dirs.push(Dir {
-                    rel,
-                    mode,
-                    uid: owner.0,
-                    gid: owner.1,
-                    mtime,
-                });
-            }
-            continue;
-        }
-        let (parent, name) = split(&rel).ok_or_else(|| bad(&raw_path, "no file name".into()))?;
-        let dir = r
-            .make_dirs(parent)
-            .map_err(|e| bad(&raw_path, format!("cannot open its directory: {e}")))?;
-        let fail = |e: Errno, what: &str| bad(&raw_path, format!("cannot {what}: {e}"));
-        let xattrs = xattrs(&mut entry);
-        let set_owner = |target: Target<'_>, done: &mut Extracted| {
-            if chown && let Err(e) = target.chown(owner) {
-                if e == Errno::INVAL || e == Errno::PERM {
-                    done.owners_skipped += 1;
-                } else {
-                    return Err(fail(e, "set the owner"));
-                }
-            }
-            Ok(())
-        };
-        if kind.is_dir() {
-            match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
-                Ok(()) => {}
-                Err(Errno::EXIST) => {
-                    let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| fail(e, "inspect what is there"))?;
-                    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                        rustix::fs::unlinkat(&dir, name, AtFlags::empty())
-                            .map_err(|e| fail(e, "replace what is there"))?;
-                        rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
-                            .map_err(|e| fail(e, "create the directory"))?;
-                    }
-                }
-                Err(e) => return Err(fail(e, "create the directory")),
-            }
-            dirs.push(Dir {
-                rel,
-                mode,
-                uid: owner.0,
-                gid: owner.1,
-                mtime,
-            });
-            done.entries += 1;
-            continue;
-        }
-        remove_existing(&dir, name).map_err(|e| fail(e, "replace what is there"))?;
-        if kind.is_file() || kind.is_contiguous() {
-            let fd = rustix::fs::openat(
-                &dir,
-                name,
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(|e| fail(e, "create the file"))?;
-            let mut f = File::from(fd);
-            io::copy(&mut entry, &mut f)
-                .map_err(|e| bad(&raw_path, format!("cannot write: {e}")))?;
-            set_owner(Target::Fd(&f), &mut done)?;
-            for (k, v) in &xattrs {
-                if rustix::fs::fsetxattr(&f, k.as_str(), v, XattrFlags::empty()).is_err() {
-                    done.xattrs_skipped += 1;
-                }
-            }
-            rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))
-                .map_err(|e| fail(e, "set the mode"))?;
-            let _ = rustix::fs::futimens(&f, &times(mtime));
-        } else if kind.is_symlink() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad(&raw_path, "a symlink without a target".into()))?
-                .into_owned();
-            rustix::fs::symlinkat(OsStr::from_bytes(&target), &dir, name)
-                .map_err(|e| fail(e, "create the symlink"))?;
-            set_owner(Target::At(&dir, name), &mut done)?;
-            let _ = rustix::fs::utimensat(&dir, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
-        } else if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .ok_or_else(|| bad(&raw_path, "a hard link without a target".into()))?
-                .into_owned();
-            let t = relative(Path::new(OsStr::from_bytes(&target)))
-                .ok_or_else(|| bad(&raw_path, "its link target has a `..` component".into()))?;
-            let (tparent, tname) =
-                split(&t).ok_or_else(|| bad(&raw_path, "its link target is the root".into()))?;
-            let tdir = r
-                .dir(tparent)
-                .map_err(|e| fail(e, "find the hard link's target"))?;
-            rustix::fs::linkat(&tdir, tname, &dir, name, AtFlags::empty())
-                .map_err(|e| fail(e, "create the hard link"))?;
-        } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-            let (ft, dev) = if kind.is_fifo() {
-                (FileType::Fifo, 0)
-            } else {
-                let (major, minor) = device;
-                let ft = if kind.is_block_special() {
-                    FileType::BlockDevice
-                } else {
-                    FileType::CharacterDevice
-                };
-                (ft, rustix::fs::makedev(major, minor))
-            };
-            match rustix::fs::mknodat(&dir, name, ft, Mode::from_raw_mode(mode), dev) {
-                Ok(()) => {
-                    set_owner(Target::At(&dir, name), &mut done)?;
-                    let _ = rustix::fs::chmodat(
-                        &dir,
-                        name,
-                        Mode::from_raw_mode(mode),
-                        AtFlags::empty(),
-                    );
-                }
-                Err(Errno::PERM) if !kind.is_fifo() => {
-                    done.devices_skipped += 1;
-                    continue;
-                }
-                Err(e) => return Err(fail(e, "create the node")),
-            }
-        } else {
-            done.other_skipped += 1;
-            continue;
-        }
-        done.entries += 1;
-    }
-    // Directories last, deepest first, so their modes (0555 ones too) and
-    // times are what the archive says.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.rel.components().count()));
-    for d in dirs {
-        let fd = r
-            .open_at(
-                &d.rel,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-            )
-            .map_err(|e| bad(d.rel.as_os_str().as_bytes(), format!("cannot reopen: {e}")))?;
-        if chown && let Err(e) = Target::Fd(&fd).chown((d.uid, d.gid)) {
-            if e == Errno::INVAL || e == Errno::PERM {
-                done.owners_skipped += 1;
-            } else {
-                return Err(bad(
-                    d.rel.as_os_str().as_bytes(),
-                    format!("cannot set the owner: {e}"),
-                ));
-            }
-        }
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.mode)).map_err(|e| {
-            bad(
-                d.rel.as_os_str().as_bytes(),
-                format!("cannot set the mode: {e}"),
-            )
-        })?;
-        let _ = rustix::fs::futimens(&fd, &times(d.mtime));
-    }
-    Ok(done)
-}
-
-enum Target<'a> {
-    Fd(&'a dyn std::os::fd::AsFd),
-    At(&'a OwnedFd, &'a OsStr),
-}
-
-impl Target<'_> {
-    fn chown(&self, (uid, gid): (u32, u32)) -> Result<(), Errno> {
-        let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-        match self {
-            Target::Fd(fd) => rustix::fs::fchown(fd.as_fd(), u, g),
-            Target::At(dir, name) => {
-                rustix::fs::chownat(dir, *name, u, g, AtFlags::SYMLINK_NOFOLLOW)
-            }
-        }
-    }
-}
-
-fn remove_existing(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
-        }
-        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()),
-        Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn times(mtime: i64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-/// The `SCHILY.xattr.*` records of a PAX header.
-fn xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    if let Ok(Some(exts)) = entry.pax_extensions() {
-        let mut seen = HashMap::new();
-        for e in exts.flatten() {
-            if let (Ok(k), v) = (e.key(), e.value_bytes())
-                && let Some(name) = k.strip_prefix("SCHILY.xattr.")
-            {
-                seen.insert(name.to_string(), v.to_vec());
-            }
-        }
-        out.extend(seen);
-    }
-    out
+    unpack_tar(reader, root, &options)
+        .map(Extracted::from)
+        .map_err(|e| match e.path {
+            Some(entry) => EnvError::Archive {
+                archive: archive.to_path_buf(),
+                entry,
+                why: e.reason.to_string(),
+            },
+            None => EnvError::Io {
+                op: "extract",
+                path: archive.to_path_buf(),
+                source: std::io::Error::other(e.reason.to_string()),
+            },
+        })
 }
 
 /// Where the import reads from.

@@ -31,7 +31,6 @@ pub mod export;
 pub mod import;
 pub mod lifecycle;
 pub mod prepare;
-mod rootdir;
 pub mod run;
 pub mod status;
 mod store;

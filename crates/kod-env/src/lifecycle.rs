@@ -6,7 +6,7 @@
 //! Everything else — where the root goes, its record, preparation, the
 //! view — happens here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kod_sandbox::Caller;
 
@@ -74,8 +74,7 @@ fn make(
             dir: store.env_dir(name),
         });
     }
-    let staging = store.staging_dir(name);
-    remove_tree(&staging)?;
+    let staging = store.temp_dir(name);
     std::fs::create_dir(&staging).map_err(EnvError::io("create", &staging))?;
     let built = (|| {
         let (record, mut notes) = fill(&staging)?;
@@ -193,10 +192,7 @@ pub fn remove(env: &mut Env, packages: &[String], engine: &dyn Engine) -> Result
 /// the view. A root adopted in place is left where it is. Returns notes.
 pub fn delete(env: &Env) -> Result<Vec<String>, EnvError> {
     let dir = env.dir();
-    let doomed: PathBuf =
-        env.store
-            .dir
-            .join(format!(".{}.deleting-{}", env.name, std::process::id()));
+    let doomed = env.store.temp_dir(&env.name);
     std::fs::rename(&dir, &doomed).map_err(EnvError::io("move away", &dir))?;
     remove_tree(&doomed)?;
     view::refresh(&env.store)?;

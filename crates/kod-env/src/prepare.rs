@@ -7,7 +7,7 @@ use std::path::Path;
 use kod_sandbox::{Caller, HOST_DIRS};
 
 use crate::error::EnvError;
-use crate::rootdir::RootDir;
+use kod_root::Root;
 
 /// One line of a passwd file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,13 +206,20 @@ pub fn merge_group(
 /// lines of `caller` (all regular users when root), and
 /// `/etc/debian_chroot`. Returns notes for the caller.
 pub fn prepare(root: &Path, name: &str, caller: Caller) -> Result<Vec<String>, EnvError> {
-    let r = RootDir::open(root).map_err(EnvError::io("open", root))?;
+    let r = Root::open(root).map_err(EnvError::io("open", root))?;
     let io = |op, rel: &str| EnvError::io(op, root.join(rel));
+    // Written beside what is there and renamed over it (a symlink there is
+    // replaced, not followed), the directory made if missing.
+    let write = |rel: &str, data: &[u8]| {
+        let parent = Path::new(rel).parent().unwrap_or(Path::new(""));
+        r.make_dirs(parent)
+            .and_then(|_| r.write(rel, data, 0o644))
+            .map_err(io("write", rel))
+    };
     for d in HOST_DIRS {
         let rel = Path::new(&d[1..]);
-        if !r.exists(rel) {
-            r.make_dirs(rel)
-                .map_err(|e| io("create", &d[1..])(e.into()))?;
+        if !matches!(r.stat(rel), Ok(Some(_))) {
+            r.make_dirs(rel).map_err(io("create", &d[1..]))?;
             if d == "/tmp" {
                 // World-writable and sticky, as every /tmp; the host's is
                 // bound over it at run time anyway.
@@ -223,33 +230,24 @@ pub fn prepare(root: &Path, name: &str, caller: Caller) -> Result<Vec<String>, E
         }
     }
     if let Ok(resolv) = std::fs::read("/etc/resolv.conf") {
-        r.write(Path::new("etc/resolv.conf"), &resolv, 0o644)
-            .map_err(io("write", "etc/resolv.conf"))?;
+        write("etc/resolv.conf", &resolv)?;
     }
-    r.write(
-        Path::new("etc/debian_chroot"),
-        format!("{name}\n").as_bytes(),
-        0o644,
-    )
-    .map_err(io("write", "etc/debian_chroot"))?;
+    write("etc/debian_chroot", format!("{name}\n").as_bytes())?;
 
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let host_group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let login_defs = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
     let uids = accounts(caller, &host_passwd, &login_defs);
     let read = |rel: &str| -> Result<String, EnvError> {
-        match r.read(Path::new(rel)) {
-            Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        match r.read(rel) {
+            Ok(b) => Ok(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
             Err(e) => Err(io("read", rel)(e)),
         }
     };
     let passwd = merge_passwd(&read("etc/passwd")?, &host_passwd, &uids);
-    r.write(Path::new("etc/passwd"), passwd.as_bytes(), 0o644)
-        .map_err(io("write", "etc/passwd"))?;
+    write("etc/passwd", passwd.as_bytes())?;
     let (group, notes) = merge_group(&read("etc/group")?, &host_group, &host_passwd, &uids);
-    r.write(Path::new("etc/group"), group.as_bytes(), 0o644)
-        .map_err(io("write", "etc/group"))?;
+    write("etc/group", group.as_bytes())?;
     Ok(notes)
 }
 

@@ -8,8 +8,8 @@ use std::process::Command;
 use kod_sandbox::{Bind, Caller, Ids, Prepared, Sandbox, SandboxError, Workdir};
 
 use crate::error::EnvError;
-use crate::rootdir::{RootDir, relative};
 use crate::store::Env;
+use kod_root::{Root, relative};
 
 /// A command ready to run in an environment.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ pub fn exit_code_for(e: &EnvError) -> u8 {
 
 /// The caller's shell inside `root`: `$SHELL`, else the passwd entry's
 /// shell, when the root has it; else `/bin/sh` (with a note).
-fn shell(root: &RootDir, caller: Caller, notes: &mut Vec<String>) -> PathBuf {
+fn shell(root: &Root, caller: Caller, notes: &mut Vec<String>) -> PathBuf {
     let from_passwd = || {
         let text = std::fs::read_to_string("/etc/passwd").ok()?;
         text.lines().find_map(|l| {
@@ -66,7 +66,7 @@ fn shell(root: &RootDir, caller: Caller, notes: &mut Vec<String>) -> PathBuf {
         .filter(|s| s.is_absolute())
         .or_else(from_passwd);
     match wanted {
-        Some(s) if relative(&s).is_some_and(|r| root.exists(&r)) => s,
+        Some(s) if relative(&s).is_some_and(|r| matches!(root.stat(&r), Ok(Some(_)))) => s,
         Some(s) => {
             notes.push(format!(
                 "your shell {} is not in this environment; starting /bin/sh",
@@ -85,7 +85,7 @@ fn shell(root: &RootDir, caller: Caller, notes: &mut Vec<String>) -> PathBuf {
 /// caller's environment variables.
 pub fn plan(env: &Env, volumes: &[PathBuf], command: &[OsString]) -> Result<RunPlan, EnvError> {
     let root = env.root();
-    let rootdir = RootDir::open(&root).map_err(EnvError::io("open", &root))?;
+    let rootdir = Root::open(&root).map_err(EnvError::io("open", &root))?;
     let caller = Caller::current();
     let mut notes = Vec::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());

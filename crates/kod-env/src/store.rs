@@ -10,6 +10,9 @@
 //! STORE/.view.json            view settings (mode, priority, current)
 //! STORE/.unified/             the unified view
 //! STORE/.view -> ...          the stable path: `.unified` or `NAME/exports`
+//! STORE/.NAME.kod-tmp-PID-... an environment being built or deleted, a view
+//!                             being made (kod's temporaries, removed by the
+//!                             next kod once their process is gone)
 //! ```
 //!
 //! Environment names never start with `.`, so kod's own entries cannot
@@ -207,15 +210,17 @@ impl Env {
 }
 
 pub(crate) fn write_record(dir: &Path, record: &Record) -> Result<(), EnvError> {
-    let path = dir.join("env.json");
-    let tmp = dir.join(".env.json.new");
-    let mut text = serde_json::to_vec_pretty(record).map_err(|e| EnvError::Record {
-        path: path.clone(),
+    write_json(&dir.join("env.json"), record)
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<(), EnvError> {
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| EnvError::Record {
+        path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
     text.push(b'\n');
-    std::fs::write(&tmp, text).map_err(EnvError::io("write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(EnvError::io("rename into place", &path))
+    kod_root::write_atomic(path, &text).map_err(EnvError::io("write", path))
 }
 
 impl Store {
@@ -288,15 +293,30 @@ impl Store {
         Ok(envs)
     }
 
-    /// Creates the store directory if needed.
+    /// Creates the store directory if needed, and removes what killed kod
+    /// processes left in it (environments half built or half deleted,
+    /// views half made).
     pub fn ensure(&self) -> Result<(), EnvError> {
-        std::fs::create_dir_all(&self.dir).map_err(EnvError::io("create", &self.dir))
+        std::fs::create_dir_all(&self.dir).map_err(EnvError::io("create", &self.dir))?;
+        match kod_root::remove_stale_temporaries(&self.dir) {
+            Ok(gone) => {
+                for p in gone {
+                    tracing::info!("removed {}, left by an interrupted kod", p.display());
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+        Ok(())
     }
 
-    /// The directory an environment is built in before it appears under
-    /// its name.
-    pub(crate) fn staging_dir(&self, name: &str) -> PathBuf {
-        self.dir.join(format!(".{name}.new"))
+    /// A temporary path in the store for `name` (kod's temporary-name
+    /// scheme: unique to this process, thread and call, and removed by a
+    /// later [`Store::ensure`] if this process dies): where an environment
+    /// is built before it appears under its name, or moved before it is
+    /// deleted.
+    pub(crate) fn temp_dir(&self, name: &str) -> PathBuf {
+        self.dir
+            .join(kod_root::temp_name(std::ffi::OsStr::new(name)))
     }
 }
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EnvError;
-use crate::store::{Env, Store};
+use crate::store::{Env, Store, write_json};
 
 /// A view mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -130,15 +130,7 @@ pub fn settings(store: &Store) -> Result<Settings, EnvError> {
 
 fn save(store: &Store, s: &Settings) -> Result<(), EnvError> {
     store.ensure()?;
-    let path = settings_path(store);
-    let tmp = store.dir.join(".view.json.new");
-    let mut text = serde_json::to_vec_pretty(s).map_err(|e| EnvError::Record {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
-    text.push(b'\n');
-    std::fs::write(&tmp, text).map_err(EnvError::io("write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(EnvError::io("rename into place", &path))
+    write_json(&settings_path(store), s)
 }
 
 /// Environment names in priority order.
@@ -235,41 +227,47 @@ pub fn refresh(store: &Store) -> Result<View, EnvError> {
     }
     // The unified directory, built beside the old one and swapped in.
     let unified = store.dir.join(".unified");
-    let fresh = store.dir.join(".unified.new");
-    remove_any(&fresh)?;
-    for d in ["bin", "share/applications"] {
-        let p = fresh.join(d);
-        std::fs::create_dir_all(&p).map_err(EnvError::io("create", &p))?;
-    }
-    let mut taken = std::collections::BTreeSet::new();
-    for name in &view.order {
-        let Some(e) = envs.iter().find(|e| &e.name == name) else {
-            continue;
-        };
-        for b in &e.record.bins {
-            if taken.insert(b.name.clone()) {
-                link(
-                    &Path::new("../..")
-                        .join(name)
-                        .join("exports/bin")
-                        .join(&b.name),
-                    &fresh.join("bin").join(&b.name),
-                )?;
+    let fresh = store.temp_dir(".unified");
+    let built = (|| -> Result<(), EnvError> {
+        for d in ["bin", "share/applications"] {
+            let p = fresh.join(d);
+            std::fs::create_dir_all(&p).map_err(EnvError::io("create", &p))?;
+        }
+        let mut taken = std::collections::BTreeSet::new();
+        for name in &view.order {
+            let Some(e) = envs.iter().find(|e| &e.name == name) else {
+                continue;
+            };
+            for b in &e.record.bins {
+                if taken.insert(b.name.clone()) {
+                    link(
+                        &Path::new("../..")
+                            .join(name)
+                            .join("exports/bin")
+                            .join(&b.name),
+                        &fresh.join("bin").join(&b.name),
+                    )?;
+                }
+            }
+            let apps = e.exports_dir().join("share/applications");
+            if let Ok(rd) = std::fs::read_dir(&apps) {
+                for f in rd.flatten() {
+                    let file = f.file_name();
+                    link(
+                        &Path::new("../../..")
+                            .join(name)
+                            .join("exports/share/applications")
+                            .join(&file),
+                        &fresh.join("share/applications").join(&file),
+                    )?;
+                }
             }
         }
-        let apps = e.exports_dir().join("share/applications");
-        if let Ok(rd) = std::fs::read_dir(&apps) {
-            for f in rd.flatten() {
-                let file = f.file_name();
-                link(
-                    &Path::new("../../..")
-                        .join(name)
-                        .join("exports/share/applications")
-                        .join(&file),
-                    &fresh.join("share/applications").join(&file),
-                )?;
-            }
-        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        let _ = remove_any(&fresh);
+        return Err(e);
     }
     swap_in(&fresh, &unified)?;
     let target = match (&view.mode, &view.current) {
@@ -277,10 +275,12 @@ pub fn refresh(store: &Store) -> Result<View, EnvError> {
         _ => PathBuf::from(".unified"),
     };
     let stable = store.dir.join(".view");
-    let tmp = store.dir.join(".view.new");
-    remove_any(&tmp)?;
+    let tmp = store.temp_dir(".view");
     std::os::unix::fs::symlink(&target, &tmp).map_err(EnvError::io("create", &tmp))?;
-    std::fs::rename(&tmp, &stable).map_err(EnvError::io("rename into place", &stable))?;
+    if let Err(e) = std::fs::rename(&tmp, &stable) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(EnvError::io("rename into place", &stable)(e));
+    }
     Ok(view)
 }
 

@@ -12,9 +12,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use kod_root::make_dirs;
 use rustix::fs::{FlockOperation, flock};
 use sha2::{Digest, Sha256};
 
@@ -24,28 +25,6 @@ use crate::{FetchError, to_hex};
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
-}
-
-/// Creates `dir` and its parents (0755) writable by their owner only,
-/// whatever the umask: other users must not be able to plant files in a
-/// cache that root installs from. For everything kod writes under its
-/// cache directory.
-pub fn make_dirs(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-}
-
-/// Creates (or truncates) `path` as a file writable by its owner only
-/// (0644), whatever the umask; see [`make_dirs`].
-pub fn create_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)
 }
 
 /// The SHA256 (hex) of the blob at `path` (`.../<2 hex>/<62 hex>`).

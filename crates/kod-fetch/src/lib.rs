@@ -14,7 +14,7 @@ mod fetcher;
 mod progress;
 mod resolver;
 
-pub use cache::{Cache, create_file, make_dirs};
+pub use cache::Cache;
 pub use client::{Client, ClientOptions, Conditional, Validators};
 pub use error::FetchError;
 pub use fetcher::{Download, Fetcher};

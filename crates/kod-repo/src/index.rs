@@ -461,25 +461,22 @@ impl Index {
         }
         let crc = crc.finalize();
         if let Some(dir) = path.parent() {
-            kod_fetch::make_dirs(dir).map_err(err)?;
+            kod_root::make_dirs(dir).map_err(err)?;
+            // What a killed kod left while storing an index.
+            let _ = kod_root::remove_stale_temporaries(dir);
         }
-        let tmp = crate::temp_path(path);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
-            let mut f = kod_fetch::create_file(&tmp)?;
+            let mut f = std::io::BufWriter::new(kod_root::AtomicFile::create(path)?);
             f.write_all(MAGIC)?;
             f.write_all(&key.0)?;
             f.write_all(&crc.to_le_bytes())?;
             for p in parts {
                 f.write_all(p)?;
             }
-            Ok(())
+            f.into_inner().map_err(|e| e.into_error())?.commit()
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
-        }
-        std::fs::rename(&tmp, path).map_err(err)
+        write().map_err(err)
     }
 
     /// Reads an index written by [`Index::store`] with the same `key`.

@@ -68,15 +68,3 @@ pub trait Backend {
     /// say.
     fn load(&self, sources: &[Self::Source], options: &LoadOptions) -> Result<Index, Self::Error>;
 }
-
-/// A name beside `path` for writing a file before renaming it into place,
-/// unique to this process and call, so that several kod processes sharing
-/// a cache never write the same temporary file.
-pub(crate) fn temp_path(path: &std::path::Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.{n}.tmp", std::process::id()));
-    path.with_file_name(name)
-}

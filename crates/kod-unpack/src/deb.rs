@@ -357,16 +357,36 @@ fn write_tar(r: impl Read, writer: &mut Writer<'_>) -> Result<(), (Option<String
         let mut entry = entry.map_err(|e| no_path(tar_error("read data.tar")(e)))?;
         let raw = entry.path_bytes().into_owned();
         let shown = || Some(String::from_utf8_lossy(&raw).into_owned());
-        let e = tar_entry(&entry).map_err(|r| (shown(), r))?;
+        let e = tar_entry(&entry, Fields::Strict).map_err(|r| (shown(), r))?;
         writer.write(&e, &mut entry).map_err(|r| (shown(), r))?;
     }
     Ok(())
 }
 
+/// How [`tar_entry`] treats header fields it cannot read (empty or
+/// malformed mode, owner, mtime, device numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fields {
+    /// They are an error (packages).
+    Strict,
+    /// They read as tar reads them: mode 0644, owner 0, mtime 0, device
+    /// 0 (root tarballs made by any tool).
+    Lenient,
+}
+
 /// Converts one tar entry's header to an [`Entry`]; shared by every
 /// tar-based format.
-pub(crate) fn tar_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Entry, Reason> {
-    let bad = tar_error("read a tar header");
+pub(crate) fn tar_entry<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    fields: Fields,
+) -> Result<Entry, Reason> {
+    fn field<T>(r: io::Result<T>, fields: Fields, default: T) -> Result<T, Reason> {
+        match (r, fields) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Fields::Lenient) => Ok(default),
+            (Err(e), Fields::Strict) => Err(tar_error("read a tar header")(e)),
+        }
+    }
     let path = normalize(&entry.path_bytes())?;
     let link = || -> Result<Vec<u8>, Reason> {
         entry
@@ -377,8 +397,8 @@ pub(crate) fn tar_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Entry, Rea
     let h = entry.header();
     let device = || -> Result<(u32, u32), Reason> {
         Ok((
-            h.device_major().map_err(&bad)?.unwrap_or(0),
-            h.device_minor().map_err(&bad)?.unwrap_or(0),
+            field(h.device_major(), fields, None)?.unwrap_or(0),
+            field(h.device_minor(), fields, None)?.unwrap_or(0),
         ))
     };
     let kind = match h.entry_type() {
@@ -397,16 +417,18 @@ pub(crate) fn tar_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<Entry, Rea
         tar::EntryType::Fifo => EntryKind::Fifo,
         other => return Err(Reason::EntryType(other)),
     };
-    let id = |v: u64| {
-        u32::try_from(v).map_err(|_| Reason::Format(format!("owner id {v} is out of range")))
+    let id = |v: u64| match (u32::try_from(v), fields) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Fields::Lenient) => Ok(0),
+        (Err(_), Fields::Strict) => Err(Reason::Format(format!("owner id {v} is out of range"))),
     };
     Ok(Entry {
         path,
         kind,
-        mode: h.mode().map_err(&bad)?,
-        uid: id(h.uid().map_err(&bad)?)?,
-        gid: id(h.gid().map_err(&bad)?)?,
-        mtime: i64::try_from(h.mtime().map_err(&bad)?).unwrap_or(i64::MAX),
+        mode: field(h.mode(), fields, 0o644)?,
+        uid: id(field(h.uid(), fields, 0)?)?,
+        gid: id(field(h.gid(), fields, 0)?)?,
+        mtime: i64::try_from(field(h.mtime(), fields, 0)?).unwrap_or(i64::MAX),
         xattrs: Vec::new(),
     })
 }

@@ -18,6 +18,9 @@
 //!   in a live root); nothing is fsynced: the caller syncs once at commit.
 //! - Two packages of one batch shipping one path: see [`unpack_all`].
 //! - [`setup_merged_usr`] creates the merged-/usr symlinks in an empty root.
+//! - [`unpack_tar`] unpacks a whole tree (a root tarball) through the same
+//!   writer, with the rules of `tar -x` run as root in a chroot, confined
+//!   to the root.
 #![deny(missing_docs)]
 
 mod claims;

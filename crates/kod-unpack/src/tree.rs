@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use kod_root::Root;
 
-use crate::deb::tar_entry;
+use crate::deb::{Fields, tar_entry};
 use crate::error::Reason;
 use crate::writer::{Counts, Writer};
 use crate::{Conffiles, UnpackOptions};
@@ -119,7 +119,7 @@ pub fn unpack_tar(
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let raw = entry.path_bytes().into_owned();
-        let mut e = match tar_entry(&entry) {
+        let mut e = match tar_entry(&entry, Fields::Lenient) {
             Ok(e) => e,
             Err(Reason::EntryType(_)) => {
                 writer.skip_entry();

@@ -670,6 +670,9 @@ impl<'a> Writer<'a> {
         }
         let path = list_path(&e.path);
         if replaced {
+            // A directory the archive listed before is gone: nothing to
+            // set on it at the end.
+            self.dir_metas.retain(|d| d.path != e.path);
             self.written.changes.replaced.push(path);
         } else {
             self.written.changes.created.push(path);

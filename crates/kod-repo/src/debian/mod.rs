@@ -193,6 +193,8 @@ impl Debian {
             .join(escape(suite));
         let cached = dir.join("InRelease");
         let validators_path = dir.join("InRelease.validators");
+        // What a killed kod left while writing these.
+        let _ = kod_root::remove_stale_temporaries(&dir);
         let read_cached = || std::fs::read(&cached).ok();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -277,7 +279,7 @@ impl Debian {
             }
             Ok(Conditional::Modified { body, validators }) => {
                 let dir = cached.parent().unwrap_or(cached);
-                kod_fetch::make_dirs(dir).map_err(Error::cache(dir))?;
+                kod_root::make_dirs(dir).map_err(Error::cache(dir))?;
                 // A server without validators sends the same file again:
                 // leave the cached copy (and its mtime) alone then.
                 if std::fs::read(cached).ok().as_deref() != Some(body.as_slice()) {
@@ -339,13 +341,7 @@ impl Debian {
             .enumerate()
             .map(|(i, f)| {
                 let path = cache.path_of(&f.entry.sha256.0);
-                read_packages(
-                    &path,
-                    &f.path,
-                    &f.download.label,
-                    OriginId(i as u16),
-                    target,
-                )
+                read_packages(&path, &f.download.label, OriginId(i as u16), target)
             })
             .collect::<Result<_, Error>>()?;
         let mut records = Vec::with_capacity(parsed.iter().map(Vec::len).sum());
@@ -399,7 +395,7 @@ impl Keys {
         };
         let text = verify_clearsigned(inrelease, keyring, url)?;
         if let Some(dir) = marker.parent() {
-            kod_fetch::make_dirs(dir).map_err(Error::cache(dir))?;
+            kod_root::make_dirs(dir).map_err(Error::cache(dir))?;
         }
         write_atomic(marker, &seal.0)?;
         Ok(text)
@@ -539,12 +535,11 @@ fn mismatch_or_gone(e: &FetchError) -> bool {
 /// parser at a time (cut at the end of a paragraph).
 const BLOCK: usize = 4 << 20;
 
-/// Decompresses (by the name's suffix) and parses a cached Packages file at
+/// Decompresses (by its first bytes) and parses a cached Packages file at
 /// once: a thread decompresses block by block while the blocks already out
 /// are parsed.
 fn read_packages(
     path: &Path,
-    name: &str,
     label: &str,
     origin: OriginId,
     target: Target<'_>,
@@ -555,13 +550,7 @@ fn read_packages(
     };
     let file = std::fs::File::open(path).map_err(Error::cache(path))?;
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut decoder: Box<dyn Read + Send> = if name.ends_with(".xz") {
-        Box::new(liblzma::bufread::XzDecoder::new(reader))
-    } else if name.ends_with(".gz") {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
+    let mut decoder = kod_root::decompress(reader).map_err(|e| decompress_error(e.to_string()))?;
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<String>(2);
         let producer = s.spawn(move || -> Result<(), String> {
@@ -689,9 +678,5 @@ fn escape(s: &str) -> String {
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
-    let tmp = crate::temp_path(path);
-    kod_fetch::create_file(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, data))
-        .map_err(Error::cache(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::cache(path))
+    kod_root::write_atomic(path, data).map_err(Error::cache(path))
 }
