@@ -50,6 +50,7 @@ use rustc_hash::FxHashMap;
 pub use explain::Explanation;
 pub use installed::{DPKG_STATUS, Installed, InstalledError, InstalledPackage, StatusError};
 pub use request::{Action, PackageRequest, Request, Resolution, Resolved, Selector};
+pub use suggest::close_names;
 pub use variant::{VARIANTS, variant_base};
 
 use provider::Provider;
