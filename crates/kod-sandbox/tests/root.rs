@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kod_sandbox::{Bind, Overlay, Sandbox, SandboxError, Workdir, exit_code};
+use kod_sandbox::{Bind, Overlay, OverlayMarks, Sandbox, SandboxError, Workdir, exit_code};
 use kod_testkit::{Tier, tier};
 
 fn mountinfo() -> Vec<String> {
@@ -301,6 +301,7 @@ fn root_an_overlay_root_keeps_its_lower_layer_unchanged() {
             lower: vec![lower.clone()],
             upper: upper.clone(),
             work,
+            ..Overlay::default()
         })
         .prepare()
         .unwrap()
@@ -317,5 +318,82 @@ fn root_an_overlay_root_keeps_its_lower_layer_unchanged() {
     assert!(lower.join("marker").exists(), "the lower layer was changed");
     assert!(!lower.join("created").exists());
     assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    assert_eq!(mountinfo(), before, "the host's mounts changed");
+}
+
+/// What a transaction on an existing root does with [`Overlay::mount_on`]:
+/// a child unshares its mount namespace and mounts the overlay in its
+/// `pre_exec` (a plain upper layer, marks in `user.overlay.*`); the
+/// child's writes land in the upper layer, a removed and remade directory
+/// is marked opaque there with the user attribute, and the host never sees
+/// the mount.
+#[test]
+fn root_an_overlay_mount_made_in_a_pre_exec_keeps_user_marks() {
+    use rustix::mount::MountPropagationFlags;
+    use rustix::thread::UnshareFlags;
+    use std::os::unix::process::CommandExt;
+
+    if !tier(Tier::Root) {
+        return;
+    }
+    let before = mountinfo();
+    // Not under /tmp: its filesystem may lack user extended attributes.
+    let base = tempfile::tempdir_in("/var/tmp").unwrap();
+    let [lower, upper, work, merged] =
+        ["lower", "upper", "work", "merged"].map(|d| base.path().join(d));
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::create_dir(lower.join("dir")).unwrap();
+    std::fs::write(lower.join("dir/old"), "old\n").unwrap();
+    let mount = Overlay {
+        lower: vec![lower.clone()],
+        upper: upper.clone(),
+        work,
+        marks: OverlayMarks::User,
+        plain_upper: true,
+    }
+    .mount_on(&merged)
+    .unwrap();
+    assert!(
+        mount
+            .data()
+            .to_str()
+            .unwrap()
+            .ends_with(",userxattr,redirect_dir=nofollow,index=off,metacopy=off")
+    );
+    let mut cmd = sh("cd \"$1\" && cat dir/old && rm -r dir && mkdir dir && echo new > dir/new");
+    cmd.arg("sh").arg(&merged).stdout(Stdio::piped());
+    // SAFETY: only system calls on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
+            rustix::mount::mount_change(
+                c"/",
+                MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+            )?;
+            mount.mount()
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "old\n");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("dir/new")).unwrap(),
+        "new\n"
+    );
+    assert!(!upper.join("dir/old").exists());
+    assert!(
+        lower.join("dir/old").exists(),
+        "the lower layer was changed"
+    );
+    let mut opaque = [0u8; 8];
+    let n = rustix::fs::getxattr(upper.join("dir"), c"user.overlay.opaque", &mut opaque)
+        .expect("the remade directory is opaque in user.overlay.*");
+    assert_eq!(&opaque[..n], b"y");
+    assert!(
+        rustix::fs::getxattr(upper.join("dir"), c"trusted.overlay.opaque", &mut opaque).is_err()
+    );
+    assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0);
     assert_eq!(mountinfo(), before, "the host's mounts changed");
 }
