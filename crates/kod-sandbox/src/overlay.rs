@@ -9,7 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
-use rustix::mount::MountFlags;
+use rustix::mount::{MountFlags, MountPropagationFlags};
+use rustix::thread::UnshareFlags;
 
 use crate::error::{SandboxError, cpath};
 
@@ -118,6 +119,26 @@ impl OverlayMount {
     /// mount namespace, with one system call and no allocation.
     pub fn mount(&self) -> io::Result<()> {
         self.mount_raw().map_err(io::Error::from)
+    }
+
+    /// Unshares the mount namespace of the calling process, makes every
+    /// mount in it private, and mounts the overlay there: a mount nothing
+    /// outside sees and that goes away with the last process in the
+    /// namespace. No allocation.
+    ///
+    /// # Safety
+    ///
+    /// Only for a process with one thread: a child between fork and exec,
+    /// in a `pre_exec` (unsharing in a threaded process leaves its other
+    /// threads in the old namespace).
+    pub unsafe fn mount_in_private_namespace(&self) -> io::Result<()> {
+        // SAFETY: the caller promises a single-threaded process.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)? };
+        rustix::mount::mount_change(
+            c"/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        )?;
+        self.mount()
     }
 
     /// [`OverlayMount::mount`] with the bare errno, for the child's steps.

@@ -322,15 +322,13 @@ fn root_an_overlay_root_keeps_its_lower_layer_unchanged() {
 }
 
 /// What a transaction on an existing root does with [`Overlay::mount_on`]:
-/// a child unshares its mount namespace and mounts the overlay in its
-/// `pre_exec` (a plain upper layer, marks in `user.overlay.*`); the
+/// a child mounts the overlay in a private mount namespace of its own from
+/// its `pre_exec` (a plain upper layer, marks in `user.overlay.*`); the
 /// child's writes land in the upper layer, a removed and remade directory
 /// is marked opaque there with the user attribute, and the host never sees
 /// the mount.
 #[test]
 fn root_an_overlay_mount_made_in_a_pre_exec_keeps_user_marks() {
-    use rustix::mount::MountPropagationFlags;
-    use rustix::thread::UnshareFlags;
     use std::os::unix::process::CommandExt;
 
     if !tier(Tier::Root) {
@@ -364,16 +362,9 @@ fn root_an_overlay_mount_made_in_a_pre_exec_keeps_user_marks() {
     );
     let mut cmd = sh("cd \"$1\" && cat dir/old && rm -r dir && mkdir dir && echo new > dir/new");
     cmd.arg("sh").arg(&merged).stdout(Stdio::piped());
-    // SAFETY: only system calls on data prepared before the fork.
+    // SAFETY: the forked child has one thread; the mount allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
-            rustix::mount::mount_change(
-                c"/",
-                MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-            )?;
-            mount.mount()
-        });
+        cmd.pre_exec(move || mount.mount_in_private_namespace());
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
