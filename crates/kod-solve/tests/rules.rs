@@ -474,7 +474,13 @@ fn the_solver_suggests_what_close_names_gives() {
          Package: openssh-server\nVersion: 1\n\n\
          Package: exim4\nVersion: 1\nProvides: mail-transport-agent\n\n\
          Package: postfix\nVersion: 1\nProvides: mail-transport-agent\n");
-    for typo in ["gti", "vmi", "openssh-servr", "mail-transport-agnt", "zzzzzzzz"] {
+    for typo in [
+        "gti",
+        "vmi",
+        "openssh-servr",
+        "mail-transport-agnt",
+        "zzzzzzzz",
+    ] {
         let e = solve(&ix, &req(&[typo]), None).unwrap_err();
         let SolveError::UnknownPackage { suggestions, .. } = &e else {
             panic!("{typo}: {e}");
