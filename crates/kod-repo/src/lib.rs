@@ -2,14 +2,16 @@
 //! (metadata, signatures, package indices) and present their packages in one
 //! format-neutral [`Index`] that the solver works on.
 //!
-//! The [`model`] is shared by every backend; each backend is a module behind
-//! the [`Backend`] trait. Debian ([`debian`]) is the first.
+//! The [`model`] is shared by every backend, with the [`version`] orderings
+//! it dispatches to; each backend is a module behind the [`Backend`] trait.
+//! Debian ([`debian`]) is the first.
 #![deny(missing_docs)]
 
 pub mod debian;
 mod index;
 mod mapped;
 pub mod model;
+pub mod version;
 
 use std::path::PathBuf;
 

@@ -1,12 +1,11 @@
 //! The Debian backend against repositories built here with the real tools
 //! (gpg to make keys and clearsign, xz to compress), served on 127.0.0.1.
 
-use std::path::Path;
-
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
 use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
+use tempfile::TempDir;
 
 const SUITE: &str = "kodtest";
 
@@ -42,44 +41,73 @@ Size: 2750000
 SHA256: 2222222222222222222222222222222222222222222222222222222222222222
 ";
 
-/// The fixture repository of these tests, with its [`DebianSource`].
-struct Repo(DebRepo);
-
-impl std::ops::Deref for Repo {
-    type Target = DebRepo;
-    fn deref(&self) -> &DebRepo {
-        &self.0
-    }
+/// The fixture repository of these tests, served, with an empty cache.
+struct Fixture {
+    repo: DebRepo,
+    server: FileServer,
+    cache: TempDir,
 }
 
-impl Repo {
-    fn new() -> Repo {
-        Repo(DebRepo::new(SUITE))
+impl Fixture {
+    /// [`PACKAGES`] published with `options`, the repository then changed
+    /// by `tweak`, and served.
+    fn serve(options: ReleaseOptions, tweak: impl FnOnce(&DebRepo)) -> Fixture {
+        let repo = DebRepo::new(SUITE);
+        repo.publish(PACKAGES, &options);
+        tweak(&repo);
+        let server = FileServer::start(repo.serve_dir());
+        Fixture {
+            repo,
+            server,
+            cache: tempfile::tempdir().unwrap(),
+        }
     }
 
-    fn source(&self, server: &FileServer) -> DebianSource {
-        let mut s = DebianSource::new(&format!("{}/repo", server.url()), &[SUITE]);
+    /// [`PACKAGES`] published as it should be, and served.
+    fn good() -> Fixture {
+        Fixture::serve(ReleaseOptions::default(), |_| {})
+    }
+
+    /// The repository's source, verified with the key that signs it.
+    fn source(&self) -> DebianSource {
+        let mut s = DebianSource::new(&format!("{}/repo", self.server.url()), &[SUITE]);
         s.architecture = "amd64".into();
-        s.signed_by = vec![self.keyring().to_path_buf()];
+        s.signed_by = vec![self.repo.keyring().to_path_buf()];
         s
     }
+
+    /// Loads `source` through the fixture's cache.
+    fn load_source(&self, source: &DebianSource, freshness: Freshness) -> Result<Index, Error> {
+        let options = LoadOptions {
+            cache_dir: self.cache.path().to_path_buf(),
+            freshness,
+        };
+        Debian::new().load(std::slice::from_ref(source), &options)
+    }
+
+    /// Loads the repository's own source.
+    fn load(&self, freshness: Freshness) -> Result<Index, Error> {
+        self.load_source(&self.source(), freshness)
+    }
 }
 
-fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Result<Index, Error> {
-    let options = LoadOptions {
-        cache_dir: cache.to_path_buf(),
-        freshness,
-    };
-    Debian::new().load(std::slice::from_ref(source), &options)
+/// Release options for a repository signed by the key its keyring lacks.
+fn signed_by_other() -> ReleaseOptions {
+    ReleaseOptions {
+        signer: "other",
+        ..Default::default()
+    }
+}
+
+/// The load succeeded with both records of [`PACKAGES`].
+fn assert_records(loaded: Result<Index, Error>) {
+    assert_eq!(loaded.unwrap().len(), 2);
 }
 
 #[test]
 fn good_repository_loads_exactly_its_records() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
+    let f = Fixture::good();
+    let index = f.load(Freshness::Cached).unwrap();
 
     assert_eq!(index.len(), 2);
     let hello = index.by_name("hello").next().unwrap();
@@ -110,7 +138,7 @@ fn good_repository_loads_exactly_its_records() {
         index.download_url(hello),
         format!(
             "{}/repo/pool/main/h/hello/hello_2.10-3_amd64.deb",
-            server.url()
+            f.server.url()
         )
     );
     let origin = index.origin(hello.origin);
@@ -136,43 +164,32 @@ fn good_repository_loads_exactly_its_records() {
 
 #[test]
 fn broken_signature_is_refused() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let inrelease = repo.dists().join("InRelease");
-    let text = std::fs::read_to_string(&inrelease).unwrap();
-    std::fs::write(&inrelease, text.replace("Label: kod", "Label: kox")).unwrap();
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let f = Fixture::serve(ReleaseOptions::default(), |repo| {
+        let inrelease = repo.dists().join("InRelease");
+        let text = std::fs::read_to_string(&inrelease).unwrap();
+        std::fs::write(&inrelease, text.replace("Label: kod", "Label: kox")).unwrap();
+    });
+    let e = f.load(Freshness::Cached).unwrap_err();
     assert!(matches!(e, Error::BadSignature { .. }), "{e}");
     assert!(e.to_string().contains("InRelease"), "{e}");
 }
 
 #[test]
 fn unknown_key_is_refused_and_named() {
-    let repo = Repo::new();
-    repo.publish(
-        PACKAGES,
-        &ReleaseOptions {
-            signer: "other",
-            ..Default::default()
-        },
-    );
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let f = Fixture::serve(signed_by_other(), |_| {});
+    let e = f.load(Freshness::Cached).unwrap_err();
     let Error::UnknownKey {
         issuers, keyrings, ..
     } = &e
     else {
         panic!("expected UnknownKey, got {e}");
     };
-    let other_fpr =
-        String::from_utf8(
-            repo.gpg()
-                .run(&["--with-colons", "--fingerprint", "other@example.org"]),
-        )
-        .unwrap();
+    let other_fpr = String::from_utf8(f.repo.gpg().run(&[
+        "--with-colons",
+        "--fingerprint",
+        "other@example.org",
+    ]))
+    .unwrap();
     assert!(
         other_fpr.contains(issuers.as_str()),
         "issuer {issuers} is not the other key: {other_fpr}"
@@ -183,47 +200,31 @@ fn unknown_key_is_refused_and_named() {
 
 #[test]
 fn armoured_keyring_with_several_keys_verifies() {
-    let repo = Repo::new();
-    repo.publish(
-        PACKAGES,
-        &ReleaseOptions {
-            signer: "other",
-            ..Default::default()
-        },
-    );
-    let armoured = repo.serve_dir().join("both.asc");
-    let both = repo.gpg().run(&[
-        "--armor",
-        "--export",
-        "good@example.org",
-        "other@example.org",
-    ]);
-    std::fs::write(&armoured, both).unwrap();
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let mut source = repo.source(&server);
-    source.signed_by = vec![armoured];
-    assert_eq!(
-        load(&source, cache.path(), Freshness::Cached)
-            .unwrap()
-            .len(),
-        2
-    );
+    let f = Fixture::serve(signed_by_other(), |repo| {
+        let both = repo.gpg().run(&[
+            "--armor",
+            "--export",
+            "good@example.org",
+            "other@example.org",
+        ]);
+        std::fs::write(repo.serve_dir().join("both.asc"), both).unwrap();
+    });
+    let mut source = f.source();
+    source.signed_by = vec![f.repo.serve_dir().join("both.asc")];
+    assert_records(f.load_source(&source, Freshness::Cached));
 }
 
 #[test]
 fn packages_hash_differing_from_release_is_refused() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    // Same size, one byte changed: only the hash can tell.
-    let xz = repo.dists().join("main/binary-amd64/Packages.xz");
-    let mut bytes = std::fs::read(&xz).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(&xz, bytes).unwrap();
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let f = Fixture::serve(ReleaseOptions::default(), |repo| {
+        // Same size, one byte changed: only the hash can tell.
+        let xz = repo.dists().join("main/binary-amd64/Packages.xz");
+        let mut bytes = std::fs::read(&xz).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&xz, bytes).unwrap();
+    });
+    let e = f.load(Freshness::Cached).unwrap_err();
     let Error::Fetch { source, .. } = &e else {
         panic!("expected a fetch error, got {e}");
     };
@@ -236,17 +237,14 @@ fn packages_hash_differing_from_release_is_refused() {
 
 #[test]
 fn expired_release_is_refused_with_its_date() {
-    let repo = Repo::new();
-    repo.publish(
-        PACKAGES,
-        &ReleaseOptions {
+    let f = Fixture::serve(
+        ReleaseOptions {
             valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
             ..Default::default()
         },
+        |_| {},
     );
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let e = f.load(Freshness::Cached).unwrap_err();
     let Error::Expired { valid_until, .. } = &e else {
         panic!("expected Expired, got {e}");
     };
@@ -256,24 +254,17 @@ fn expired_release_is_refused_with_its_date() {
     );
     assert!(e.to_string().contains("kod pkg update"), "{e}");
     // A snapshot archive is loaded when the source says so explicitly.
-    let mut snapshot = repo.source(&server);
+    let mut snapshot = f.source();
     snapshot.check_valid_until = false;
-    assert_eq!(
-        load(&snapshot, cache.path(), Freshness::Cached)
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_records(f.load_source(&snapshot, Freshness::Cached));
 }
 
 #[test]
 fn missing_packages_file_is_named() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    std::fs::remove_file(repo.dists().join("main/binary-amd64/Packages.xz")).unwrap();
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap_err();
+    let f = Fixture::serve(ReleaseOptions::default(), |repo| {
+        std::fs::remove_file(repo.dists().join("main/binary-amd64/Packages.xz")).unwrap();
+    });
+    let e = f.load(Freshness::Cached).unwrap_err();
     let Error::MissingIndex { url } = &e else {
         panic!("expected MissingIndex, got {e}");
     };
@@ -285,20 +276,17 @@ fn missing_packages_file_is_named() {
 
 #[test]
 fn unknown_suite_and_component_are_named() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let mut source = repo.source(&server);
+    let f = Fixture::good();
+    let mut source = f.source();
     source.suites = vec!["nosuchsuite".into()];
-    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
     assert!(
         matches!(&e, Error::UnknownSuite { suite, .. } if suite == "nosuchsuite"),
         "{e}"
     );
-    let mut source = repo.source(&server);
+    let mut source = f.source();
     source.components = vec!["contrib".into()];
-    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
     assert!(
         matches!(&e, Error::NoPackagesIndex { component, .. } if component == "contrib"),
         "{e}"
@@ -307,67 +295,53 @@ fn unknown_suite_and_component_are_named() {
 
 #[test]
 fn by_hash_is_used_when_the_release_offers_it() {
-    let repo = Repo::new();
-    repo.publish(
-        PACKAGES,
-        &ReleaseOptions {
+    let f = Fixture::serve(
+        ReleaseOptions {
             by_hash: true,
             ..Default::default()
         },
+        |_| {},
     );
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let index = load(&repo.source(&server), cache.path(), Freshness::Cached).unwrap();
-    assert_eq!(index.len(), 2);
+    assert_records(f.load(Freshness::Cached));
+    let log = f.server.log();
     assert!(
-        server.log().iter().any(|l| l.contains("/by-hash/SHA256/")),
-        "{:?}",
-        server.log()
+        log.iter().any(|l| l.contains("/by-hash/SHA256/")),
+        "{log:?}"
     );
 }
 
 #[test]
 fn unsigned_repository_only_when_trusted_explicitly() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    // Replace the signed file by the bare Release text.
-    std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let mut source = repo.source(&server);
-    let e = load(&source, cache.path(), Freshness::Cached).unwrap_err();
+    let f = Fixture::serve(ReleaseOptions::default(), |repo| {
+        // Replace the signed file by the bare Release text.
+        std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
+    });
+    let mut source = f.source();
+    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
     assert!(matches!(e, Error::BadSignature { .. }), "{e}");
     source.trusted_without_signature = true;
-    assert_eq!(
-        load(&source, cache.path(), Freshness::Cached)
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_records(f.load_source(&source, Freshness::Cached));
 }
 
 #[test]
 fn second_loads_reuse_the_cache_and_the_stored_index() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let source = repo.source(&server);
+    let f = Fixture::good();
+    let (server, cache) = (&f.server, &f.cache);
     let inrelease = format!("/repo/dists/{SUITE}/InRelease");
     let packages = format!("/repo/dists/{SUITE}/main/binary-amd64/Packages.xz");
 
-    let first = load(&source, cache.path(), Freshness::Cached).unwrap();
+    let first = f.load(Freshness::Cached).unwrap();
     assert_eq!((server.hits(&inrelease), server.hits(&packages)), (1, 1));
 
     // Cached: no request at all.
-    let again = load(&source, cache.path(), Freshness::Cached).unwrap();
+    let again = f.load(Freshness::Cached).unwrap();
     assert_eq!((server.hits(&inrelease), server.hits(&packages)), (1, 1));
     assert!(again.records().eq(first.records()));
 
     // Refresh: a conditional request answered 304, the Packages file not
     // asked for again.
     let bodies = server.bodies_served();
-    load(&source, cache.path(), Freshness::Refresh).unwrap();
+    f.load(Freshness::Refresh).unwrap();
     assert_eq!((server.hits(&inrelease), server.hits(&packages)), (2, 1));
     assert_eq!(server.bodies_served(), bodies, "{:?}", server.log());
     assert!(server.log()[2].contains("inm=Some"), "{:?}", server.log());
@@ -376,14 +350,14 @@ fn second_loads_reuse_the_cache_and_the_stored_index() {
     // works with the downloaded Packages file gone from the cache.
     let blobs = cache.path().join("blobs");
     std::fs::remove_dir_all(&blobs).unwrap();
-    let warm = load(&source, cache.path(), Freshness::Offline).unwrap();
+    let warm = f.load(Freshness::Offline).unwrap();
     assert!(warm.records().eq(first.records()));
 
     // A changed repository is noticed on refresh and parsed again.
     let more = PACKAGES.replace("Version: 2.10-3", "Version: 2.10-4");
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    repo.publish(&more, &ReleaseOptions::default());
-    let fresh = load(&source, cache.path(), Freshness::Refresh).unwrap();
+    f.repo.publish(&more, &ReleaseOptions::default());
+    let fresh = f.load(Freshness::Refresh).unwrap();
     assert_eq!(
         fresh.by_name("hello").next().unwrap().version.to_string(),
         "2.10-4"
@@ -393,34 +367,28 @@ fn second_loads_reuse_the_cache_and_the_stored_index() {
 
 #[test]
 fn offline_without_cache_says_what_is_missing() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let e = load(&repo.source(&server), cache.path(), Freshness::Offline).unwrap_err();
+    let f = Fixture::good();
+    let e = f.load(Freshness::Offline).unwrap_err();
     assert!(matches!(e, Error::NotCached { .. }), "{e}");
-    assert_eq!(server.log().len(), 0);
+    assert_eq!(f.server.log().len(), 0);
 }
 
 #[test]
 fn a_cached_release_naming_a_dropped_index_is_refreshed() {
-    let repo = Repo::new();
-    repo.publish(PACKAGES, &ReleaseOptions::default());
-    let server = FileServer::start(repo.serve_dir());
-    let cache = tempfile::tempdir().unwrap();
-    let source = repo.source(&server);
-    load(&source, cache.path(), Freshness::Cached).unwrap();
+    let f = Fixture::good();
+    let cache = &f.cache;
+    f.load(Freshness::Cached).unwrap();
     // The mirror moves on: new Packages, new Release; the cached Release
     // names a file that is gone, and the parsed index no longer matches
     // because the cached blob is dropped too.
     std::fs::remove_dir_all(cache.path().join("blobs")).unwrap();
     std::fs::remove_dir_all(cache.path().join("debian/index")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    repo.publish(
+    f.repo.publish(
         &PACKAGES.replace("Version: 2.10-3", "Version: 2.10-5"),
         &ReleaseOptions::default(),
     );
-    let index = load(&source, cache.path(), Freshness::Cached).unwrap();
+    let index = f.load(Freshness::Cached).unwrap();
     assert_eq!(
         index.by_name("hello").next().unwrap().version.to_string(),
         "2.10-5"

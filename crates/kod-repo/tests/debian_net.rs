@@ -132,17 +132,7 @@ fn compare_with_apt(suite: &str) {
             mismatches.push(format!("{name}: kod has it, apt does not"));
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "{} differences with apt, e.g.:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    kod_testkit::assert_no_differences("kod and apt", &mismatches, 30);
 }
 
 #[test]

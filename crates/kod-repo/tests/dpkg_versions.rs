@@ -1,11 +1,13 @@
 //! kod's Debian version ordering against the real `dpkg --compare-versions`:
-//! proptest generates the pairs, one shell loop asks dpkg about all of them.
+//! proptest generates the versions, one shell loop asks dpkg about all of
+//! the pairs.
 
 use std::cmp::Ordering;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use kod_repo::{Scheme, Version};
+use proptest::prelude::{ProptestConfig, prop_assert, prop_assert_eq, proptest};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 
@@ -119,4 +121,62 @@ fn ordering_matches_dpkg_on_generated_pairs() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+/// One Debian version from a small alphabet, so that a few dozen of them
+/// hold equal ones written differently (`1.0`, `1.00`, `0:1.0`, `1.0-0`)
+/// and ones that differ only deep inside.
+fn version_strategy() -> impl Strategy<Value = String> {
+    (
+        proptest::option::weighted(0.15, 0u32..2),
+        "[0-9]{1,2}",
+        "[0-9a-c.+~]{0,4}",
+        proptest::option::weighted(0.5, "[0-9a~+.]{1,3}"),
+    )
+        .prop_map(|(epoch, major, rest, revision)| {
+            let epoch = epoch.map(|e| format!("{e}:")).unwrap_or_default();
+            let revision = revision.map(|r| format!("-{r}")).unwrap_or_default();
+            format!("{epoch}{major}{rest}{revision}")
+        })
+}
+
+proptest! {
+    // Each case asks dpkg about every pair of its 24 versions (276 pairs).
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// `Ord for Version` is a total order (antisymmetric, transitive, its
+    /// equality the same as `==`) and orders every pair as dpkg does.
+    #[test]
+    fn ordering_is_a_total_order_that_agrees_with_dpkg(
+        texts in proptest::collection::vec(version_strategy(), 24)
+    ) {
+        let versions: Vec<Version> = texts
+            .iter()
+            .map(|t| Version::parse(Scheme::Debian, t).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        for a in &versions {
+            for b in &versions {
+                prop_assert_eq!(a.cmp(b), b.cmp(a).reverse(), "{} vs {}", a, b);
+                prop_assert_eq!(a == b, a.cmp(b) == Ordering::Equal, "{} vs {}", a, b);
+                for c in &versions {
+                    if a <= b && b <= c {
+                        prop_assert!(a <= c, "{} <= {} <= {} but not {} <= {}", a, b, c, a, c);
+                    }
+                }
+            }
+        }
+        let mut pairs = Vec::new();
+        for (i, a) in texts.iter().enumerate() {
+            for b in &texts[i + 1..] {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+        let expected = dpkg_order(&pairs);
+        for ((a, b), want) in pairs.iter().zip(expected) {
+            let kod = Version::parse(Scheme::Debian, a)
+                .unwrap()
+                .cmp(&Version::parse(Scheme::Debian, b).unwrap());
+            prop_assert_eq!(kod, want, "{} vs {}: dpkg says {:?}", a, b, want);
+        }
+    }
 }

@@ -19,6 +19,8 @@ use rustix::mount::{MountFlags, MountPropagationFlags};
 use rustix::process::{Gid, Uid};
 use rustix::thread::UnshareFlags;
 
+use crate::overlay::OverlayMount;
+
 /// One step of the set-up.
 pub(crate) enum Op {
     /// `unshare(flags)`.
@@ -32,12 +34,8 @@ pub(crate) enum Op {
     BecomeRoot,
     /// Make every mount a slave, so nothing mounted here reaches the host.
     MakeSlave,
-    /// Mount an overlay filesystem on `target`.
-    Overlay {
-        target: CString,
-        options: CString,
-        flags: MountFlags,
-    },
+    /// Mount an overlay filesystem.
+    Overlay(OverlayMount),
     /// Recursive bind mount.
     Bind { source: CString, target: CString },
     /// Change the flags of the bind mount at `target`.
@@ -119,17 +117,7 @@ impl Op {
                 c"/",
                 MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
             ),
-            Op::Overlay {
-                target,
-                options,
-                flags,
-            } => rustix::mount::mount(
-                c"overlay",
-                target.as_c_str(),
-                c"overlay",
-                *flags,
-                Some(options.as_c_str()),
-            ),
+            Op::Overlay(m) => m.mount_raw(),
             Op::Bind { source, target } => {
                 rustix::mount::mount_bind_recursive(source.as_c_str(), target.as_c_str())
             }

@@ -1,7 +1,9 @@
 //! What can go wrong while setting up a sandbox or running in it.
 
+use std::ffi::CString;
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::userns::Blocked;
 
@@ -87,4 +89,20 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A failed set-up step of the parent, in words.
+pub(crate) fn step_error(step: &str, e: impl Into<io::Error>) -> SandboxError {
+    SandboxError::Step {
+        step: step.to_string(),
+        source: e.into(),
+    }
+}
+
+/// `p` as a C string for a system call.
+pub(crate) fn cpath(p: &Path) -> Result<CString, SandboxError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| SandboxError::Root {
+        root: p.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+    })
 }

@@ -35,18 +35,31 @@
 //! failing step through a pipe, so errors name the step, the path and the
 //! errno; when a user namespace is refused, [`userns::diagnose`] names the
 //! sysctl that forbids it and how to allow it.
+//!
+//! It is also kod's one overlay mounter: [`Overlay::data`] builds an
+//! overlayfs mount's data (paths escaped; `userxattr` and the options that
+//! keep the upper layer a plain tree of changes when asked), and
+//! [`OverlayMount::mount`] mounts it without allocating, for the sandbox's
+//! child or any other process's `pre_exec`.
 #![deny(missing_docs)]
 
+mod binds;
 mod child;
 mod error;
+mod idmap;
 mod ids;
+mod overlay;
+mod prepared;
 mod sandbox;
 mod signals;
 pub mod userns;
 
+pub use binds::Bind;
 pub use error::SandboxError;
 pub use ids::{
     CALLER_ENV, Caller, IdRange, SubIds, in_user_namespace, parse_subid_file, user_name,
 };
-pub use sandbox::{Bind, HOST_DIRS, Ids, Overlay, Prepared, Sandbox, Workdir};
+pub use overlay::{Overlay, OverlayMarks, OverlayMount};
+pub use prepared::Prepared;
+pub use sandbox::{HOST_DIRS, Ids, Sandbox, Workdir};
 pub use signals::exit_code;

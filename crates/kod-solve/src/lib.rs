@@ -49,6 +49,7 @@ use rustc_hash::FxHashMap;
 pub use explain::Explanation;
 pub use kod_db::{Installed, InstalledPackage};
 pub use request::{Action, PackageRequest, Request, Resolution, Resolved, Selector};
+pub use suggest::close_names;
 pub use variant::{VARIANTS, variant_base};
 
 use provider::Provider;

@@ -1,20 +1,32 @@
-//! Close names for an unknown package: the index's package names within a
-//! small edit distance, and packages providing a close virtual name.
+//! "Did you mean": the names close to one no repository has. The one
+//! routine behind the solver's [`SolveError::UnknownPackage`] and every
+//! command that looks a package up by name (`kod pkg show`).
+//!
+//! [`SolveError::UnknownPackage`]: crate::SolveError::UnknownPackage
+
+use std::cmp::Reverse;
 
 use kod_repo::Index;
 
 /// At most this many suggestions.
-const MAX: usize = 6;
+const MAX: usize = 5;
 
-/// Names close to `wanted`: real package names by edit distance, then
-/// providers of close virtual names (`provider (provides name)`), best
-/// first.
-pub(crate) fn close_names(index: &Index, wanted: &str) -> Vec<String> {
+/// Names close to `wanted`, best first: real package names, and packages
+/// providing a close virtual name, written `provider (provides name)`.
+///
+/// Close means at most one edit (insertion, deletion, substitution, or a
+/// swap of neighbours) per three letters of `wanted`, one to three in all:
+/// a short name gets only the nearest names, where two edits of a
+/// three-letter word would leave one letter of it. Fewest edits first;
+/// among equals the name sharing the most letters with `wanted` (`gti`
+/// gives `git` before `bti`), then by name.
+pub fn close_names(index: &Index, wanted: &str) -> Vec<String> {
     let limit = (wanted.chars().count() / 3).clamp(1, 3);
-    let mut found: Vec<(usize, String)> = Vec::new();
+    let rank = |d: usize, name: &str| (d, Reverse(shared_letters(wanted, name)));
+    let mut found: Vec<((usize, Reverse<usize>), String)> = Vec::new();
     for name in index.names() {
         if let Some(d) = distance_within(wanted, name, limit) {
-            found.push((d, name.to_string()));
+            found.push((rank(d, name), name.to_string()));
         }
     }
     for name in index.provided_names() {
@@ -29,13 +41,26 @@ pub(crate) fn close_names(index: &Index, wanted: &str) -> Vec<String> {
             providers.sort_unstable();
             providers.dedup();
             for p in providers {
-                found.push((d, format!("{p} (provides {name})")));
+                found.push((rank(d, name), format!("{p} (provides {name})")));
             }
         }
     }
     found.sort();
     found.dedup();
     found.into_iter().take(MAX).map(|(_, n)| n).collect()
+}
+
+/// How many letters two names share, counted with repetition.
+fn shared_letters(a: &str, b: &str) -> usize {
+    let mut rest: Vec<char> = b.chars().collect();
+    a.chars()
+        .filter(|c| {
+            rest.iter()
+                .position(|r| r == c)
+                .map(|i| rest.swap_remove(i))
+                .is_some()
+        })
+        .count()
 }
 
 /// The edit distance between `a` and `b` (insertions, deletions,
@@ -89,5 +114,13 @@ mod tests {
         assert_eq!(distance_within("abc", "xyzabc", 2), None);
         assert_eq!(distance_within("kitten", "sitting", 2), None);
         assert_eq!(distance_within("kitten", "sitting", 3), Some(3));
+    }
+
+    #[test]
+    fn shared_letters_count_repeats_once_each() {
+        assert_eq!(shared_letters("gti", "git"), 3);
+        assert_eq!(shared_letters("gti", "bti"), 2);
+        assert_eq!(shared_letters("aab", "abb"), 2);
+        assert_eq!(shared_letters("", "abc"), 0);
     }
 }

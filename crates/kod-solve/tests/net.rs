@@ -14,21 +14,24 @@ use kod_solve::{Action, Request, SolveError, solve, variant_base};
 use kod_testkit::apt::{PrivateApt, simulated_installs};
 use kod_testkit::{Tier, tier};
 
+/// `suite` of the host's mirror, for amd64 (what apt and mmdebstrap are
+/// given too).
 fn source(suite: &str) -> DebianSource {
     let mirror = find_mirror(None, None).unwrap_or_else(|e| panic!("{e}"));
-    let mut s = DebianSource::release(&mirror, suite);
-    s.architecture = "amd64".into();
-    s
+    DebianSource {
+        architecture: "amd64".into(),
+        ..DebianSource::release(&mirror, suite)
+    }
 }
 
-fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Index {
+/// The index of `source`, its signed metadata refreshed into `cache`.
+fn refreshed(source: &DebianSource, cache: &Path) -> Index {
     let options = LoadOptions {
         cache_dir: cache.to_path_buf(),
-        freshness,
+        freshness: Freshness::Refresh,
     };
-    Debian::new()
-        .load(std::slice::from_ref(source), &options)
-        .unwrap_or_else(|e| panic!("{e}"))
+    let loaded = Debian::new().load(std::slice::from_ref(source), &options);
+    loaded.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The one-line apt sources of `source`, one per suite.
@@ -78,14 +81,8 @@ fn mmdebstrap(source: &DebianSource, variant: &str, include: &[&str], out: &Path
     }
     c.arg(&source.suites[0]).arg("/dev/null");
     c.args(deb_lines(source));
-    let o = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mmdebstrap (apt-get install mmdebstrap): {e}"));
-    assert!(
-        o.status.success(),
-        "mmdebstrap failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // (mmdebstrap comes with `apt-get install mmdebstrap`.)
+    kod_testkit::debs::run(&mut c);
     out.join("status")
 }
 
@@ -115,7 +112,7 @@ fn compare_with_mmdebstrap(
     let work = tempfile::tempdir().unwrap();
     let source = source(suite);
     let cache = work.path().join("cache");
-    let mut kod = kod_set(&load(&source, &cache, Freshness::Refresh), variant, &[]);
+    let mut kod = kod_set(&refreshed(&source, &cache), variant, &[]);
     let mut attempt = 0;
     loop {
         let out = work.path().join(format!("mm{attempt}"));
@@ -130,7 +127,7 @@ fn compare_with_mmdebstrap(
             );
             return (source, status, work);
         }
-        let again = kod_set(&load(&source, &cache, Freshness::Refresh), variant, &[]);
+        let again = kod_set(&refreshed(&source, &cache), variant, &[]);
         assert!(
             attempt == 0 && again != kod,
             "kod's {suite} {variant} differs from mmdebstrap's:\n{}",
@@ -204,7 +201,7 @@ fn net_bookworm_minbase_matches_mmdebstrap_and_includes_match_apt() {
     for recommends in [false, true] {
         let mut attempt = 0;
         loop {
-            let index = load(&source, &cache, Freshness::Refresh);
+            let index = refreshed(&source, &cache);
             let kod = kod_changes(&index, &status, &include, recommends);
             let apt = apt.simulate(&status, &include, recommends);
             if kod == apt {
@@ -236,7 +233,7 @@ fn net_real_conflicts_are_explained_and_apt_refuses_too() {
     }
     let work = tempfile::tempdir().unwrap();
     let source = source("bookworm");
-    let index = load(&source, &work.path().join("cache"), Freshness::Refresh);
+    let index = refreshed(&source, &work.path().join("cache"));
     // Both are mail transport agents; each conflicts with the other
     // through the virtual package mail-transport-agent.
     let pair = ["postfix", "exim4-daemon-light"];

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{check, index, names, one, set};
-use kod_solve::{Action, Installed, PackageRequest, Request, SolveError, solve, variant_base};
+use kod_solve::{
+    Action, Installed, PackageRequest, Request, SolveError, close_names, solve, variant_base,
+};
 
 fn req(packages: &[&str]) -> Request {
     Request::new(Vec::<String>::new(), packages).unwrap()
@@ -441,11 +443,15 @@ fn explanations_say_who_needs_what_and_why_each_candidate_is_out() {
 #[test]
 fn unknown_names_suggest_close_ones() {
     let ix = one("Package: git\nVersion: 1\n\nPackage: gitk\nVersion: 1\n\n\
-         Package: vim\nVersion: 1\n\n\
+         Package: bti\nVersion: 1\n\nPackage: vim\nVersion: 1\n\n\
          Package: exim4\nVersion: 1\nProvides: mail-transport-agent\n");
     let e = solve(&ix, &req(&["gti"]), None).unwrap_err();
     match &e {
-        SolveError::UnknownPackage { suggestions, .. } => assert_eq!(suggestions[0], "git"),
+        SolveError::UnknownPackage { suggestions, .. } => {
+            assert_eq!(suggestions[0], "git");
+            // One edit each; `git` shares all three letters, `bti` two.
+            assert_eq!(suggestions, &["git", "bti"]);
+        }
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("did you mean git"), "{e}");
@@ -457,6 +463,39 @@ fn unknown_names_suggest_close_ones() {
     );
     let e = solve(&ix, &req(&["zzzzzzzz"]), None).unwrap_err();
     assert!(e.to_string().contains("check the name"), "{e}");
+}
+
+/// The solver's suggestions are `close_names`, the routine `kod pkg show`
+/// calls: both callers suggest the same names in the same order.
+#[test]
+fn the_solver_suggests_what_close_names_gives() {
+    let ix = one("Package: git\nVersion: 1\n\nPackage: bti\nVersion: 1\n\n\
+         Package: vim\nVersion: 1\n\nPackage: vin\nVersion: 1\n\n\
+         Package: openssh-server\nVersion: 1\n\n\
+         Package: exim4\nVersion: 1\nProvides: mail-transport-agent\n\n\
+         Package: postfix\nVersion: 1\nProvides: mail-transport-agent\n");
+    for typo in [
+        "gti",
+        "vmi",
+        "openssh-servr",
+        "mail-transport-agnt",
+        "zzzzzzzz",
+    ] {
+        let e = solve(&ix, &req(&[typo]), None).unwrap_err();
+        let SolveError::UnknownPackage { suggestions, .. } = &e else {
+            panic!("{typo}: {e}");
+        };
+        assert_eq!(suggestions, &close_names(&ix, typo), "{typo}");
+    }
+    assert_eq!(close_names(&ix, "vmi"), ["vim"]);
+    assert_eq!(
+        close_names(&ix, "mail-transport-agnt"),
+        [
+            "exim4 (provides mail-transport-agent)",
+            "postfix (provides mail-transport-agent)"
+        ]
+    );
+    assert!(close_names(&ix, "zzzzzzzz").is_empty());
 }
 
 #[test]

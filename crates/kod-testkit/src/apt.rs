@@ -47,9 +47,9 @@ impl PrivateApt {
         apt
     }
 
-    /// Runs `program` (apt-get, apt-cache) with `args`, on the dpkg status
-    /// file `status` when given.
-    pub fn run(&self, program: &str, args: &[&str], status: Option<&Path>) -> Output {
+    /// `program` (apt-get, apt-cache) with `args`, on the dpkg status file
+    /// `status` when given.
+    fn command(&self, program: &str, args: &[&str], status: Option<&Path>) -> Command {
         let mut c = Command::new(program);
         for o in &self.opts {
             c.args(["-o", o]);
@@ -58,21 +58,21 @@ impl PrivateApt {
             c.arg("-o")
                 .arg(format!("Dir::State::Status={}", s.display()));
         }
-        c.args(args)
+        c.args(args);
+        c
+    }
+
+    /// Runs `program` (apt-get, apt-cache) with `args`, on the dpkg status
+    /// file `status` when given.
+    pub fn run(&self, program: &str, args: &[&str], status: Option<&Path>) -> Output {
+        self.command(program, args, status)
             .output()
             .unwrap_or_else(|e| panic!("running {program} (apt-get install apt): {e}"))
     }
 
     /// [`run`](PrivateApt::run), which must succeed; returns stdout.
     pub fn ok(&self, program: &str, args: &[&str], status: Option<&Path>) -> Vec<u8> {
-        let out = self.run(program, args, status);
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        crate::debs::run(&mut self.command(program, args, status))
     }
 }
 

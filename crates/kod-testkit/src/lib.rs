@@ -73,6 +73,17 @@ pub fn tier(t: Tier) -> bool {
     tiers(&[t])
 }
 
+/// Fails unless `differences` is empty, saying how many there are and
+/// listing the first `shown` of them, under `what`.
+pub fn assert_no_differences(what: &str, differences: &[String], shown: usize) {
+    assert!(
+        differences.is_empty(),
+        "{what}: {} differences, the first {shown}:\n{}",
+        differences.len(),
+        differences[..differences.len().min(shown)].join("\n")
+    );
+}
+
 fn is_root() -> bool {
     // The effective uid, read from /proc to keep this crate free of libc.
     std::fs::read_to_string("/proc/self/status")

@@ -126,17 +126,7 @@ pub fn assert_same(
     for p in b.keys().filter(|p| !a.contains_key(*p)) {
         diffs.push(format!("only in {right}: {p:?}"));
     }
-    assert!(
-        diffs.is_empty(),
-        "{what}: {} differences:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(40)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::assert_no_differences(what, &diffs, 40);
 }
 
 fn fnv(data: &[u8]) -> u64 {

@@ -81,24 +81,20 @@ pub fn sid_tarball() -> PathBuf {
             .expect("a Debian mirror in the host's apt sources")
             .url;
         let partial = dir.join(format!("sid.{}.tar", std::process::id()));
-        let out = Command::new("mmdebstrap")
-            .args([
-                "--quiet",
-                "--variant=minbase",
-                "--include=hello,jq",
-                // Snapshot mirrors serve Release files past their
-                // Valid-Until.
-                "--aptopt=Acquire::Check-Valid-Until \"false\"",
-                "sid",
-            ])
-            .arg(&partial)
-            .arg(&mirror)
-            .output()
-            .expect("running mmdebstrap (apt-get install mmdebstrap)");
-        assert!(
-            out.status.success(),
-            "mmdebstrap failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        // (mmdebstrap comes with `apt-get install mmdebstrap`.)
+        kod_testkit::debs::run(
+            Command::new("mmdebstrap")
+                .args([
+                    "--quiet",
+                    "--variant=minbase",
+                    "--include=hello,jq",
+                    // Snapshot mirrors serve Release files past their
+                    // Valid-Until.
+                    "--aptopt=Acquire::Check-Valid-Until \"false\"",
+                    "sid",
+                ])
+                .arg(&partial)
+                .arg(&mirror),
         );
         std::fs::rename(&partial, &tarball).unwrap();
     }

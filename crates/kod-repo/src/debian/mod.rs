@@ -1,5 +1,7 @@
 //! The Debian backend: apt repositories (signed InRelease, Packages
-//! indices, by-hash), dpkg's version ordering and relation syntax.
+//! indices, by-hash) and dpkg's relation syntax. Its versions are ordered by
+//! [`Scheme::Debian`](crate::Scheme::Debian), which the neutral
+//! [`version`](crate::version) layer owns.
 //!
 //! Cache layout under [`LoadOptions::cache_dir`]:
 //! - `debian/lists/<mirror>/<suite>/InRelease` (+ `.validators`): the last
@@ -17,7 +19,6 @@ pub mod relations;
 pub mod release;
 mod source;
 pub mod verify;
-pub mod version;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -241,47 +241,14 @@ fn newest_per_name(index: &Index, ids: Vec<kod_repo::RecordId>) -> Vec<&PackageR
     best.into_values().collect()
 }
 
-/// "; did you mean ...?" for the closest names, or a pointer to search.
+/// "; did you mean ...?" for the close names (the solver's own routine, so
+/// `pkg show` and `pkg install` suggest alike), or a pointer to search.
 fn suggestion(index: &Index, name: &str) -> String {
-    // Fewest edits first (a swap counts as one); among equals, the most
-    // letters in common (`gti` -> `git` before `bti`).
-    let mut close: Vec<(usize, usize, &str)> = index
-        .names()
-        .filter(|n| n.len().abs_diff(name.len()) <= 2)
-        .map(|n| {
-            (
-                strsim::damerau_levenshtein(n, name),
-                shared_letters(n, name),
-                n,
-            )
-        })
-        .filter(|(d, _, _)| *d <= 2)
-        .collect();
-    close.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
-    close.dedup_by(|a, b| a.2 == b.2);
+    let close = kod_solve::close_names(index, name);
     if close.is_empty() {
-        if index.providers(name).next().is_some() {
-            return format!(
-                "; it is a virtual package: `kod pkg search {name}` shows what provides it"
-            );
-        }
         return format!("; try `kod pkg search {name}`");
     }
-    let names: Vec<&str> = close.iter().take(5).map(|(_, _, n)| *n).collect();
-    format!("; did you mean {}?", names.join(", "))
-}
-
-/// How many letters two names share, counted with repetition.
-fn shared_letters(a: &str, b: &str) -> usize {
-    let mut rest: Vec<char> = b.chars().collect();
-    a.chars()
-        .filter(|c| {
-            rest.iter()
-                .position(|r| r == c)
-                .map(|i| rest.swap_remove(i))
-                .is_some()
-        })
-        .count()
+    format!("; did you mean {}?", close.join(", "))
 }
 
 #[derive(Serialize)]

@@ -1,5 +1,6 @@
-//! dpkg's version ordering (deb-version(7)), on the text itself, without
-//! allocating: `[epoch:]upstream[-revision]`.
+//! [`Scheme::Debian`](super::Scheme::Debian): dpkg's version ordering
+//! (deb-version(7)), on the text itself, without allocating:
+//! `[epoch:]upstream[-revision]`.
 
 use std::cmp::Ordering;
 
@@ -71,7 +72,7 @@ fn verrevcmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 /// Compares two Debian versions exactly as `dpkg --compare-versions` does.
-pub fn compare(a: &str, b: &str) -> Ordering {
+pub(super) fn compare(a: &str, b: &str) -> Ordering {
     if a == b {
         return Ordering::Equal;
     }
@@ -85,7 +86,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// Checks a version the way dpkg's `parseversion` does for errors (not for
 /// its warnings): non-empty, no embedded blanks, a numeric epoch, a
 /// non-empty upstream part and revision.
-pub fn check(v: &str) -> Result<(), &'static str> {
+pub(super) fn check(v: &str) -> Result<(), &'static str> {
     let t = v.trim();
     if t.is_empty() {
         return Err("version string is empty");
