@@ -5,6 +5,7 @@ use std::path::Path;
 
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
+use kod_report::{Event, Level, Recorder, Report, Stage, Work};
 use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
 
@@ -66,11 +67,22 @@ impl Repo {
 }
 
 fn load(source: &DebianSource, cache: &Path, freshness: Freshness) -> Result<Index, Error> {
+    load_reporting(source, cache, freshness, Report::quiet())
+}
+
+fn load_reporting(
+    source: &DebianSource,
+    cache: &Path,
+    freshness: Freshness,
+    report: Report,
+) -> Result<Index, Error> {
     let options = LoadOptions {
         cache_dir: cache.to_path_buf(),
         freshness,
     };
-    Debian::new().load(std::slice::from_ref(source), &options)
+    Debian::new()
+        .with_report(report)
+        .load(std::slice::from_ref(source), &options)
 }
 
 #[test]
@@ -389,6 +401,104 @@ fn second_loads_reuse_the_cache_and_the_stored_index() {
         "2.10-4"
     );
     assert_eq!(server.hits(&packages), 2);
+}
+
+#[test]
+fn building_an_index_is_the_metadata_stage() {
+    let repo = Repo::new();
+    repo.publish(PACKAGES, &ReleaseOptions::default());
+    let server = FileServer::start(repo.serve_dir());
+    let cache = tempfile::tempdir().unwrap();
+    let source = repo.source(&server);
+    let rec = Recorder::new(false);
+    load_reporting(
+        &source,
+        cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let size = std::fs::metadata(repo.dists().join("main/binary-amd64/Packages.xz"))
+        .unwrap()
+        .len();
+    let events = rec.events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Started(Stage::Metadata, Work::new(1, size))),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Finished(Stage::Metadata)));
+    // Only the metadata stage: the download is a part of it.
+    assert!(
+        events.iter().all(|e| !matches!(
+            e,
+            Event::Started(s, _) | Event::Advanced(s, _, _) | Event::Finished(s)
+                if *s != Stage::Metadata
+        )),
+        "{events:?}"
+    );
+    assert_eq!(rec.done(Stage::Metadata), Work::new(1, size));
+    assert!(rec.messages(Level::Warning).is_empty());
+
+    // The stored index is read without a stage.
+    let rec = Recorder::new(false);
+    load_reporting(
+        &source,
+        cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    assert_eq!(rec.events(), []);
+}
+
+#[test]
+fn what_is_used_against_its_checks_is_a_warning() {
+    let repo = Repo::new();
+    repo.publish(
+        PACKAGES,
+        &ReleaseOptions {
+            valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
+            ..Default::default()
+        },
+    );
+    let server = FileServer::start(repo.serve_dir());
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = repo.source(&server);
+    source.check_valid_until = false;
+    let rec = Recorder::new(false);
+    load_reporting(
+        &source,
+        cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let warnings = rec.messages(Level::Warning);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("expired on") && warnings[0].contains("used anyway"),
+        "{warnings:?}"
+    );
+
+    std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
+    source.trusted_without_signature = true;
+    let rec = Recorder::new(false);
+    let fresh = tempfile::tempdir().unwrap();
+    load_reporting(
+        &source,
+        fresh.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let warnings = rec.messages(Level::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("trusted WITHOUT checking its signature")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
