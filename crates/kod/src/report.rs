@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use kod_report::{Bytes, Level, Report, Reporter, Stage, Work};
 
 /// How often bars are redrawn.
@@ -117,7 +117,7 @@ enum Out {
 /// kod's [`Reporter`].
 struct Drawer {
     show: Show,
-    counts: [Counts; Stage::ALL.len()],
+    counts: [Arc<Counts>; Stage::ALL.len()],
     out: Out,
 }
 
@@ -168,7 +168,7 @@ impl Drawer {
         }
     }
 
-    /// Brings every running bar up to its counts.
+    /// Moves every running bar to its count (one draw each).
     fn redraw(&self) {
         let Out::Bars { bars, .. } = &self.out else {
             return;
@@ -176,49 +176,51 @@ impl Drawer {
         for stage in Stage::ALL {
             if let Some(bar) = &*lock(&bars[stage as usize]) {
                 let c = self.counts(stage);
-                let (total, done) = (c.total(), c.done());
-                let last = c.last.try_lock().map(|l| l.clone()).unwrap_or_default();
-                if total.bytes > 0 {
-                    bar.set_position(done.bytes);
-                    bar.set_message(format!(
-                        "{}/{} {}",
-                        done.items,
-                        total.items,
-                        unit(stage, total.items)
-                    ));
-                } else {
-                    bar.set_position(done.items);
-                    bar.set_message(format!("{} {last}", unit(stage, total.items)));
-                    bar.tick();
-                }
+                let done = c.done();
+                let bytes = c.total().bytes > 0;
+                bar.set_position(if bytes { done.bytes } else { done.items });
             }
         }
     }
 }
 
-/// A bar for `stage` with `total` work: bytes when known, else items, else
-/// a spinner.
-fn bar(stage: Stage, total: Work) -> ProgressBar {
+/// A bar for `stage` with `total` work: bytes when known (items done of
+/// total beside them), else items, else a spinner; the last item named at
+/// the end. `{count}` and `{last}` are read from `counts` at each draw.
+fn bar(stage: Stage, total: Work, counts: &Arc<Counts>) -> ProgressBar {
     let (len, template) = if total.bytes > 0 {
         (
             total.bytes,
             "{prefix:>9} [{elapsed_precise}] {wide_bar} {decimal_bytes}/{decimal_total_bytes} \
-             {decimal_bytes_per_sec:>11} {msg}",
+             {decimal_bytes_per_sec:>11} {count}",
         )
     } else if total.items > 0 {
         (
             total.items,
-            "{prefix:>9} [{elapsed_precise}] {wide_bar} {pos}/{len} {wide_msg}",
+            "{prefix:>9} [{elapsed_precise}] {wide_bar} {count} {last:30}",
         )
     } else {
         (
             0,
-            "{prefix:>9} [{elapsed_precise}] {spinner} {pos} {wide_msg}",
+            "{prefix:>9} [{elapsed_precise}] {spinner} {count} {last:30}",
         )
     };
     let bar = ProgressBar::hidden();
+    let (c, l) = (counts.clone(), counts.clone());
+    let count = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let (done, total) = (c.done(), c.total());
+        let _ = match total.items {
+            0 => write!(w, "{} {}", done.items, unit(stage, done.items)),
+            n => write!(w, "{}/{n} {}", done.items, unit(stage, n)),
+        };
+    };
+    let last = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+        if let Ok(last) = l.last.try_lock() {
+            let _ = w.write_str(&last);
+        }
+    };
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
+        bar.set_style(style.with_key("count", count).with_key("last", last));
     }
     bar.set_length(len);
     bar.set_prefix(stage.name());
@@ -234,7 +236,7 @@ impl Reporter for Drawer {
         match &self.out {
             Out::Lines(_) => self.print(&started_line(stage, total)),
             Out::Bars { multi, bars } => {
-                let bar = multi.add(bar(stage, total));
+                let bar = multi.add(bar(stage, total, &self.counts[stage as usize]));
                 if let Some(old) = lock(&bars[stage as usize]).replace(bar) {
                     multi.remove(&old);
                 }
