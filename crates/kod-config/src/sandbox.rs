@@ -14,6 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use kod_report::{Level, Report};
 use mlua::{ChunkMode, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
 use crate::error::{ConfigError, Location, split_lua_location};
@@ -48,13 +49,16 @@ const OS_ALLOWED: [&str; 2] = ["clock", "getenv"];
 
 const TIMEOUT_MARKER: &str = "kod: evaluation time limit reached";
 
-/// Bounds on one evaluation.
+/// Bounds on one evaluation, and where what it prints goes.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     /// Wall-clock bound on evaluating the configuration and its helpers.
     pub timeout: Duration,
     /// Bound on the Lua heap, in bytes.
     pub memory_limit: usize,
+    /// Where the configuration's `print` goes, as [`Level::Output`] (quiet
+    /// by default).
+    pub report: Report,
 }
 
 impl Default for EvalOptions {
@@ -62,6 +66,7 @@ impl Default for EvalOptions {
         EvalOptions {
             timeout: Duration::from_secs(10),
             memory_limit: 256 << 20,
+            report: Report::quiet(),
         }
     }
 }
@@ -82,6 +87,7 @@ struct State {
     loading: RefCell<Vec<String>>,
     timed_out_at: RefCell<Option<Location>>,
     limit: Duration,
+    report: Report,
 }
 
 /// A Lua state prepared for one configuration.
@@ -106,6 +112,7 @@ impl Sandbox {
             loading: RefCell::new(Vec::new()),
             timed_out_at: RefCell::new(None),
             limit: opts.timeout,
+            report: opts.report.clone(),
         });
         let sandbox = Sandbox { lua, state };
         sandbox
@@ -344,14 +351,16 @@ impl Sandbox {
         })?;
         g.set("require", require)?;
 
-        // print goes to stderr, so `kod plan --json` keeps stdout clean.
+        // print is reported, never written to stdout, so `kod plan --json`
+        // keeps stdout clean.
         let tostring: mlua::Function = g.get("tostring")?;
+        let report = self.state.report.clone();
         let print = lua.create_function(move |_, args: mlua::Variadic<Value>| {
             let parts = args
                 .into_iter()
                 .map(|v| tostring.call::<String>(v))
                 .collect::<mlua::Result<Vec<_>>>()?;
-            eprintln!("{}", parts.join("\t"));
+            report.message(Level::Output, &parts.join("\t"));
             Ok(())
         })?;
         g.set("print", print)?;

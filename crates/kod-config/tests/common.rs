@@ -39,6 +39,7 @@ pub fn tight() -> EvalOptions {
     EvalOptions {
         timeout: Duration::from_millis(300),
         memory_limit: 32 << 20,
+        ..EvalOptions::default()
     }
 }
 

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use kod_config::{Effect, Stage};
+use kod_config::{Effect, EvalOptions, Stage};
+use kod_report::{Event, Level, Recorder, Report};
 
 #[test]
 fn package_lists_from_modules_join_with_concat() {
@@ -264,9 +265,24 @@ fn path_table_resolves_against_the_configuration_directory() {
 }
 
 #[test]
-fn print_goes_to_stderr_and_evaluation_continues() {
-    let c = eval(&format!(
-        "print('hello from the config')\nreturn {{ {REPOS} }}"
-    ));
-    assert!(c.is_ok());
+fn print_goes_to_the_report_and_evaluation_continues() {
+    let rec = Recorder::new(false);
+    let (_dir, c) = eval_with(
+        &[(
+            "configuration.lua",
+            &format!("print('hello from the config')\nprint(1, nil, true)\nreturn {{ {REPOS} }}"),
+        )],
+        &EvalOptions {
+            report: Report::to(rec.clone()),
+            ..EvalOptions::default()
+        },
+    );
+    assert!(c.is_ok(), "{c:?}");
+    assert_eq!(
+        rec.events(),
+        [
+            Event::Message(Level::Output, "hello from the config".into()),
+            Event::Message(Level::Output, "1\tnil\ttrue".into()),
+        ]
+    );
 }

@@ -206,6 +206,7 @@ fn memory_bomb_is_stopped() {
         &kod_config::EvalOptions {
             timeout: std::time::Duration::from_secs(30),
             memory_limit: 16 << 20,
+            ..kod_config::EvalOptions::default()
         },
     );
     let text = err_text(r);

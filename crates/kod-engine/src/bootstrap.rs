@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use kod_db::RootFs;
-use kod_fetch::{Download, Progress};
+use kod_fetch::Download;
 use kod_repo::debian::DebianSource;
 use kod_repo::{Freshness, Index};
+use kod_report::Report;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
@@ -61,10 +62,10 @@ impl BootstrapPlan {
         variant: &str,
         includes: &[String],
         mirror: Option<&str>,
-        progress: Progress,
+        report: &Report,
     ) -> Result<BootstrapPlan, EngineError> {
         let sources = sources::sources_for_spec(spec, mirror)?;
-        let index = sources::load_index(&sources, Freshness::Cached, progress)?;
+        let index = sources::load_index(&sources, Freshness::Cached, report)?;
         let base = kod_solve::variant_base(&index, variant)?;
         let request = Request::new(base, includes)?;
         let resolution = kod_solve::solve(&index, &request, None)?;
@@ -110,9 +111,9 @@ impl BootstrapPlan {
         &self,
         dir: &Path,
         options: &kod_install::Options,
-        progress: Progress,
+        report: &Report,
     ) -> Result<BootstrapReport, EngineError> {
-        let debs = packages::fetch(&self.downloads(), progress)?;
+        let debs = packages::fetch(&self.downloads(), report)?;
         let arch = self.index.native_architecture().to_string();
         let mut t = kod_install::Transaction::bootstrap(
             dir,

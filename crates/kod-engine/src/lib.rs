@@ -1,10 +1,12 @@
 //! kod's package engine: turns package requests into transactions on a
 //! target root. It picks the repositories (from a `DISTRO:RELEASE` spec or
 //! a configuration), loads their index, resolves, fetches, unpacks,
-//! registers and configures through the crates that do each step.
+//! registers and configures through the crates that do each step, and
+//! serves kod-env's environments as their [`kod_env::Engine`] ([`env`]).
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod env;
 mod error;
 pub mod packages;
 pub mod sources;

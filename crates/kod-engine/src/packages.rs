@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher};
 use kod_install::{RemovalPlan, Transaction};
 use kod_repo::debian::{DebianSource, apt_sources, host_architecture};
 use kod_repo::{Freshness, Index};
+use kod_report::Report;
 use kod_solve::{Action, Request, Resolution};
 use serde::Serialize;
 
@@ -56,11 +57,11 @@ impl InstallPlan {
     pub fn new(
         root: &Path,
         requests: &[String],
-        progress: Progress,
+        report: &Report,
     ) -> Result<InstallPlan, EngineError> {
         let arch = root_architecture(root);
         let sources = apt_sources(root, &arch)?;
-        let index = sources::load_index(&sources, Freshness::Cached, progress)?;
+        let index = sources::load_index(&sources, Freshness::Cached, report)?;
         let installed = kod_db::dpkg::read_installed(root, &arch)?;
         let request = Request::new(Vec::<String>::new(), requests)?;
         let resolution = kod_solve::solve(&index, &request, Some(&installed))?;
@@ -104,7 +105,7 @@ impl InstallPlan {
     pub fn run(
         &self,
         options: &kod_install::Options,
-        progress: Progress,
+        report: &Report,
     ) -> Result<Vec<PlannedChange>, EngineError> {
         let changes = self.changes();
         if changes.is_empty() {
@@ -116,7 +117,7 @@ impl InstallPlan {
             .filter_map(|p| p.record)
             .map(|id| download(&self.index, id))
             .collect();
-        let debs = fetch(&downloads, progress)?;
+        let debs = fetch(&downloads, report)?;
         let mut t = Transaction::begin(&self.root, options)?;
         t.install(&debs)?;
         let requested: Vec<&str> = changes
@@ -182,12 +183,9 @@ pub(crate) fn download(index: &Index, id: kod_repo::RecordId) -> Download {
 }
 
 /// Fetches into the shared cache; returns the cached files in order.
-pub(crate) fn fetch(
-    downloads: &[Download],
-    progress: Progress,
-) -> Result<Vec<PathBuf>, EngineError> {
+pub(crate) fn fetch(downloads: &[Download], report: &Report) -> Result<Vec<PathBuf>, EngineError> {
     let cache = Cache::open(&kod_fetch::cache_dir())?;
     let fetcher =
-        Fetcher::new(Client::new(ClientOptions::default()), cache).with_progress(progress);
+        Fetcher::new(Client::new(ClientOptions::default()), cache).with_report(report.clone());
     Ok(fetcher.fetch_all(downloads)?)
 }

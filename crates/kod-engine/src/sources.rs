@@ -2,9 +2,9 @@
 //! and loading their index.
 
 use kod_config::{Config, Distribution, Repo};
-use kod_fetch::Progress;
 use kod_repo::debian::{Debian, DebianSource, find_mirror};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
+use kod_report::Report;
 
 use crate::EngineError;
 
@@ -96,14 +96,14 @@ pub fn sources_for_config(
 pub fn load_index(
     sources: &[DebianSource],
     freshness: Freshness,
-    progress: Progress,
+    report: &Report,
 ) -> Result<Index, EngineError> {
     let options = LoadOptions {
         cache_dir: kod_fetch::cache_dir(),
         freshness,
     };
     Ok(Debian::new()
-        .with_progress(progress)
+        .with_report(report.clone())
         .load(sources, &options)?)
 }
 

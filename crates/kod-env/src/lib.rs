@@ -21,7 +21,9 @@
 //!   exports, view, conflicts;
 //! - exports ([`export`]): launchers and rewritten desktop files; views
 //!   ([`view`]): unified or isolated, behind one stable PATH entry;
-//! - declarative sync ([`sync`]) of the configuration's `environments`.
+//! - declarative sync ([`sync`]) of the configuration's `environments`;
+//! - changing a user's own environments from inside their user namespace
+//!   ([`userns`]): the command runs again there.
 #![deny(missing_docs)]
 
 pub mod cleanup;
@@ -35,6 +37,7 @@ pub mod run;
 pub mod status;
 mod store;
 pub mod sync;
+pub mod userns;
 pub mod view;
 
 pub use error::{EngineError, EnvError};

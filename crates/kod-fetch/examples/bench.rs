@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher};
 use kod_testkit::http::FileServer;
 use sha2::{Digest, Sha256};
 
@@ -51,8 +51,7 @@ fn main() {
         Client::new(ClientOptions::default()),
         Cache::open(cache.path()).expect("cache"),
     )
-    .with_jobs(jobs)
-    .with_progress(Progress::Quiet);
+    .with_jobs(jobs);
 
     let t = Instant::now();
     fetcher.fetch_all(&items).expect("cold fetch");

@@ -10,9 +10,7 @@
 use std::io::Read;
 use std::time::Instant;
 
-use kod_fetch::{
-    Cache, Client, ClientOptions, Conditional, Download, Fetcher, Progress, sha256_from_hex,
-};
+use kod_fetch::{Cache, Client, ClientOptions, Conditional, Download, Fetcher, sha256_from_hex};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -63,9 +61,7 @@ fn main() {
     let bytes: u64 = items.iter().map(|d| d.size).sum();
 
     let cache = tempfile::tempdir().expect("temp dir");
-    let fetcher = Fetcher::new(client, Cache::open(cache.path()).expect("cache"))
-        .with_jobs(jobs)
-        .with_progress(Progress::Auto);
+    let fetcher = Fetcher::new(client, Cache::open(cache.path()).expect("cache")).with_jobs(jobs);
     let t = Instant::now();
     fetcher.fetch_all(&items).expect("cold fetch");
     let cold = t.elapsed().as_secs_f64();

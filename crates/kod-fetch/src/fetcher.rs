@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use kod_report::{Bytes, Report, Stage, StageRun, Work};
+
 use crate::cache::{Cache, Partial};
 use crate::client::{Client, Failure, into_error};
-use crate::progress::{Meter, Progress};
 use crate::{FetchError, to_hex};
 
 /// One file to download, as its signed index describes it.
@@ -31,7 +32,7 @@ pub struct Fetcher {
     client: Client,
     cache: Cache,
     jobs: usize,
-    progress: Progress,
+    report: Report,
 }
 
 /// How one download ended when it did not succeed.
@@ -52,13 +53,13 @@ impl From<FetchError> for Stop {
 const CHUNK: usize = 256 * 1024;
 
 impl Fetcher {
-    /// A fetcher with 8 parallel downloads and [`Progress::Auto`].
+    /// A fetcher with 8 parallel downloads that reports nowhere.
     pub fn new(client: Client, cache: Cache) -> Fetcher {
         Fetcher {
             client,
             cache,
             jobs: 8,
-            progress: Progress::Auto,
+            report: Report::quiet(),
         }
     }
 
@@ -68,9 +69,12 @@ impl Fetcher {
         self
     }
 
-    /// Sets how progress is reported.
-    pub fn with_progress(mut self, progress: Progress) -> Fetcher {
-        self.progress = progress;
+    /// Reports downloads to `report`: [`Stage::Fetch`] with the files and
+    /// bytes to download, advanced per chunk written and per file verified
+    /// (named by its label), bytes taken back when a partial file starts
+    /// over; `-v` lines for each file and for what the cache already held.
+    pub fn with_report(mut self, report: Report) -> Fetcher {
+        self.report = report;
         self
     }
 
@@ -104,8 +108,18 @@ impl Fetcher {
         }
         // Largest first, so that no big file starts last and runs alone.
         todo.sort_by_key(|d| Reverse(d.size));
-        let total = todo.iter().map(|d| d.size).sum();
-        let meter = Meter::new(&self.progress, todo.len(), total, cached);
+        if cached > 0 {
+            self.report
+                .verbose(|| format!("already in the cache: {cached} of {} files", seen.len()));
+        }
+        let meter = Meter {
+            report: &self.report,
+            run: (!todo.is_empty()).then(|| {
+                let bytes = todo.iter().map(|d| d.size).sum();
+                self.report
+                    .stage(Stage::Fetch, Work::new(todo.len() as u64, bytes))
+            }),
+        };
 
         let next = AtomicUsize::new(0);
         let cancel = AtomicBool::new(false);
@@ -119,7 +133,7 @@ impl Fetcher {
                                 break;
                             };
                             match self.fetch_one(d, &cancel, &meter) {
-                                Ok(()) => meter.file_done(&d.label, d.size),
+                                Ok(()) => meter.file_done(d),
                                 Err(Stop::Cancelled) => break,
                                 Err(Stop::Failed(e)) => {
                                     let mut first =
@@ -133,18 +147,14 @@ impl Fetcher {
                     })
                 })
                 .collect();
-            if meter.has_bar() {
-                s.spawn(|| meter.tick_until_done());
-            }
             for w in workers {
                 if let Err(panic) = w.join() {
-                    meter.finish(false);
                     std::panic::resume_unwind(panic);
                 }
             }
-            let failed = failure.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-            meter.finish(!failed);
         });
+        // The stage finishes here, failed or not.
+        drop(meter);
         match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
             None => Ok(paths),
@@ -318,6 +328,40 @@ fn attempt(
         }));
     }
     Ok(())
+}
+
+/// Where one `fetch_all`'s progress goes: the running fetch stage (none
+/// when everything was in the cache). Each call goes straight to the
+/// reporter, whose `stage_advanced` only counts (see [`kod_report::Reporter`]),
+/// so the download loop takes no lock for it.
+struct Meter<'a> {
+    report: &'a Report,
+    run: Option<StageRun<'a>>,
+}
+
+impl Meter<'_> {
+    /// Counts `n` more bytes on disk.
+    fn add(&self, n: u64) {
+        if let (Some(run), 1..) = (&self.run, n) {
+            run.advance(Work::new(0, n), "");
+        }
+    }
+
+    /// Takes back `n` bytes (a partial file started over).
+    fn sub(&self, n: u64) {
+        if let (Some(run), 1..) = (&self.run, n) {
+            run.rewind(n);
+        }
+    }
+
+    /// Counts one verified file.
+    fn file_done(&self, d: &Download) {
+        if let Some(run) = &self.run {
+            run.advance(Work::items(1), &d.label);
+        }
+        self.report
+            .verbose(|| format!("fetched {} ({})", d.label, Bytes(d.size)));
+    }
 }
 
 /// Releases a partial file after a failure: kept for resume when it holds

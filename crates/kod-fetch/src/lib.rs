@@ -3,22 +3,21 @@
 //! ([`Client::get_conditional`]); packages are downloaded in parallel
 //! ([`Fetcher::fetch_all`]), streamed to disk while hashed, checked against
 //! the size and SHA256 of their signed index, and kept in a content-addressed
-//! [`Cache`] shared by every target, with retries, resume of partial files
-//! and progress output.
+//! [`Cache`] shared by every target, with retries and resume of partial
+//! files. Progress goes to a [`kod_report::Report`]; this crate draws
+//! nothing.
 #![deny(missing_docs)]
 
 mod cache;
 mod client;
 mod error;
 mod fetcher;
-mod progress;
 mod resolver;
 
 pub use cache::Cache;
 pub use client::{Client, ClientOptions, Conditional, Validators};
 pub use error::FetchError;
 pub use fetcher::{Download, Fetcher};
-pub use progress::Progress;
 
 use std::path::{Path, PathBuf};
 

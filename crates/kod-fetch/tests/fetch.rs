@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kod_fetch::{Cache, Client, ClientOptions, Download, FetchError, Fetcher, Progress, to_hex};
+use kod_fetch::{Cache, Client, ClientOptions, Download, FetchError, Fetcher, to_hex};
+use kod_report::{Event, Level, Recorder, Report, Stage, Work};
 use kod_testkit::http::{Fault, FileServer};
 use sha2::{Digest, Sha256};
 
@@ -65,7 +66,7 @@ impl Fixture {
             initial_backoff: Duration::from_millis(5),
             ..ClientOptions::default()
         });
-        Fetcher::new(client, Cache::open(&self.cache_dir).unwrap()).with_progress(Progress::Quiet)
+        Fetcher::new(client, Cache::open(&self.cache_dir).unwrap())
     }
 
     fn partial_files(&self) -> Vec<PathBuf> {
@@ -381,8 +382,7 @@ fn one_failure_stops_the_others_promptly() {
         initial_backoff: Duration::from_secs(1),
         ..ClientOptions::default()
     });
-    let fetcher =
-        Fetcher::new(client, Cache::open(&f.cache_dir).unwrap()).with_progress(Progress::Quiet);
+    let fetcher = Fetcher::new(client, Cache::open(&f.cache_dir).unwrap());
     let t = Instant::now();
     let err = fetcher.fetch_all(&[slow, missing]).unwrap_err();
     assert!(matches!(err, FetchError::NotFound { .. }), "{err:?}");
@@ -411,7 +411,7 @@ fn two_fetchers_share_one_cache() {
 }
 
 #[test]
-fn plain_progress_lines() {
+fn progress_is_reported_as_the_fetch_stage() {
     let f = Fixture::new();
     let a = f.publish("a.deb", &bytes(20, 1_500_000));
     let b = f.publish("b.deb", &bytes(21, 2_000));
@@ -419,13 +419,34 @@ fn plain_progress_lines() {
     let fetcher = f.fetcher(3);
     fetcher.fetch_all(std::slice::from_ref(&c)).unwrap();
 
-    let sink = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let fetcher = fetcher.with_progress(Progress::Lines(sink.clone()));
+    let rec = Recorder::new(true);
+    let fetcher = fetcher.with_report(Report::to(rec.clone()));
     fetcher.fetch_all(&[a, b, c]).unwrap();
-    let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    let mut per_file = lines[..2].to_vec();
+    let events = rec.events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Message(
+            Level::Verbose,
+            "already in the cache: 1 of 3 files".into()
+        )),
+        "{events:?}"
+    );
+    assert_eq!(
+        events[1],
+        Event::Started(Stage::Fetch, Work::new(2, 1_502_000))
+    );
+    assert_eq!(events.last(), Some(&Event::Finished(Stage::Fetch)));
+    assert_eq!(rec.done(Stage::Fetch), Work::new(2, 1_502_000));
+    let mut finished: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Advanced(Stage::Fetch, Work { items: 1, bytes: 0 }, label) => Some(&**label),
+            _ => None,
+        })
+        .collect();
+    finished.sort();
+    assert_eq!(finished, ["a.deb 1.0-1", "b.deb 1.0-1"]);
+    let mut per_file = rec.messages(Level::Verbose)[1..].to_vec();
     per_file.sort();
     assert_eq!(
         per_file,
@@ -434,19 +455,31 @@ fn plain_progress_lines() {
             "fetched b.deb 1.0-1 (2.00 kB)"
         ]
     );
-    let summary = lines[2];
-    assert!(
-        summary.starts_with("fetched 2 files, 1.50 MB in ")
-            && summary.ends_with("/s); 1 already in the cache"),
-        "{summary}"
-    );
 
-    sink.lock().unwrap().clear();
+    // Nothing to fetch: no stage, only what the cache held.
+    let rec = Recorder::new(true);
+    let fetcher = fetcher.with_report(Report::to(rec.clone()));
     fetcher
         .fetch_all(&[f.publish("c.deb", &bytes(22, 3_000))])
         .unwrap();
-    let out = String::from_utf8(sink.lock().unwrap().clone()).unwrap();
-    assert_eq!(out, "nothing to fetch; 1 already in the cache\n");
+    assert_eq!(
+        rec.events(),
+        [Event::Message(
+            Level::Verbose,
+            "already in the cache: 1 of 1 files".into()
+        )]
+    );
+    // Without -v the lines are not even built.
+    let rec = Recorder::new(false);
+    f.fetcher(3)
+        .with_report(Report::to(rec.clone()))
+        .fetch_all(&[
+            f.publish("d.deb", &bytes(23, 4_000)),
+            f.publish("c.deb", &bytes(22, 3_000)),
+        ])
+        .unwrap();
+    assert!(rec.messages(Level::Verbose).is_empty());
+    assert_eq!(rec.done(Stage::Fetch), Work::new(1, 4_000));
 }
 
 /// A server that answers every request with the whole `body` and 200,
@@ -504,8 +537,28 @@ fn server_ignoring_range_is_fetched_from_the_start() {
     // The right first 40 000 bytes, from an earlier run.
     std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
     std::fs::write(partial_path(&f, &d), &data[..40_000]).unwrap();
-    let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
+    let rec = Recorder::new(false);
+    let paths = f
+        .fetcher(3)
+        .with_report(Report::to(rec.clone()))
+        .fetch_all(std::slice::from_ref(&d))
+        .unwrap();
     assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
+    // The kept bytes counted, taken back when the body came from the
+    // start, and the whole file counted once in the end.
+    let events = rec.events();
+    assert_eq!(
+        events[..2],
+        [
+            Event::Started(Stage::Fetch, Work::new(1, 150_000)),
+            Event::Advanced(Stage::Fetch, Work::new(0, 40_000), String::new()),
+        ]
+    );
+    assert!(
+        events.contains(&Event::Rewound(Stage::Fetch, 40_000)),
+        "{events:?}"
+    );
+    assert_eq!(rec.done(Stage::Fetch), Work::new(1, 150_000));
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].contains("range: bytes=40000-"), "{seen:?}");

@@ -3,8 +3,7 @@
 //! download verified against the hash the archive's Release file gives.
 
 use kod_fetch::{
-    Cache, Client, ClientOptions, Conditional, Download, FetchError, Fetcher, Progress,
-    sha256_from_hex,
+    Cache, Client, ClientOptions, Conditional, Download, FetchError, Fetcher, sha256_from_hex,
 };
 
 /// The first Debian mirror and suite of the host's apt sources (deb822 and
@@ -130,8 +129,7 @@ fn net_release_metadata_and_a_verified_download_from_the_real_archive() {
     let path = "main/binary-all/Release";
     let (size, sha256) = release_entry(&release, path);
     let cache_dir = tempfile::tempdir().unwrap();
-    let fetcher =
-        Fetcher::new(client, Cache::open(cache_dir.path()).unwrap()).with_progress(Progress::Quiet);
+    let fetcher = Fetcher::new(client, Cache::open(cache_dir.path()).unwrap());
     let item = Download {
         urls: vec![format!("{mirror}/dists/{suite}/{path}")],
         size,

@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher, Progress};
+use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher};
 use sha2::{Digest, Sha256};
 
 #[test]
@@ -19,8 +19,7 @@ fn cache_directories_and_files_are_only_writable_by_their_owner_whatever_the_uma
     let fetcher = Fetcher::new(
         Client::new(ClientOptions::default()),
         Cache::open(&cache_dir).unwrap(),
-    )
-    .with_progress(Progress::Quiet);
+    );
     let d = Download {
         urls: vec![format!("file://{}", source.display())],
         size: data.len() as u64,

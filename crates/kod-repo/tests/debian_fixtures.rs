@@ -3,6 +3,7 @@
 
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
+use kod_report::{Event, Level, Recorder, Report, Stage, Work};
 use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
 use tempfile::TempDir;
@@ -78,11 +79,24 @@ impl Fixture {
 
     /// Loads `source` through the fixture's cache.
     fn load_source(&self, source: &DebianSource, freshness: Freshness) -> Result<Index, Error> {
+        self.load_reporting(source, self.cache.path(), freshness, Report::quiet())
+    }
+
+    /// Loads `source` through `cache`, reporting to `report`.
+    fn load_reporting(
+        &self,
+        source: &DebianSource,
+        cache: &std::path::Path,
+        freshness: Freshness,
+        report: Report,
+    ) -> Result<Index, Error> {
         let options = LoadOptions {
-            cache_dir: self.cache.path().to_path_buf(),
+            cache_dir: cache.to_path_buf(),
             freshness,
         };
-        Debian::new().load(std::slice::from_ref(source), &options)
+        Debian::new()
+            .with_report(report)
+            .load(std::slice::from_ref(source), &options)
     }
 
     /// Loads the repository's own source.
@@ -392,5 +406,101 @@ fn a_cached_release_naming_a_dropped_index_is_refreshed() {
     assert_eq!(
         index.by_name("hello").next().unwrap().version.to_string(),
         "2.10-5"
+    );
+}
+
+#[test]
+fn building_an_index_is_the_metadata_stage() {
+    let f = Fixture::good();
+    let source = f.source();
+    let rec = Recorder::new(false);
+    f.load_reporting(
+        &source,
+        f.cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let size = std::fs::metadata(f.repo.dists().join("main/binary-amd64/Packages.xz"))
+        .unwrap()
+        .len();
+    let events = rec.events();
+    assert_eq!(
+        events.first(),
+        Some(&Event::Started(Stage::Metadata, Work::new(1, size))),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Finished(Stage::Metadata)));
+    // Only the metadata stage: the download is a part of it.
+    assert!(
+        events.iter().all(|e| !matches!(
+            e,
+            Event::Started(s, _) | Event::Advanced(s, _, _) | Event::Finished(s)
+                if *s != Stage::Metadata
+        )),
+        "{events:?}"
+    );
+    assert_eq!(rec.done(Stage::Metadata), Work::new(1, size));
+    assert!(rec.messages(Level::Warning).is_empty());
+
+    // The stored index is read without a stage.
+    let rec = Recorder::new(false);
+    f.load_reporting(
+        &source,
+        f.cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    assert_eq!(rec.events(), []);
+}
+
+#[test]
+fn what_is_used_against_its_checks_is_a_warning() {
+    let f = Fixture::serve(
+        ReleaseOptions {
+            valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
+            ..Default::default()
+        },
+        |_| {},
+    );
+    let mut source = f.source();
+    source.check_valid_until = false;
+    let rec = Recorder::new(false);
+    f.load_reporting(
+        &source,
+        f.cache.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let warnings = rec.messages(Level::Warning);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("expired on") && warnings[0].contains("used anyway"),
+        "{warnings:?}"
+    );
+
+    std::fs::copy(
+        f.repo.dists().join("Release"),
+        f.repo.dists().join("InRelease"),
+    )
+    .unwrap();
+    source.trusted_without_signature = true;
+    let rec = Recorder::new(false);
+    let fresh = tempfile::tempdir().unwrap();
+    f.load_reporting(
+        &source,
+        fresh.path(),
+        Freshness::Cached,
+        Report::to(rec.clone()),
+    )
+    .unwrap();
+    let warnings = rec.messages(Level::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("trusted WITHOUT checking its signature")),
+        "{warnings:?}"
     );
 }

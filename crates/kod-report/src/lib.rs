@@ -89,6 +89,29 @@ impl Work {
     }
 }
 
+/// A byte count with SI prefixes as people read sizes and rates in kod's
+/// reports: `512 B`, `2.00 kB`, `1.50 MB` (the form indicatif's
+/// `DecimalBytes` draws, so messages and bars agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const PREFIXES: [&str; 6] = ["k", "M", "G", "T", "P", "E"];
+        let mut v = self.0 as f64;
+        if v < 1000.0 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut i = 0;
+        v /= 1000.0;
+        while v >= 1000.0 && i + 1 < PREFIXES.len() {
+            v /= 1000.0;
+            i += 1;
+        }
+        write!(f, "{v:.2} {}B", PREFIXES[i])
+    }
+}
+
 /// What kind of message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
@@ -105,7 +128,10 @@ pub enum Level {
 }
 
 /// What a front end implements to show kod's work. Every method has a
-/// do-nothing default. Called from several threads at once.
+/// do-nothing default. Called from several threads at once, and
+/// [`Reporter::stage_advanced`] from inside download and unpack loops: it
+/// must stay cheap (count with atomics, draw on another thread), so that
+/// reporting costs the work no lock.
 pub trait Reporter: Send + Sync {
     /// A stage begins, with the work it has ahead (zeros when unknown).
     fn stage_started(&self, _stage: Stage, _total: Work) {}
@@ -437,6 +463,20 @@ mod tests {
                 format!("kod: removing x\nkod: warning: killed y\n{verbose_line}hello from lua\n")
             );
         }
+    }
+
+    #[test]
+    fn bytes_read_like_the_bars() {
+        let shown: Vec<String> = [0, 999, 1_000, 2_000, 1_500_000, 1_999_999_999, u64::MAX]
+            .into_iter()
+            .map(|b| Bytes(b).to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "0 B", "999 B", "1.00 kB", "2.00 kB", "1.50 MB", "2.00 GB", "18.45 EB"
+            ]
+        );
     }
 
     #[test]

@@ -431,6 +431,34 @@ pub enum SnapshotAction {
 }
 
 impl Command {
+    /// Whether the command prints JSON (`--json` given): its stages are
+    /// then not drawn, only messages reach stderr.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Plan { json }
+            | Command::Generations { json, .. }
+            | Command::Bootstrap { json, .. }
+            | Command::OsStatus { json } => json.json,
+            Command::Pkg { action } => match action {
+                PkgAction::Update { .. } => false,
+                PkgAction::Search { json, .. }
+                | PkgAction::Show { json, .. }
+                | PkgAction::Install { json, .. }
+                | PkgAction::Remove { json, .. } => json.json,
+            },
+            Command::Env {
+                action:
+                    EnvAction::List { json }
+                    | EnvAction::Status { json, .. }
+                    | EnvAction::Cleanup { json, .. },
+            } => json.json,
+            Command::Snapshot {
+                action: SnapshotAction::List { json },
+            } => json.json,
+            _ => false,
+        }
+    }
+
     /// The subcommand's name as typed, for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -449,5 +477,28 @@ impl Command {
             Command::OsStatus { .. } => "os-status",
             Command::Vm { .. } => "vm",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(args: &[&str]) -> bool {
+        Cli::parse_from(std::iter::once("kod").chain(args.iter().copied()))
+            .command
+            .json()
+    }
+
+    #[test]
+    fn json_is_seen_at_every_depth() {
+        assert!(json(&["plan", "--json"]));
+        assert!(json(&["bootstrap", "debian:bookworm", "d", "--json"]));
+        assert!(json(&["pkg", "search", "x", "--json"]));
+        assert!(json(&["env", "status", "--json"]));
+        assert!(json(&["snapshot", "list", "--json"]));
+        assert!(!json(&["plan"]));
+        assert!(!json(&["pkg", "install", "--root", "/r", "hello"]));
+        assert!(!json(&["env", "create", "e", "--distro", "debian:sid"]));
     }
 }

@@ -1,31 +1,36 @@
 //! The `kod` binary: parses the command line, calls the library crates,
-//! prints their results. Nothing else lives here: each subcommand's glue is
-//! a module of `commands`.
+//! prints their results and draws what they report. Nothing else lives
+//! here: each subcommand's glue is a module of `commands`.
 
 mod cli;
 mod commands;
+mod context;
 mod output;
 mod plan_view;
+mod report;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Cli, Command};
+use context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The libraries' warnings (an unsigned or expired repository used
-    // anyway, a stored index that could not be written) reach stderr.
+    // With -d, the commands kod would run are the -v lines.
+    let report = report::for_command(cli.verbose || cli.debug, !cli.command.json());
+    // The libraries' tracing warnings (a damaged stored index, a cached
+    // file of the wrong size) reach stderr as warnings of the report.
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(report::warnings(report.clone()))
         .with_max_level(tracing::Level::WARN)
         .without_time()
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_level(false)
+        .with_ansi(false)
         .init();
-    match run(&cli) {
+    match run(&Context::new(&cli, report)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kod: error: {}{}", error_chain(&e), flag_hint(&e, &cli));
@@ -77,11 +82,11 @@ fn error_chain(e: &anyhow::Error) -> String {
     line
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Plan { json } => commands::plan::run(cli, *json),
-        Command::Env { action } => commands::env::run(cli, action),
-        Command::Pkg { action } => commands::pkg::run(cli, action),
+fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
+    match &ctx.cli.command {
+        Command::Plan { json } => commands::plan::run(ctx, *json),
+        Command::Env { action } => commands::env::run(ctx, action),
+        Command::Pkg { action } => commands::pkg::run(ctx, action),
         Command::Bootstrap {
             distro,
             dir,
@@ -91,7 +96,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             json,
         } => commands::bootstrap::run(
-            cli,
+            ctx,
             commands::bootstrap::Args {
                 distro,
                 dir,
@@ -106,7 +111,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             name,
             volume,
             command,
-        } => commands::env::run_in(cli, name, volume, command),
+        } => commands::env::run_in(ctx, name, volume, command),
         other => Ok(commands::not_implemented(other.name())),
     }
 }

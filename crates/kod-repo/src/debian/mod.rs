@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kod_fetch::{
-    Cache, Client, ClientOptions, Conditional, Download, FetchError, Fetcher, Progress, Validators,
+    Cache, Client, ClientOptions, Conditional, Download, FetchError, Fetcher, Validators,
 };
+use kod_report::{Level, Report, Reporter, Stage, Work};
 use rayon::prelude::*;
 
 pub use error::Error;
@@ -61,7 +62,7 @@ const INDEX_FORMAT: &str = "kod-repo debian index 1";
 #[derive(Debug, Clone)]
 pub struct Debian {
     client: Client,
-    progress: Progress,
+    report: Report,
 }
 
 impl Default for Debian {
@@ -71,11 +72,11 @@ impl Default for Debian {
 }
 
 impl Debian {
-    /// A loader with kod-fetch's default client and quiet progress.
+    /// A loader with kod-fetch's default client that reports nowhere.
     pub fn new() -> Debian {
         Debian {
             client: Client::new(ClientOptions::default()),
-            progress: Progress::Quiet,
+            report: Report::quiet(),
         }
     }
 
@@ -85,9 +86,12 @@ impl Debian {
         self
     }
 
-    /// Reports progress of Packages downloads this way.
-    pub fn with_progress(mut self, progress: Progress) -> Debian {
-        self.progress = progress;
+    /// Reports to `report`: building an index is [`Stage::Metadata`]
+    /// (Packages files parsed, bytes downloaded); a repository used without
+    /// its signature, an expired Release used anyway and an index that
+    /// could not be stored are warnings.
+    pub fn with_report(mut self, report: Report) -> Debian {
+        self.report = report;
         self
     }
 }
@@ -151,6 +155,13 @@ impl Debian {
     ) -> Result<Index, Error> {
         let mut files = Vec::new();
         for source in sources {
+            if source.trusted_without_signature {
+                self.report.warning(&format!(
+                    "{} is trusted WITHOUT checking its signature (trusted_without_signature); \
+                     anyone on the network path can change what gets installed",
+                    source.mirror
+                ));
+            }
             let keys = keys_for(source)?;
             for suite in &source.suites {
                 let rel = self.suite_release(source, suite, &keys, options)?;
@@ -172,7 +183,7 @@ impl Debian {
         }
         let index = self.build_index(native, files, options)?;
         if let Err(e) = index.store(&stored, &key) {
-            tracing::warn!("{e}");
+            self.report.warning(&e.to_string());
         }
         Ok(index)
     }
@@ -233,11 +244,11 @@ impl Debian {
             if let Some((written, until)) = expired
                 && !valid_until_checked(source)
             {
-                tracing::warn!(
+                self.report.warning(&format!(
                     "{url} expired on {written} ({}); used anyway because the check is off \
                      for this source (check-valid-until=no or {VALID_UNTIL_ENV}=no)",
                     format_time(*until)
-                );
+                ));
             } else if let Some((written, until)) = expired {
                 // A stale cached copy gets one fresh try before giving up.
                 if from_cache && options.freshness != Freshness::Offline {
@@ -308,7 +319,7 @@ impl Debian {
     }
 
     /// Downloads what is missing, decompresses and parses every Packages
-    /// file (in parallel), and makes the index.
+    /// file (in parallel), and makes the index: the metadata stage.
     fn build_index(
         &self,
         native: &str,
@@ -319,6 +330,14 @@ impl Debian {
             what: "the download cache".into(),
             source,
         })?;
+        let missing = files
+            .iter()
+            .filter(|f| !cache.contains(&f.entry.sha256.0))
+            .map(|f| f.download.size)
+            .sum();
+        let run = self
+            .report
+            .stage(Stage::Metadata, Work::new(files.len() as u64, missing));
         if options.freshness == Freshness::Offline {
             if let Some(f) = files.iter().find(|f| !cache.contains(&f.entry.sha256.0)) {
                 return Err(Error::NotCached {
@@ -328,8 +347,9 @@ impl Debian {
             }
         } else {
             let downloads: Vec<Download> = files.iter().map(|f| f.download.clone()).collect();
+            let downloading = Report::to(std::sync::Arc::new(Downloading(self.report.clone())));
             Fetcher::new(self.client.clone(), cache.clone())
-                .with_progress(self.progress.clone())
+                .with_report(downloading)
                 .fetch_all(&downloads)
                 .map_err(|e| fetch_error(e, &files))?;
         }
@@ -342,15 +362,41 @@ impl Debian {
             .enumerate()
             .map(|(i, f)| {
                 let path = cache.path_of(&f.entry.sha256.0);
-                read_packages(&path, &f.download.label, OriginId(i as u16), target)
+                let records = read_packages(&path, &f.download.label, OriginId(i as u16), target);
+                run.advance(Work::items(1), &f.download.label);
+                records
             })
             .collect::<Result<_, Error>>()?;
+        drop(run);
         let mut records = Vec::with_capacity(parsed.iter().map(Vec::len).sum());
         for p in parsed {
             records.extend(p);
         }
         let origins = files.into_iter().map(|f| f.origin).collect();
         Ok(Index::new(vec![Text::new(native)], origins, records))
+    }
+}
+
+/// The downloads of the metadata stage: the fetcher's bytes count into
+/// [`Stage::Metadata`], which [`Debian::build_index`] runs (its items are
+/// the files parsed, so the fetcher's files are not counted again).
+struct Downloading(Report);
+
+impl Reporter for Downloading {
+    fn stage_advanced(&self, _: Stage, done: Work, _: &str) {
+        if done.bytes > 0 {
+            let bytes = Work::new(0, done.bytes);
+            self.0.reporter().stage_advanced(Stage::Metadata, bytes, "");
+        }
+    }
+    fn stage_rewound(&self, _: Stage, bytes: u64) {
+        self.0.reporter().stage_rewound(Stage::Metadata, bytes);
+    }
+    fn message(&self, level: Level, text: &str) {
+        self.0.message(level, text);
+    }
+    fn verbose(&self) -> bool {
+        self.0.is_verbose()
     }
 }
 
@@ -407,11 +453,6 @@ impl Keys {
 /// archive keyring, or nothing when it is trusted without a signature.
 fn keys_for(source: &DebianSource) -> Result<Keys, Error> {
     if source.trusted_without_signature {
-        tracing::warn!(
-            "WARNING: {} is trusted WITHOUT checking its signature (trusted_without_signature); \
-             anyone on the network path can change what gets installed",
-            source.mirror
-        );
         return Ok(Keys::Unchecked);
     }
     let paths = if source.signed_by.is_empty() {

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use kod_engine::bootstrap::BootstrapPlan;
 use kod_engine::sources::DistroSpec;
-use kod_fetch::Progress;
 use serde::Serialize;
 
-use crate::cli::{Cli, DryRun, Json};
+use crate::cli::{DryRun, Json};
+use crate::context::Context;
 use crate::output::human_bytes;
 
 /// What `kod bootstrap` was asked.
@@ -33,21 +33,10 @@ struct PlanOutput<'a> {
 }
 
 /// Resolves, then (without --dry-run) builds the root.
-pub fn run(cli: &Cli, args: Args<'_>) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, args: Args<'_>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let spec = DistroSpec::parse(args.distro)?;
-    let progress = if args.json.json {
-        Progress::Quiet
-    } else {
-        Progress::Auto
-    };
-    let plan = BootstrapPlan::new(
-        &spec,
-        args.variant,
-        args.include,
-        args.mirror,
-        progress.clone(),
-    )?;
+    let plan = BootstrapPlan::new(&spec, args.variant, args.include, args.mirror, &ctx.report)?;
     if args.dry_run.dry_run {
         let out = PlanOutput {
             distro: args.distro,
@@ -72,8 +61,8 @@ pub fn run(cli: &Cli, args: Args<'_>) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let options = super::pkg::install_options(cli);
-    let report = plan.run(args.dir, &options, progress)?;
+    let options = super::pkg::install_options(ctx);
+    let report = plan.run(args.dir, &options, &ctx.report)?;
     if args.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.committed {

@@ -2,28 +2,26 @@
 //!
 //! Personal environments whose files are shifted into the caller's
 //! subordinate ids are changed from inside the caller's user namespace:
-//! kod runs itself again there (same arguments, `KOD_ENVS_DIR` pinned to
-//! the caller's store), as root of that namespace, so extraction can chown
-//! and deletion can remove what the environment's users own.
+//! kod runs itself again there with the same arguments
+//! ([`kod_env::userns`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use anyhow::Context;
-use kod_engine::bootstrap::BootstrapPlan;
-use kod_engine::packages::InstallPlan;
-use kod_engine::sources::DistroSpec;
+use anyhow::Context as _;
+use kod_engine::env::{ENV_VARIANT, EnvEngine};
 use kod_env::view::{self, Mode, View};
-use kod_env::{Env, EnvError, Locations, Scope, Store, export, lifecycle, run as envrun, status};
-use kod_fetch::Progress;
-use kod_sandbox::{CALLER_ENV, Caller, Ids, Sandbox, SandboxError, SubIds};
+use kod_env::{Env, EnvError, Locations, Store, export, lifecycle, run as envrun, status, userns};
+use kod_sandbox::{Caller, SandboxError, SubIds};
 
-use crate::cli::{Cli, EnvAction};
+use crate::cli::EnvAction;
+use crate::context::Context;
 use crate::output::human_bytes;
 
 /// `kod env ACTION`.
-pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, action: &EnvAction) -> anyhow::Result<ExitCode> {
+    let cli = ctx.cli;
     let caller = Caller::current();
     let loc = Locations::for_caller(caller);
     // `-d` prints instead of doing: the actions that have a dry run take
@@ -42,7 +40,9 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             EnvAction::List { .. } | EnvAction::Status { .. } => {}
-            _ => eprintln!("kod: -d: nothing is changed; this is what would be done"),
+            _ => ctx
+                .report
+                .note("-d: nothing is changed; this is what would be done"),
         }
     }
     let dry = |d: &crate::cli::DryRun| d.dry_run || cli.debug;
@@ -52,13 +52,13 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             distro,
             packages,
             dry_run,
-        } => create(cli, &loc, caller, name, distro, packages, dry(dry_run)),
+        } => create(ctx, &loc, caller, name, distro, packages, dry(dry_run)),
         EnvAction::Install {
             name,
             packages,
             dry_run,
         } => change_packages(
-            cli,
+            ctx,
             &loc,
             caller,
             name,
@@ -71,7 +71,7 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             packages,
             dry_run,
         } => change_packages(
-            cli,
+            ctx,
             &loc,
             caller,
             name,
@@ -84,10 +84,10 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
             name,
             source,
             distro,
-        } => import(&loc, caller, name, source, distro),
+        } => import(ctx, &loc, caller, name, source, distro),
         EnvAction::List { json } => list(&loc, json.json),
         EnvAction::Status { name, json } => show_status(&loc, name.as_deref(), json.json),
-        EnvAction::Delete { name, dry_run } => delete(&loc, caller, name, dry(dry_run)),
+        EnvAction::Delete { name, dry_run } => delete(ctx, &loc, caller, name, dry(dry_run)),
         EnvAction::Export { name, bins, app } => {
             let mut env = own_env(&loc, name)?;
             let kod = std::env::current_exe().context("finding the kod binary")?;
@@ -106,7 +106,8 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
         EnvAction::Unexport { name, bins, app } => {
             let mut env = own_env(&loc, name)?;
             for m in export::unexport(&mut env, bins, app)? {
-                eprintln!("kod: {m} was not exported from {name}");
+                ctx.report
+                    .note(&format!("{m} was not exported from {name}"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -118,18 +119,20 @@ pub fn run(cli: &Cli, action: &EnvAction) -> anyhow::Result<ExitCode> {
         EnvAction::Switch { name } => {
             let v = view::switch(&loc.writable, name)?;
             if v.mode != Mode::Isolated {
-                eprintln!("kod: the view is unified; `kod env view isolated` shows {name} alone");
+                ctx.report.note(&format!(
+                    "the view is unified; `kod env view isolated` shows {name} alone"
+                ));
             }
             print_view(&v);
             Ok(ExitCode::SUCCESS)
         }
-        EnvAction::Sync { prune, dry_run } => sync(cli, &loc, caller, *prune, dry(dry_run)),
+        EnvAction::Sync { prune, dry_run } => sync(ctx, &loc, caller, *prune, dry(dry_run)),
     }
 }
 
 /// `kod run NAME [--volume PATH]... -- CMD...`.
 pub fn run_in(
-    cli: &Cli,
+    ctx: &Context,
     name: &str,
     volumes: &[PathBuf],
     command: &[OsString],
@@ -138,12 +141,10 @@ pub fn run_in(
     let result = Locations::for_caller(caller).find(name).and_then(|env| {
         let plan = envrun::plan(&env, volumes, command)?;
         for n in plan.notes() {
-            eprintln!("kod: {n}");
+            ctx.report.note(n);
         }
-        if cli.verbose {
-            for s in plan.steps() {
-                eprintln!("kod: {s}");
-            }
+        for s in plan.steps() {
+            ctx.report.verbose(|| format!("kod: {s}"));
         }
         plan.run()
     });
@@ -156,60 +157,31 @@ pub fn run_in(
     }
 }
 
-/// The package engine as environments use it: `kod bootstrap`'s minbase
-/// root with the packages asked for, `kod pkg install|remove` in it.
-struct KodEngine {
-    options: kod_install::Options,
+/// The package engine for environments, from the global flags.
+fn engine(ctx: &Context) -> EnvEngine {
+    // `-d` is a dry run for environments (see `run`).
+    let options = kod_install::Options {
+        debug: false,
+        ..super::pkg::install_options(ctx)
+    };
+    EnvEngine::new(options, ctx.report.clone())
 }
 
-/// The variant an environment starts from, as mmdebstrap's default.
-const ENV_VARIANT: &str = "minbase";
-
-impl KodEngine {
-    fn new(cli: &Cli) -> KodEngine {
-        KodEngine {
-            // `-d` is a dry run for environments (see `run`).
-            options: kod_install::Options {
-                debug: false,
-                ..super::pkg::install_options(cli)
-            },
-        }
-    }
-
-    fn options(&self) -> kod_install::Options {
-        self.options.clone()
-    }
-}
-
-impl kod_env::Engine for KodEngine {
-    fn bootstrap(
-        &self,
-        target: &Path,
-        distro: &str,
-        packages: &[String],
-    ) -> Result<(), kod_env::EngineError> {
-        let spec = DistroSpec::parse(distro)?;
-        let plan = BootstrapPlan::new(&spec, ENV_VARIANT, packages, None, Progress::Auto)?;
-        plan.run(target, &self.options(), Progress::Auto)?;
-        Ok(())
-    }
-
-    fn install(&self, root: &Path, packages: &[String]) -> Result<(), kod_env::EngineError> {
-        let plan = InstallPlan::new(root, packages, Progress::Auto)?;
-        plan.run(&self.options(), Progress::Auto)?;
-        Ok(())
-    }
-
-    fn remove(&self, root: &Path, packages: &[String]) -> Result<(), kod_env::EngineError> {
-        let plan =
-            kod_engine::packages::plan_removal(root, packages, false, false, &self.options())?;
-        kod_engine::packages::remove(root, &plan, &self.options())?;
-        Ok(())
-    }
+/// Runs this kod command again as root of the caller's user namespace.
+fn again_in_user_namespace(
+    loc: &Locations,
+    caller: Caller,
+    subids: SubIds,
+) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the kod binary")?;
+    let mut command = Command::new(exe);
+    command.args(std::env::args_os().skip(1));
+    let code = userns::run_again(loc, caller, subids, command)?;
+    Ok(ExitCode::from(code))
 }
 
 fn create(
-    cli: &Cli,
+    ctx: &Context,
     loc: &Locations,
     caller: Caller,
     name: &str,
@@ -224,9 +196,9 @@ fn create(
             dir: env.dir(),
         });
     }
+    let engine = engine(ctx);
     if dry_run {
-        let spec = DistroSpec::parse(distro)?;
-        let plan = BootstrapPlan::new(&spec, ENV_VARIANT, packages, None, Progress::Auto)?;
+        let plan = engine.plan_create(distro, packages)?;
         println!(
             "would create {name} ({distro}, {ENV_VARIANT}) in {} with {} packages, {} to download",
             loc.writable.env_dir(name).display(),
@@ -235,13 +207,12 @@ fn create(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if wants_user_namespace(loc, caller) {
+    if userns::wanted(loc, caller) {
         return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
     }
-    let engine = KodEngine::new(cli);
     let (env, notes) = lifecycle::create(&loc.writable, name, distro, packages, &engine, caller)?;
     for n in notes {
-        eprintln!("kod: {n}");
+        ctx.report.note(&n);
     }
     println!(
         "created {} ({}) in {}",
@@ -262,7 +233,7 @@ enum Change {
 
 /// `kod env install|remove NAME P...`.
 fn change_packages(
-    cli: &Cli,
+    ctx: &Context,
     loc: &Locations,
     caller: Caller,
     name: &str,
@@ -271,23 +242,17 @@ fn change_packages(
     change: Change,
 ) -> anyhow::Result<ExitCode> {
     let mut env = own_env(loc, name)?;
-    let engine = KodEngine::new(cli);
+    let engine = engine(ctx);
     if dry_run {
         let root = env.root();
         match change {
             Change::Install => {
-                for c in InstallPlan::new(&root, packages, Progress::Auto)?.changes() {
+                for c in engine.plan_install(&root, packages)?.changes() {
                     println!("would {} {} {}", c.action, c.name, c.version);
                 }
             }
             Change::Remove => {
-                let plan = kod_engine::packages::plan_removal(
-                    &root,
-                    packages,
-                    false,
-                    false,
-                    &engine.options(),
-                )?;
+                let plan = engine.plan_remove(&root, packages)?;
                 println!(
                     "would remove {}",
                     plan.packages().collect::<Vec<_>>().join(" ")
@@ -296,7 +261,7 @@ fn change_packages(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if wants_user_namespace(loc, caller) {
+    if userns::wanted(loc, caller) {
         return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
     }
     match change {
@@ -330,36 +295,8 @@ fn cleanup(loc: &Locations, dry_run: bool, json: bool) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether this process should change the caller's own store from inside
-/// the caller's user namespace (a user, not already there).
-fn wants_user_namespace(loc: &Locations, caller: Caller) -> bool {
-    !caller.is_root() && loc.writable.scope != Scope::System && !kod_sandbox::in_user_namespace()
-}
-
-/// Runs this kod command again as root of the caller's user namespace.
-fn again_in_user_namespace(
-    loc: &Locations,
-    caller: Caller,
-    subids: SubIds,
-) -> anyhow::Result<ExitCode> {
-    let exe = std::env::current_exe().context("finding the kod binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
-        .env(kod_env::ENVS_DIR_ENV, &loc.writable.dir)
-        .env(CALLER_ENV, caller.env_value());
-    if std::env::var_os("KOD_CACHE_DIR").is_none() {
-        // Inside, kod is root and would pick the system cache; keep the
-        // caller's own.
-        cmd.env("KOD_CACHE_DIR", kod_fetch::cache_dir());
-    }
-    let status = Sandbox::host()
-        .ids(Ids::SubIdRoot(subids))
-        .prepare()?
-        .run(cmd)?;
-    Ok(ExitCode::from(kod_sandbox::exit_code(status)))
-}
-
 fn import(
+    ctx: &Context,
     loc: &Locations,
     caller: Caller,
     name: &str,
@@ -367,18 +304,20 @@ fn import(
     distro: &str,
 ) -> anyhow::Result<ExitCode> {
     kod_env::validate_name(name)?;
-    if wants_user_namespace(loc, caller) && !source.is_dir() {
+    if userns::wanted(loc, caller) && !source.is_dir() {
         match SubIds::for_caller(caller) {
             Ok(s) => return again_in_user_namespace(loc, caller, s),
             Err(e @ SandboxError::SubIds { .. }) => {
-                eprintln!("kod: {e}\nkod: importing anyway; every file will be owned by you");
+                ctx.report.note(&e.to_string());
+                ctx.report
+                    .note("importing anyway; every file will be owned by you");
             }
             Err(e) => return Err(e.into()),
         }
     }
     let (env, notes) = lifecycle::import(&loc.writable, name, source, distro, caller)?;
     for n in notes {
-        eprintln!("kod: {n}");
+        ctx.report.note(&n);
     }
     println!(
         "imported {} ({}) into {}",
@@ -410,7 +349,13 @@ fn own_env(loc: &Locations, name: &str) -> anyhow::Result<Env> {
     .into())
 }
 
-fn delete(loc: &Locations, caller: Caller, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+fn delete(
+    ctx: &Context,
+    loc: &Locations,
+    caller: Caller,
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let env = own_env(loc, name)?;
     if dry_run {
         println!(
@@ -426,11 +371,11 @@ fn delete(loc: &Locations, caller: Caller, name: &str, dry_run: bool) -> anyhow:
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if lifecycle::needs_user_namespace(&env) && wants_user_namespace(loc, caller) {
+    if lifecycle::needs_user_namespace(&env) && userns::wanted(loc, caller) {
         return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
     }
     for n in lifecycle::delete(&env)? {
-        eprintln!("kod: {n}");
+        ctx.report.note(&n);
     }
     println!("deleted {name}");
     Ok(ExitCode::SUCCESS)
@@ -596,23 +541,23 @@ fn show_status(loc: &Locations, name: Option<&str>, json: bool) -> anyhow::Resul
 }
 
 fn sync(
-    cli: &Cli,
+    ctx: &Context,
     loc: &Locations,
     caller: Caller,
     prune: bool,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
     if !dry_run
-        && wants_user_namespace(loc, caller)
+        && userns::wanted(loc, caller)
         && let Ok(s) = SubIds::for_caller(caller)
     {
         // Environments made here are shifted into the subordinate ids, and
         // deleting one needs them.
         return again_in_user_namespace(loc, caller, s);
     }
-    let file = kod_config::locate(cli.config.as_deref())?;
-    let config = kod_config::load(&file, &kod_config::EvalOptions::default())?;
-    let declared = config
+    let configuration = ctx.configuration()?;
+    let declared = configuration
+        .config
         .environments
         .iter()
         .map(|(name, e)| {
@@ -629,7 +574,10 @@ fn sync(
         .collect();
     let steps = kod_env::sync::plan(&loc.writable, &declared, prune)?;
     if steps.is_empty() {
-        println!("environments are in line with {}", file.display());
+        println!(
+            "environments are in line with {}",
+            configuration.file.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for s in &steps {
@@ -639,9 +587,9 @@ fn sync(
         return Ok(ExitCode::SUCCESS);
     }
     let kod = std::env::current_exe().context("finding the kod binary")?;
-    let engine = KodEngine::new(cli);
+    let engine = engine(ctx);
     for n in kod_env::sync::apply(&loc.writable, &steps, Some(&engine), &kod, caller)? {
-        eprintln!("kod: {n}");
+        ctx.report.note(&n);
     }
     Ok(ExitCode::SUCCESS)
 }

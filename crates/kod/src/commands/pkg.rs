@@ -3,23 +3,23 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use kod_engine::packages::{self, InstallPlan};
 use kod_engine::sources::{self, DistroSpec};
-use kod_fetch::Progress;
 use kod_repo::debian::DebianSource;
 use kod_repo::{Dependencies, Freshness, Index, PackageRecord, Relation};
 use serde::Serialize;
 
-use crate::cli::{Cli, PkgAction};
+use crate::cli::PkgAction;
+use crate::context::Context;
 use crate::output::human_bytes;
 
 /// `kod pkg ACTION`.
-pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Context, action: &PkgAction) -> anyhow::Result<ExitCode> {
     match action {
         PkgAction::Update { distro } => {
-            let sources = sources(cli, distro.as_deref())?;
-            let index = sources::load_index(&sources, Freshness::Refresh, Progress::Auto)?;
+            let sources = sources(ctx, distro.as_deref())?;
+            let index = sources::load_index(&sources, Freshness::Refresh, &ctx.report)?;
             let suites: Vec<String> = sources.iter().flat_map(|s| s.suites.clone()).collect();
             eprintln!(
                 "kod: {} packages from {} ({})",
@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
             distro,
             json,
         } => {
-            let index = load(cli, distro.as_deref())?;
+            let index = load(ctx, distro.as_deref())?;
             let regex = regex::RegexBuilder::new(pattern)
                 .case_insensitive(true)
                 .build()
@@ -65,7 +65,7 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
             })
         }
         PkgAction::Show { name, distro, json } => {
-            let index = load(cli, distro.as_deref())?;
+            let index = load(ctx, distro.as_deref())?;
             let mut records: Vec<&PackageRecord> = index.by_name(name).collect();
             if records.is_empty() {
                 anyhow::bail!("no package named {name:?}{}", suggestion(&index, name));
@@ -89,7 +89,7 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
             packages,
             dry_run,
             json,
-        } => install(cli, root, packages, dry_run.dry_run, json.json),
+        } => install(ctx, root, packages, dry_run.dry_run, json.json),
         PkgAction::Remove {
             root,
             packages,
@@ -98,7 +98,7 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
             dry_run,
             json,
         } => {
-            let options = install_options(cli);
+            let options = install_options(ctx);
             let plan = packages::plan_removal(root, packages, *with_dependents, *purge, &options)?;
             let removed: Vec<&str> = plan.packages().collect();
             if json.json {
@@ -134,18 +134,13 @@ pub fn run(cli: &Cli, action: &PkgAction) -> anyhow::Result<ExitCode> {
 
 /// `kod pkg install --root DIR P...`.
 fn install(
-    cli: &Cli,
+    ctx: &Context,
     root: &Path,
     requests: &[String],
     dry_run: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let progress = if json {
-        Progress::Quiet
-    } else {
-        Progress::Auto
-    };
-    let plan = InstallPlan::new(root, requests, progress.clone())?;
+    let plan = InstallPlan::new(root, requests, &ctx.report)?;
     let changes = plan.changes();
     if json {
         let out = serde_json::json!({
@@ -179,7 +174,7 @@ fn install(
         eprintln!("kod: dry run: {} untouched", root.display());
         return Ok(ExitCode::SUCCESS);
     }
-    plan.run(&install_options(cli), progress)?;
+    plan.run(&install_options(ctx), &ctx.report)?;
     if !changes.is_empty() {
         eprintln!(
             "kod: {} package(s) changed in {}",
@@ -191,37 +186,39 @@ fn install(
 }
 
 /// How transactions run, from the global flags.
-pub fn install_options(cli: &Cli) -> kod_install::Options {
+pub fn install_options(ctx: &Context) -> kod_install::Options {
     let cache = kod_fetch::cache_dir();
     kod_install::Options {
-        debug: cli.debug,
-        no_wait: cli.no_wait,
+        debug: ctx.cli.debug,
+        no_wait: ctx.cli.no_wait,
         data_cache: Some(kod_fetch::kept_data_dir(&cache)),
         journal: Some(cache.join("transactions")),
-        report: crate::output::report(cli),
+        report: ctx.report.clone(),
     }
 }
 
 /// The sources of `--distro`, else of the configuration.
-fn sources(cli: &Cli, distro: Option<&str>) -> anyhow::Result<Vec<DebianSource>> {
+fn sources(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Vec<DebianSource>> {
     match distro {
         Some(spec) => Ok(sources::sources_for_spec(&DistroSpec::parse(spec)?, None)?),
         None => {
-            let file = kod_config::locate(cli.config.as_deref()).context(
-                "kod pkg needs --distro DISTRO:SUITE or a configuration with repositories",
-            )?;
-            let config = kod_config::load(&file, &kod_config::EvalOptions::default())?;
-            Ok(sources::sources_for_config(&config, None)?)
+            let c = ctx.configuration().map_err(|e| match e {
+                e @ kod_config::ConfigError::NotFound { .. } => anyhow::Error::new(e).context(
+                    "kod pkg needs --distro DISTRO:SUITE or a configuration with repositories",
+                ),
+                e => e.into(),
+            })?;
+            Ok(sources::sources_for_config(&c.config, None)?)
         }
     }
 }
 
-fn load(cli: &Cli, distro: Option<&str>) -> anyhow::Result<Index> {
-    let sources = sources(cli, distro)?;
+fn load(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Index> {
+    let sources = sources(ctx, distro)?;
     Ok(sources::load_index(
         &sources,
         Freshness::Cached,
-        Progress::Auto,
+        &ctx.report,
     )?)
 }
 

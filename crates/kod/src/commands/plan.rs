@@ -2,16 +2,17 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::Context as _;
 
-use crate::cli::{Cli, Json};
+use crate::cli::Json;
+use crate::context::Context;
 use crate::plan_view;
 
 /// Evaluates the configuration, plans it and prints the plan.
-pub fn run(cli: &Cli, json: Json) -> anyhow::Result<ExitCode> {
-    let file = kod_config::locate(cli.config.as_deref())?;
-    let config = kod_config::load(&file, &kod_config::EvalOptions::default())?;
-    let plan = kod_plan::plan(&config).with_context(|| format!("planning {}", file.display()))?;
+pub fn run(ctx: &Context, json: Json) -> anyhow::Result<ExitCode> {
+    let c = ctx.configuration()?;
+    let plan =
+        kod_plan::plan(&c.config).with_context(|| format!("planning {}", c.file.display()))?;
     if json.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
