@@ -18,14 +18,13 @@ pub mod dpkg;
 mod error;
 mod installed;
 pub mod lock;
-pub mod rootfs;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{Broken, Error, Output, io_error};
 pub use installed::{Installed, InstalledPackage};
 pub use kod_report::Report;
-pub use rootfs::RootFs;
+pub use kod_root::Root;
 
 /// A package by name, version and architecture.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,7 +114,7 @@ pub trait Runner {
 /// What a database step works on.
 pub struct Step<'a> {
     /// The transaction's view of the target, confined to it.
-    pub fs: &'a RootFs,
+    pub fs: &'a Root,
     /// Runs commands in that view.
     pub runner: &'a dyn Runner,
     /// Where the step reports.
@@ -164,11 +163,11 @@ pub trait PackageDb: Sized + Send {
 
     /// Creates an empty database (and what its tools need) in the view of
     /// a new root.
-    fn create(fs: &RootFs, setup: &Self::Setup, report: &Report) -> Result<Self, Error>;
+    fn create(fs: &Root, setup: &Self::Setup, report: &Report) -> Result<Self, Error>;
 
     /// Opens the database of an existing root; `None` when the root has
     /// no database of this kind.
-    fn open(fs: &RootFs) -> Result<Option<Self>, Error>;
+    fn open(fs: &Root) -> Result<Option<Self>, Error>;
 
     /// Takes the lock the database's own tools take, so that they do not
     /// run in the root during the transaction (`root` is the real root,
@@ -181,7 +180,7 @@ pub trait PackageDb: Sized + Send {
     fn packages(&self) -> Vec<PackageState>;
 
     /// The packages that own `path` (absolute, as the root sees it).
-    fn owners(&self, fs: &RootFs, path: &str) -> Result<Vec<String>, Error>;
+    fn owners(&self, fs: &Root, path: &str) -> Result<Vec<String>, Error>;
 
     /// Reads the metadata of `archives`.
     fn read_archives(&self, archives: &[PathBuf]) -> Result<Vec<Self::Archive>, Error>;
@@ -218,8 +217,7 @@ pub trait PackageDb: Sized + Send {
 
     /// Records that `names` were installed as dependencies (`auto`) or on
     /// purpose, for the database's tools' autoremoval.
-    fn mark_auto_installed(&mut self, fs: &RootFs, names: &[&str], auto: bool)
-    -> Result<(), Error>;
+    fn mark_auto_installed(&mut self, fs: &Root, names: &[&str], auto: bool) -> Result<(), Error>;
 
     /// Configures what is pending (scripts, triggers or hooks), once per
     /// transaction.

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use kod_db::RootFs;
 use kod_fetch::Download;
 use kod_repo::debian::DebianSource;
 use kod_repo::{Freshness, Index};
 use kod_report::Report;
+use kod_root::Root;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
@@ -135,7 +135,7 @@ impl BootstrapPlan {
 
 /// `/etc/apt/sources.list` naming the repositories the root came from, so
 /// apt inside it works, as mmdebstrap leaves it.
-fn write_apt_sources(root: &RootFs, sources: &[DebianSource]) -> Result<(), EngineError> {
+fn write_apt_sources(root: &Root, sources: &[DebianSource]) -> Result<(), EngineError> {
     let mut text = String::new();
     for s in sources {
         for suite in &s.suites {
@@ -154,7 +154,7 @@ fn write_apt_sources(root: &RootFs, sources: &[DebianSource]) -> Result<(), Engi
 
 /// The host's resolv.conf and hostname, as mmdebstrap copies them, so the
 /// new root can reach the network and knows a name.
-fn copy_host_files(root: &RootFs) -> Result<(), EngineError> {
+fn copy_host_files(root: &Root) -> Result<(), EngineError> {
     for file in ["etc/resolv.conf", "etc/hostname"] {
         let host = Path::new("/").join(file);
         let Ok(text) = std::fs::read(&host) else {

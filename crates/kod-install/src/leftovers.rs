@@ -66,7 +66,7 @@ pub(crate) fn clean_root(root: &Path, report: &Report) -> Result<(), Error> {
                 root.display()
             ));
             tree::apply(&from, root, marks).map_err(io_error("complete the commit of", &dir))?;
-            kod_db::rootfs::remove_tree(&dir).map_err(io_error("remove", &dir))?;
+            kod_root::tree::remove_tree(&dir).map_err(io_error("remove", &dir))?;
         } else {
             report.note(&format!(
                 "removing {}, left by an interrupted transaction on {}",

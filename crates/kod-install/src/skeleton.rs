@@ -7,8 +7,8 @@
 
 use std::io;
 
-use kod_db::RootFs;
 use kod_report::Report;
+use kod_root::Root;
 
 use crate::error::{Error, io_error};
 
@@ -30,7 +30,7 @@ const DEVICES: &[(&str, u32, char, u32, u32, &str)] = &[
 ];
 
 /// Sets up the skeleton in the view of a new root.
-pub(crate) fn new_root(fs: &RootFs, report: &Report) -> Result<(), Error> {
+pub(crate) fn new_root(fs: &Root, report: &Report) -> Result<(), Error> {
     for d in ["dev/pts", "dev/shm"] {
         fs.create_dir_all(d, 0o755)
             .map_err(io_error("create", fs.show(d)))?;

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use kod_db::dpkg::{BootstrapOptions, Dpkg};
-use kod_db::{InstallReport, PackageDb, PackageState, RemovalPlan, RootFs, Step};
+use kod_db::{InstallReport, PackageDb, PackageState, RemovalPlan, Root, Step};
 use kod_report::{Stage, Work};
 
 use crate::Options;
@@ -51,7 +51,7 @@ pub struct Transaction<D: PackageDb = Dpkg> {
     _tool_lock: Option<File>,
     /// `None` once committed or discarded.
     target: Option<Box<dyn Strategy>>,
-    fs: RootFs,
+    fs: Root,
     chroot: Chroot,
     db: D,
     configure: bool,
@@ -95,7 +95,7 @@ fn record(
 }
 
 /// The database of an existing root, or an error saying it has none.
-fn open_db<D: PackageDb>(fs: &RootFs, root: &Path) -> Result<D, Error> {
+fn open_db<D: PackageDb>(fs: &Root, root: &Path) -> Result<D, Error> {
     D::open(fs)?.ok_or_else(|| Error::Target {
         root: root.to_path_buf(),
         reason: format!(
@@ -107,7 +107,7 @@ fn open_db<D: PackageDb>(fs: &RootFs, root: &Path) -> Result<D, Error> {
 }
 
 /// What a database step of a transaction works on.
-fn step<'a>(fs: &'a RootFs, chroot: &'a Chroot, options: &'a Options) -> Step<'a> {
+fn step<'a>(fs: &'a Root, chroot: &'a Chroot, options: &'a Options) -> Step<'a> {
     Step {
         fs,
         runner: chroot,
@@ -143,7 +143,7 @@ impl<D: PackageDb> Transaction<D> {
     pub fn open(root: &Path, options: &Options) -> Result<Self, Error> {
         let root = normalize(root)?;
         let mut held = hold(&[&root], options)?;
-        let real = RootFs::open(&root).map_err(io_error("open", &root))?;
+        let real = Root::open(&root).map_err(io_error("open", &root))?;
         open_db::<D>(&real, &root)?;
         // Before finishing an interrupted commit, which changes the root too.
         held.tool_lock = D::lock_tools(&root, !options.no_wait, &options.report)?;
@@ -207,9 +207,9 @@ impl<D: PackageDb> Transaction<D> {
         target: Box<dyn Strategy>,
         held: Held,
         options: &Options,
-        db: impl FnOnce(&RootFs) -> Result<D, Error>,
+        db: impl FnOnce(&Root) -> Result<D, Error>,
     ) -> Result<Self, Error> {
-        let prepared = RootFs::open(target.view())
+        let prepared = Root::open(target.view())
             .map_err(io_error("open", target.view()))
             .and_then(|fs| {
                 let chroot = target.chroot(&root, options.debug, &options.report)?;
@@ -249,7 +249,7 @@ impl<D: PackageDb> Transaction<D> {
     }
 
     /// The view, confined: where kod's own writes into the target go.
-    pub fn fs(&self) -> &RootFs {
+    pub fn fs(&self) -> &Root {
         &self.fs
     }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use kod_db::rootfs::{kind, lstat_at, names, open_dir, open_dir_at, remove_at};
+use kod_root::tree::{kind, lstat_at, names, open_dir, open_dir_at, remove_at};
 
 use crate::overlay::Marks;
 

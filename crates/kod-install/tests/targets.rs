@@ -308,7 +308,7 @@ fn root_the_running_system_is_locked_apart_and_only_overlaid_here() {
         .expect("an overlay on /");
     let name = format!("kod-test-{}", std::process::id());
     t.fs()
-        .write(&format!("etc/{name}"), b"only in the overlay\n", 0o644)
+        .write(format!("etc/{name}"), b"only in the overlay\n", 0o644)
         .expect("write into the overlay");
     assert!(t.view().join("etc").join(&name).is_file());
     assert!(!Path::new("/etc").join(&name).exists());

@@ -18,7 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::Pid;
 
@@ -222,7 +222,6 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<Vec<PathBuf>> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mount = mount_of(&fd)?;
     let mut removed = Vec::new();
     let mut failed = None;
     for e in entries {
@@ -231,7 +230,9 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<Vec<PathBuf>> {
             Some(pid) if !alive(pid) => {}
             _ => continue,
         }
-        match remove_at(&fd, &name, mount) {
+        // kod names its temporaries after UTF-8 names.
+        let Some(text) = name.to_str() else { continue };
+        match crate::tree::remove_at(&fd, text) {
             Ok(()) => removed.push(dir.join(&name)),
             // Another kod removed it first.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -248,50 +249,6 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<Vec<PathBuf>> {
         Some(e) => Err(e),
         None => Ok(removed),
     }
-}
-
-/// The mount a directory is on: its mount id where the kernel says
-/// (bind mounts of the same filesystem differ too), else its device.
-fn mount_of(fd: &OwnedFd) -> io::Result<(u64, u64)> {
-    let st = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
-    let id = if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
-        st.stx_mnt_id
-    } else {
-        0
-    };
-    Ok((id, rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor)))
-}
-
-/// Removes `name` in `dir` (a directory with its contents), never
-/// following a symlink nor entering another mount than `mount`.
-fn remove_at(dir: &OwnedFd, name: &OsStr, mount: (u64, u64)) -> io::Result<()> {
-    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-        return Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?);
-    }
-    let sub = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    if mount_of(&sub)? != mount {
-        return Err(io::Error::other(
-            "a file system is mounted there; unmount it first",
-        ));
-    }
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(&sub)? {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsString::from_vec(n.to_vec()));
-        }
-    }
-    for n in names {
-        remove_at(&sub, &n, mount)?;
-    }
-    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
 }
 
 #[cfg(test)]

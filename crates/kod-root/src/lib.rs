@@ -19,13 +19,15 @@
 //!   [`make_dirs`]): never writable by other users, whatever the umask.
 //! - Decompression chosen by magic bytes ([`decompress`]), or by a name's
 //!   extension where a format names it ([`Compression::from_extension`]).
-//! - Relative-path helpers ([`relative`], [`split`]).
+//! - Relative-path helpers ([`relative`], [`split`]); walking and removing
+//!   trees without following links or crossing mounts ([`tree`]).
 #![deny(missing_docs)]
 
 mod atomic;
 mod decompress;
 mod paths;
 mod root;
+pub mod tree;
 
 pub use atomic::{
     AtomicFile, create_file, make_dirs, remove_stale_temporaries, temp_name, write_atomic,

@@ -284,6 +284,20 @@ impl Root {
         }
     }
 
+    /// Removes `rel` and everything below it, never following symlinks nor
+    /// entering another file system; absent is fine.
+    pub fn remove_tree(&self, rel: impl AsRef<Path>) -> io::Result<()> {
+        let (dir, name) = match self.parent(rel.as_ref()) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = name.to_str().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "a file name is not UTF-8")
+        })?;
+        crate::tree::remove_at(&dir, name)
+    }
+
     /// Renames `from` to `to` (both beneath the root, on one file
     /// system); fails if `to` exists when `no_replace`.
     pub fn rename(

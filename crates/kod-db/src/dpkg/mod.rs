@@ -29,9 +29,7 @@ use register::{Ident, ident};
 use scripts::{NoServices, failed, run_checked, script_env};
 use status::{ADMIN, INFO, Status};
 
-use crate::{
-    Error, PackageDb, PackageId, PackageState, RemovalPlan, RootFs, Sorted, Step, io_error,
-};
+use crate::{Error, PackageDb, PackageId, PackageState, RemovalPlan, Root, Sorted, Step, io_error};
 
 /// Where dpkg keeps its status database inside a root.
 pub const DPKG_STATUS: &str = status::STATUS;
@@ -81,12 +79,12 @@ pub struct Dpkg {
 /// The native architecture of the dpkg in `root` (its
 /// `var/lib/dpkg/arch`), if it says.
 pub fn root_architecture(root: &Path) -> Option<String> {
-    let fs = RootFs::open(root).ok()?;
+    let fs = Root::open(root).ok()?;
     architectures(&fs).into_iter().next()
 }
 
 /// `var/lib/dpkg/arch`, one architecture per line, native first.
-fn architectures(fs: &RootFs) -> Vec<String> {
+fn architectures(fs: &Root) -> Vec<String> {
     let rel = format!("{ADMIN}/arch");
     fs.read(&rel)
         .ok()
@@ -102,7 +100,7 @@ fn architectures(fs: &RootFs) -> Vec<String> {
 
 impl Dpkg {
     /// Re-reads the status file after the root's own dpkg changed it.
-    fn reload(&mut self, fs: &RootFs) -> Result<(), Error> {
+    fn reload(&mut self, fs: &Root) -> Result<(), Error> {
         self.status = Status::load(fs)?.unwrap_or_default();
         Ok(())
     }
@@ -179,7 +177,7 @@ impl PackageDb for Dpkg {
     /// What mmdebstrap's setup puts into an empty root for dpkg and apt:
     /// their directories, an empty `status`, `arch`, `/etc/fstab`, the
     /// frontend lock file, merged-/usr symlinks.
-    fn create(fs: &RootFs, b: &BootstrapOptions, _report: &Report) -> Result<Dpkg, Error> {
+    fn create(fs: &Root, b: &BootstrapOptions, _report: &Report) -> Result<Dpkg, Error> {
         for d in [
             "etc/apt/apt.conf.d",
             "etc/apt/sources.list.d",
@@ -227,7 +225,7 @@ impl PackageDb for Dpkg {
         })
     }
 
-    fn open(fs: &RootFs) -> Result<Option<Dpkg>, Error> {
+    fn open(fs: &Root) -> Result<Option<Dpkg>, Error> {
         let Some(status) = Status::load(fs)? else {
             return Ok(None);
         };
@@ -269,7 +267,7 @@ impl PackageDb for Dpkg {
             .collect()
     }
 
-    fn owners(&self, fs: &RootFs, path: &str) -> Result<Vec<String>, Error> {
+    fn owners(&self, fs: &Root, path: &str) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
         for e in self.status.entries.iter().filter(|e| e.is_installed()) {
             let rel = format!("{INFO}/{}.list", e.stem());
@@ -476,12 +474,7 @@ impl PackageDb for Dpkg {
     /// installed automatically, as dependencies (`auto`), or on purpose:
     /// what `apt-get install` records, so that `apt autoremove` in the
     /// root knows what it may take out.
-    fn mark_auto_installed(
-        &mut self,
-        fs: &RootFs,
-        names: &[&str],
-        auto: bool,
-    ) -> Result<(), Error> {
+    fn mark_auto_installed(&mut self, fs: &Root, names: &[&str], auto: bool) -> Result<(), Error> {
         const STATES: &str = "var/lib/apt/extended_states";
         let old = fs
             .read(STATES)

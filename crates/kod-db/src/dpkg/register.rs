@@ -18,8 +18,8 @@ use super::control::{
     Conffile, NEW_CONFFILE, Stanza, parse_conffiles, parse_stanzas, unpacked_status_stanza,
 };
 use super::status::{self as db, FileInterest, INFO, Status, Triggers, stem};
-use crate::RootFs;
 use crate::{Error, io_error};
+use kod_root::Root;
 
 /// A package's identity, from its control file.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ fn info_members(meta: &DebMeta) -> impl Iterator<Item = &kod_unpack::ControlMemb
 
 /// Writes every control member of a package to `info/STEM.NAME`, with its
 /// mode.
-fn write_info_members(fs: &RootFs, id: &Ident, meta: &DebMeta) -> Result<(), Error> {
+fn write_info_members(fs: &Root, id: &Ident, meta: &DebMeta) -> Result<(), Error> {
     let stem = id.stem();
     for m in info_members(meta) {
         let rel = format!("{INFO}/{stem}.{}", m.name);
@@ -84,7 +84,7 @@ fn write_info_members(fs: &RootFs, id: &Ident, meta: &DebMeta) -> Result<(), Err
 
 /// The md5 (hex) of the file `rel` in the root; `None` unless it is a
 /// regular file.
-fn md5_of(fs: &RootFs, rel: &str) -> Result<Option<String>, Error> {
+fn md5_of(fs: &Root, rel: &str) -> Result<Option<String>, Error> {
     let Some(st) = fs.lstat(rel).map_err(io_error("stat", fs.show(rel)))? else {
         return Ok(None);
     };
@@ -105,7 +105,7 @@ fn md5_of(fs: &RootFs, rel: &str) -> Result<Option<String>, Error> {
 /// md5sums for a package that ships none, computed from what was
 /// unpacked (conffiles from their `.dpkg-new` while they wait there), as
 /// dpkg generates them.
-fn generate_md5sums(fs: &RootFs, u: &Unpacked, conffiles: &[Conffile]) -> Result<Vec<u8>, Error> {
+fn generate_md5sums(fs: &Root, u: &Unpacked, conffiles: &[Conffile]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     for p in &u.list {
         let path = p.to_string_lossy();
@@ -179,7 +179,7 @@ fn parse_triggers(data: &[u8]) -> Result<Vec<Directive<'_>>, String> {
 
 /// Writes a package's info files (control members, list, md5sums) and
 /// returns its identity and status stanza.
-fn prepare(fs: &RootFs, u: &Unpacked, conffiles_in_place: bool) -> Result<(Ident, String), Error> {
+fn prepare(fs: &Root, u: &Unpacked, conffiles_in_place: bool) -> Result<(Ident, String), Error> {
     let id = ident(&u.meta, &u.archive)?;
     let bad = |reason: String| Error::Package {
         package: id.name.clone(),
@@ -221,7 +221,7 @@ fn prepare(fs: &RootFs, u: &Unpacked, conffiles_in_place: bool) -> Result<(Ident
 /// their md5, else they wait as `.dpkg-new` and are recorded as
 /// `newconffile`, as `dpkg --unpack` does.
 pub(crate) fn register(
-    fs: &RootFs,
+    fs: &Root,
     status: &mut Status,
     unpacked: &[Unpacked],
     existing: &[FileInterest],
@@ -299,11 +299,7 @@ pub(crate) fn register(
 /// when the new package declares `Replaces` on it, else it is a
 /// [`Error::FileConflict`]. A file written to where a diversion sends it
 /// is weighed under the name the packages' lists give it.
-pub(crate) fn check_files(
-    fs: &RootFs,
-    status: &Status,
-    unpacked: &[Unpacked],
-) -> Result<(), Error> {
+pub(crate) fn check_files(fs: &Root, status: &Status, unpacked: &[Unpacked]) -> Result<(), Error> {
     let diversions = db::diversions(fs)?;
     // Only replaced paths can belong to another package: each with its
     // listed name, and the holder of the diversion that moved it (whose

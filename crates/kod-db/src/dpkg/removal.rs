@@ -9,8 +9,8 @@ use kod_repo::debian::relations::{Target, parse_dependencies, parse_provides};
 use kod_repo::model::{Scheme, Version};
 
 use super::status::{self as db, Entry, Status};
-use crate::RootFs;
 use crate::{Broken, Error, RemovalPlan, io_error};
+use kod_root::Root;
 
 /// An installed package as the dependency check sees it.
 struct Pkg<'a> {
@@ -184,7 +184,7 @@ pub fn plan_removal(
     with_dependents: bool,
     purge: bool,
 ) -> Result<RemovalPlan, Error> {
-    let fs = RootFs::open(root).map_err(io_error("open", root))?;
+    let fs = Root::open(root).map_err(io_error("open", root))?;
     let status = Status::load(&fs)?.ok_or_else(|| Error::Target {
         root: root.to_path_buf(),
         reason: format!("not a Debian root (no {})", db::STATUS),

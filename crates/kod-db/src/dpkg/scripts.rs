@@ -5,7 +5,7 @@
 use kod_report::Report;
 
 use super::status::{ADMIN, Status, dpkg_version};
-use crate::{Error, Output, Ran, RootFs, Runner, io_error};
+use crate::{Error, Output, Ran, Root, Runner, io_error};
 
 /// The environment dpkg gives maintainer script `script` of package
 /// `name` (architecture `arch`).
@@ -47,7 +47,7 @@ fn dpkg_failures(lines: &[String]) -> Vec<String> {
 /// Runs `argv` in the root with services kept from starting; a failure is
 /// an [`Error::Command`] for `step`.
 pub(crate) fn run_checked(
-    fs: &RootFs,
+    fs: &Root,
     runner: &dyn Runner,
     report: &Report,
     step: String,
@@ -86,7 +86,7 @@ pub(crate) fn failed(
 /// `/sbin/start-stop-daemon` replaced by a stub. Anything already there is
 /// moved aside and put back when the guard is dropped.
 pub(crate) struct NoServices<'a> {
-    fs: &'a RootFs,
+    fs: &'a Root,
     report: &'a Report,
     undo: Vec<Undo>,
 }
@@ -101,7 +101,7 @@ const SSD: &str = "sbin/start-stop-daemon";
 const SAVED: &str = ".kod-saved";
 
 impl<'a> NoServices<'a> {
-    pub(crate) fn install(fs: &'a RootFs, report: &'a Report) -> Result<NoServices<'a>, Error> {
+    pub(crate) fn install(fs: &'a Root, report: &'a Report) -> Result<NoServices<'a>, Error> {
         let mut guard = NoServices {
             fs,
             report,

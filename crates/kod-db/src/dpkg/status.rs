@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use kod_unpack::Diversion;
 
 use super::control::{Stanza, parse_stanzas};
-use crate::RootFs;
 use crate::{Error, io_error};
+use kod_root::Root;
 
 /// dpkg's administrative directory, relative to the root.
 pub(crate) const ADMIN: &str = "var/lib/dpkg";
@@ -93,7 +93,7 @@ pub(crate) struct Status {
 
 impl Status {
     /// Reads the status file of `fs`; `None` if there is none.
-    pub(crate) fn load(fs: &RootFs) -> Result<Option<Status>, Error> {
+    pub(crate) fn load(fs: &Root) -> Result<Option<Status>, Error> {
         let Some(bytes) = fs.read(STATUS).map_err(io_error("read", fs.show(STATUS)))? else {
             return Ok(None);
         };
@@ -148,7 +148,7 @@ impl Status {
 
     /// Writes the status file (keeping the previous one as `status-old`,
     /// as dpkg does).
-    pub(crate) fn write(&mut self, fs: &RootFs) -> Result<(), Error> {
+    pub(crate) fn write(&mut self, fs: &Root) -> Result<(), Error> {
         let text = self.render();
         if let Some(old) = fs.read(STATUS).map_err(io_error("read", fs.show(STATUS)))? {
             let old_path = format!("{STATUS}-old");
@@ -168,7 +168,7 @@ pub(crate) struct FileInterest {
 }
 
 /// Reads `triggers/File`.
-pub(crate) fn file_interests(fs: &RootFs) -> Result<Vec<FileInterest>, Error> {
+pub(crate) fn file_interests(fs: &Root) -> Result<Vec<FileInterest>, Error> {
     let rel = format!("{TRIGGERS}/File");
     let Some(bytes) = fs.read(&rel).map_err(io_error("read", fs.show(&rel)))? else {
         return Ok(Vec::new());
@@ -209,7 +209,7 @@ impl Triggers {
     }
 
     /// Writes the interests and activations into the root.
-    pub(crate) fn write(&self, fs: &RootFs) -> Result<(), Error> {
+    pub(crate) fn write(&self, fs: &Root) -> Result<(), Error> {
         if !self.file.is_empty() {
             let rel = format!("{TRIGGERS}/File");
             let mut text = fs
@@ -263,7 +263,7 @@ impl Triggers {
 }
 
 /// Reads `diversions` (three lines per diversion).
-pub(crate) fn diversions(fs: &RootFs) -> Result<Vec<Diversion>, Error> {
+pub(crate) fn diversions(fs: &Root) -> Result<Vec<Diversion>, Error> {
     let rel = format!("{ADMIN}/diversions");
     let Some(bytes) = fs.read(&rel).map_err(io_error("read", fs.show(&rel)))? else {
         return Ok(Vec::new());

@@ -109,7 +109,7 @@ pub(crate) fn sync(path: &Path) -> Result<(), Error> {
 /// Removes a transaction's directory, saying so when it cannot.
 pub(crate) fn remove_work(dir: &Path, report: &Report) {
     if !dir.as_os_str().is_empty()
-        && let Err(e) = kod_db::rootfs::remove_tree(dir)
+        && let Err(e) = kod_root::tree::remove_tree(dir)
     {
         report.warning(&format!(
             "cannot remove {} ({e}); the next kod run on this root removes it",

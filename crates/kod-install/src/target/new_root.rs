@@ -100,7 +100,7 @@ impl Strategy for NewRoot {
                 pending: staging.clone(),
                 source: Box::new(io_error("move the new root into", &root)(e)),
             })?;
-            kod_db::rootfs::remove_tree(&staging).map_err(io_error("remove", &staging))?;
+            kod_root::tree::remove_tree(&staging).map_err(io_error("remove", &staging))?;
             return Ok(Committed {
                 moved: applied.moved,
                 removed: 0,

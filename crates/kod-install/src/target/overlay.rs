@@ -193,7 +193,7 @@ impl Strategy for OnRoot {
         if !same_fs {
             sync(&root)?;
         }
-        kod_db::rootfs::remove_tree(&txn).map_err(io_error("remove", &txn))?;
+        kod_root::tree::remove_tree(&txn).map_err(io_error("remove", &txn))?;
         Ok(Committed {
             moved: applied.moved,
             removed: applied.removed,
