@@ -15,37 +15,17 @@
 //! `user.overlay.*` attributes, since `trusted.*` ones are out of reach
 //! there ([`Marks`]).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use rustix::fs::{Mode, OFlags};
-use rustix::mount::{MountFlags, MountPropagationFlags};
-use rustix::thread::UnshareFlags;
-
 use kod_report::Report;
+use kod_sandbox::{Overlay, OverlayMarks};
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Error, io_error};
-
-/// Escapes a path for an overlayfs mount option (`\`, `,` and `:` are
-/// special there).
-fn escape(p: &Path) -> Result<String, Error> {
-    let s = p.to_str().ok_or_else(|| Error::Target {
-        root: p.to_path_buf(),
-        reason: "the path is not UTF-8, which an overlay mount cannot be given".into(),
-    })?;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | ',' | ':') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    Ok(out)
-}
 
 /// Where overlayfs keeps its own marks (opaque directories, copy-up
 /// origins) on the upper layer.
@@ -98,16 +78,6 @@ impl Marks {
             Marks::User => c"user.overlay.opaque",
         }
     }
-
-    /// The mount options besides the layers: no redirects, index or
-    /// metacopy (the upper layer must be a plain tree of changes).
-    /// `userxattr` allows only `redirect_dir=nofollow`.
-    fn options(self) -> &'static str {
-        match self {
-            Marks::Trusted => "redirect_dir=off,index=off,metacopy=off",
-            Marks::User => "userxattr,redirect_dir=nofollow,index=off,metacopy=off",
-        }
-    }
 }
 
 /// The helper process holding the overlay's mount namespace.
@@ -134,49 +104,37 @@ impl Holder {
         marks: Marks,
         report: &Report,
     ) -> Result<Holder, Error> {
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={},{}",
-            escape(lower)?,
-            escape(upper)?,
-            escape(work)?,
-            marks.options()
-        );
+        let overlay = Overlay {
+            lower: vec![lower.to_path_buf()],
+            upper: upper.to_path_buf(),
+            work: work.to_path_buf(),
+            marks: match marks {
+                Marks::Trusted => OverlayMarks::Trusted,
+                Marks::User => OverlayMarks::User,
+            },
+            // The upper layer is applied onto the root at commit.
+            plain_upper: true,
+        };
+        let mount = overlay.mount_on(merged).map_err(|e| Error::Target {
+            root: lower.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         report.verbose(|| {
             format!(
-                "+ unshare --mount --propagation private mount -t overlay overlay -o {data} {} \
+                "+ unshare --mount --propagation private mount -t overlay overlay -o {} {} \
                  (held by a helper process; gone when it exits)",
+                mount.data().to_string_lossy(),
                 merged.display()
             )
         });
-        let data = CString::new(data).map_err(|_| Error::Target {
-            root: lower.to_path_buf(),
-            reason: "the path holds a NUL byte".into(),
-        })?;
-        let target = CString::new(merged.as_os_str().as_bytes()).map_err(|_| Error::Target {
-            root: lower.to_path_buf(),
-            reason: "the path holds a NUL byte".into(),
-        })?;
         let mut cmd = Command::new("cat");
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: only system calls on data prepared before the fork.
+        // SAFETY: the child between fork and exec has one thread, and the
+        // mount allocates nothing.
         unsafe {
-            cmd.pre_exec(move || {
-                rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)?;
-                rustix::mount::mount_change(
-                    c"/",
-                    MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
-                )?;
-                rustix::mount::mount(
-                    c"overlay",
-                    target.as_c_str(),
-                    c"overlay",
-                    MountFlags::empty(),
-                    Some(data.as_c_str()),
-                )?;
-                Ok(())
-            });
+            cmd.pre_exec(move || mount.mount_in_private_namespace());
         }
         let needs = match marks {
             Marks::Trusted => "kod needs root and a kernel with overlayfs",
