@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kod_config::{Config, ConfigError, EvalOptions};
+pub use kod_testkit::assert_contains;
 
 /// A minimal valid prefix: one Debian repository.
 pub const REPOS: &str = r#"repos = { official = { type = "debian", suite = "bookworm" } },"#;

@@ -15,15 +15,12 @@ fn unfixed_kodos_readme_example_fails_with_file_and_line() {
             assert_eq!(location.file, file);
             assert_eq!(location.line, Some(line));
             let hint = hint.as_deref().expect("kod recognises the dashed key");
-            assert!(hint.contains("[\"demo-user\"]"), "{hint}");
+            assert_contains(hint, "[\"demo-user\"]");
         }
         other => panic!("expected a syntax error, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(
-        text.contains(&format!("configuration.lua:{line}: syntax error")),
-        "{text}"
-    );
+    assert_contains(&text, &format!("configuration.lua:{line}: syntax error"));
 }
 
 #[test]
@@ -44,11 +41,8 @@ fn typo_at_top_level_suggests_the_key_and_points_at_the_line() {
     ))
     .unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("unknown key `pakages` at the top level"),
-        "{text}"
-    );
-    assert!(text.contains("did you mean `packages`?"), "{text}");
+    assert_contains(&text, "unknown key `pakages` at the top level");
+    assert_contains(&text, "did you mean `packages`?");
     assert_eq!(err.location().and_then(|l| l.line), Some(3), "{text}");
 }
 
@@ -59,9 +53,9 @@ fn nested_typo_names_the_place() {
     ))
     .unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("unknown key `setings` in `services.openssh`; did you mean `settings`?"),
-        "{text}"
+    assert_contains(
+        &text,
+        "unknown key `setings` in `services.openssh`; did you mean `settings`?",
     );
     assert_eq!(err.location().and_then(|l| l.line), Some(6), "{text}");
 }
@@ -71,24 +65,19 @@ fn wrong_types_name_the_expected_type() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} network = {{ hostname = 42 }} }}"
     )));
-    assert!(
-        text.contains("network.hostname: expected a string, found the number 42"),
-        "{text}"
+    assert_contains(
+        &text,
+        "network.hostname: expected a string, found the number 42",
     );
     let text = err_text(eval(&format!(
         "return {{ {REPOS} services = {{ cups = {{ enable = \"yes\" }} }} }}"
     )));
-    assert!(
-        text.contains(
-            "services.cups.enable: expected a boolean (true or false), found the string \"yes\""
-        ),
-        "{text}"
+    assert_contains(
+        &text,
+        "services.cups.enable: expected a boolean (true or false), found the string \"yes\"",
     );
     let text = err_text(eval(&format!("return {{ {REPOS} packages = \"htop\" }}")));
-    assert!(
-        text.contains("packages: expected a list of strings"),
-        "{text}"
-    );
+    assert_contains(&text, "packages: expected a list of strings");
 }
 
 #[test]
@@ -96,7 +85,7 @@ fn tables_mixing_list_items_and_keys_are_refused() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} packages = {{ \"htop\", extra = \"git\" }} }}"
     )));
-    assert!(text.contains("mixes list items with named keys"), "{text}");
+    assert_contains(&text, "mixes list items with named keys");
 }
 
 #[test]
@@ -112,7 +101,7 @@ fn lua_runtime_errors_keep_their_line() {
 #[test]
 fn a_configuration_must_return_a_table() {
     let text = err_text(eval("local x = 1"));
-    assert!(text.contains("must end with `return { ... }`"), "{text}");
+    assert_contains(&text, "must end with `return { ... }`");
 }
 
 #[test]
@@ -120,10 +109,10 @@ fn missing_configuration_lists_where_kod_looked() {
     let dir = tempfile::tempdir().unwrap();
     let err = kod_config::locate(Some(dir.path())).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("no configuration found"), "{text}");
-    assert!(
-        text.contains(&dir.path().join("configuration.lua").display().to_string()),
-        "{text}"
+    assert_contains(&text, "no configuration found");
+    assert_contains(
+        &text,
+        &dir.path().join("configuration.lua").display().to_string(),
     );
 }
 
@@ -144,17 +133,14 @@ fn two_distribution_repositories_need_an_official_one() {
             sid = { type = "debian", suite = "sid" },
         } }"#,
     ));
-    assert!(text.contains("(bookworm, sid)"), "{text}");
-    assert!(text.contains("keyed `official`"), "{text}");
+    assert_contains(&text, "(bookworm, sid)");
+    assert_contains(&text, "keyed `official`");
 }
 
 #[test]
 fn no_repository_is_an_error() {
     let text = err_text(eval("return { packages = { \"htop\" } }"));
-    assert!(
-        text.contains("no distribution repository is configured"),
-        "{text}"
-    );
+    assert_contains(&text, "no distribution repository is configured");
 }
 
 #[test]
@@ -174,11 +160,11 @@ fn base_distribution_must_agree_with_the_default_repository() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} base_distribution = \"arch\" }}"
     )));
-    assert!(text.contains("base_distribution is \"arch\""), "{text}");
+    assert_contains(&text, "base_distribution is \"arch\"");
     let text = err_text(eval(&format!(
         "return {{ {REPOS} base_distribution = \"gentoo\" }}"
     )));
-    assert!(text.contains("unknown distribution \"gentoo\""), "{text}");
+    assert_contains(&text, "unknown distribution \"gentoo\"");
 }
 
 #[test]
@@ -197,8 +183,8 @@ fn prefixed_packages_need_their_repository() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} packages = {{ \"aur:yay\" }} }}"
     )));
-    assert!(text.contains("packages[1]"), "{text}");
-    assert!(text.contains("add repos.aur = repos.aur_repo"), "{text}");
+    assert_contains(&text, "packages[1]");
+    assert_contains(&text, "add repos.aur = repos.aur_repo");
 }
 
 #[test]
@@ -206,10 +192,7 @@ fn only_one_password_setting() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} users = {{ ann = {{ password = \"a\", hashed_password = \"$6$x\" }} }} }}"
     )));
-    assert!(
-        text.contains("set only one of `password`, `hashed_password`"),
-        "{text}"
-    );
+    assert_contains(&text, "set only one of `password`, `hashed_password`");
 }
 
 #[test]
@@ -220,7 +203,7 @@ fn passwords_never_show_in_debug_output() {
     .unwrap();
     let debug = format!("{c:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
-    assert!(debug.contains("Password(plain)"), "{debug}");
+    assert_contains(&debug, "Password(plain)");
 }
 
 #[test]
@@ -228,7 +211,7 @@ fn invalid_login_names_are_refused() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} users = {{ [\"Bad Name\"] = {{}} }} }}"
     )));
-    assert!(text.contains("not a valid login name"), "{text}");
+    assert_contains(&text, "not a valid login name");
 }
 
 #[test]
@@ -237,13 +220,13 @@ fn bad_partition_sizes_and_types_are_explained() {
         "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
          {{ name = \"x\", size = \"3 parsecs\", type = \"btrfs\" }} }} }} }} }}"
     )));
-    assert!(text.contains("devices.d.partitions[1].size"), "{text}");
-    assert!(text.contains("is not a size"), "{text}");
+    assert_contains(&text, "devices.d.partitions[1].size");
+    assert_contains(&text, "is not a size");
     let text = err_text(eval(&format!(
         "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
          {{ name = \"x\", size = \"1GB\", type = \"zfs\" }} }} }} }} }}"
     )));
-    assert!(text.contains("unknown partition type \"zfs\""), "{text}");
+    assert_contains(&text, "unknown partition type \"zfs\"");
 }
 
 #[test]
@@ -256,7 +239,7 @@ fn environments_are_validated() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} environments = {{ sid = {{ distro = \"sid\" }} }} }}"
     )));
-    assert!(text.contains("is not DISTRO:RELEASE"), "{text}");
+    assert_contains(&text, "is not DISTRO:RELEASE");
 }
 
 #[test]
@@ -264,5 +247,5 @@ fn helper_tables_need_a_command() {
     let text = err_text(eval(&format!(
         "return {{ {REPOS} users = {{ ann = {{ programs = {{ git = {{ enable = true, config = {{ name = \"git\" }} }} }} }} }} }}"
     )));
-    assert!(text.contains("needs a `command` function"), "{text}");
+    assert_contains(&text, "needs a `command` function");
 }

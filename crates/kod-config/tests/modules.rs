@@ -88,14 +88,14 @@ fn require_loops_are_reported() {
         ("b.lua", "return require('a')"),
     ]);
     let text = err_text(r);
-    assert!(text.contains("require loop: a -> b -> a"), "{text}");
+    assert_contains(&text, "require loop: a -> b -> a");
 }
 
 #[test]
 fn unknown_modules_say_where_kod_looked() {
     let text = err_text(eval(&format!("require('nowhere')\nreturn {{ {REPOS} }}")));
-    assert!(text.contains("no module \"nowhere\""), "{text}");
-    assert!(text.contains("nowhere.lua"), "{text}");
+    assert_contains(&text, "no module \"nowhere\"");
+    assert_contains(&text, "nowhere.lua");
 }
 
 #[test]
@@ -194,9 +194,9 @@ fn mount_helper_writes_units_and_enables_the_automount() {
     let Effect::WriteFile { content, .. } = &action.effects[0] else {
         unreachable!()
     };
-    assert!(
-        content.contains("What=nas.invalid:/data\nWhere=/mnt/data\nType=nfs"),
-        "{content}"
+    assert_contains(
+        &content,
+        "What=nas.invalid:/data\nWhere=/mnt/data\nType=nfs",
     );
     assert!(action.effects.contains(&Effect::EnableUnit {
         unit: "mnt-data.automount".into(),
@@ -241,10 +241,7 @@ fn helpers_cannot_write_relative_paths() {
         r#"return {{ {REPOS} users = {{ ann = {{ programs = {{ x = {{ enable = true,
             config = {{ command = function(ctx) ctx:write_file("etc/x", "") end }} }} }} }} }} }}"#
     )));
-    assert!(
-        text.contains("must be an absolute path or start with ~/"),
-        "{text}"
-    );
+    assert_contains(&text, "must be an absolute path or start with ~/");
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn string_dump_does_not_exist() {
     let text = err_text(eval(&format!(
         "local d = string.dump(function() end)\nreturn {{ {REPOS} }}"
     )));
-    assert!(text.contains("dump"), "{text}");
+    assert_contains(&text, "dump");
 }
 
 #[test]
@@ -79,8 +79,8 @@ fn load_refuses_binary_chunks() {
 if f then error("a binary chunk was loaded") end
 error("refused: " .. tostring(err))"#;
     let text = err_text(eval(&format!("{body}\nreturn {{ {REPOS} }}")));
-    assert!(text.contains("refused:"), "{text}");
-    assert!(text.contains("binary chunk"), "{text}");
+    assert_contains(&text, "refused:");
+    assert_contains(&text, "binary chunk");
 }
 
 #[test]
@@ -88,10 +88,7 @@ fn load_refuses_binary_mode() {
     let text = err_text(eval(&format!(
         "local f = load(\"return 1\", \"x\", \"b\")\nreturn {{ {REPOS} }}"
     )));
-    assert!(
-        text.contains("binary (precompiled) chunks are refused"),
-        "{text}"
-    );
+    assert_contains(&text, "binary (precompiled) chunks are refused");
 }
 
 #[test]
@@ -113,7 +110,7 @@ fn require_refuses_bytecode_files() {
         ("mod.lua", "\x1bLuaT\0\x19\u{93}\r\n\x1a\n"),
     ]);
     let text = err_text(r);
-    assert!(text.contains("binary chunk"), "{text}");
+    assert_contains(&text, "binary chunk");
 }
 
 #[test]
@@ -127,11 +124,8 @@ fn require_refuses_parent_directories() {
         ),
     ]);
     let text = err_text(r);
-    assert!(
-        text.contains("`..` and empty path segments are refused"),
-        "{text}"
-    );
-    assert!(text.contains("configuration.lua:1:"), "{text}");
+    assert_contains(&text, "`..` and empty path segments are refused");
+    assert_contains(&text, "configuration.lua:1:");
 }
 
 #[test]
@@ -139,7 +133,7 @@ fn require_refuses_absolute_paths() {
     let text = err_text(eval(&format!(
         "local m = require('/etc/passwd')\nreturn {{ {REPOS} }}"
     )));
-    assert!(text.contains("absolute module paths are refused"), "{text}");
+    assert_contains(&text, "absolute module paths are refused");
 }
 
 #[test]
@@ -159,10 +153,7 @@ fn require_refuses_symlinks_leading_outside() {
     .unwrap();
     let r = kod_config::load(&dir.path().join("configuration.lua"), &Default::default());
     let text = err_text(r);
-    assert!(
-        text.contains("leads outside the configuration's directory"),
-        "{text}"
-    );
+    assert_contains(&text, "leads outside the configuration's directory");
 }
 
 #[test]
@@ -210,7 +201,7 @@ fn memory_bomb_is_stopped() {
         },
     );
     let text = err_text(r);
-    assert!(text.contains("more memory than allowed"), "{text}");
+    assert_contains(&text, "more memory than allowed");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use kod_fetch::{Client, ClientOptions, Conditional, FetchError, Validators};
+use kod_testkit::assert_contains;
 use kod_testkit::http::{Fault, FileServer};
 
 fn client() -> Client {
@@ -111,8 +112,8 @@ fn persistent_server_error_fails_cleanly() {
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(msg.contains(&url), "{msg}");
-    assert!(msg.contains("503"), "{msg}");
+    assert_contains(&msg, &url);
+    assert_contains(&msg, "503");
     assert_eq!(srv.hits("/InRelease"), 4, "1 attempt + 3 retries");
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kod_config::{Effect, Stage};
 use kod_plan::{Plan, PlanError};
+use kod_testkit::assert_contains;
 
 fn example(name: &str) -> PathBuf {
     kod_testkit::fixtures::examples_dir()
@@ -281,8 +282,8 @@ fn conflicting_display_managers_are_an_error() {
     )
     .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("gdm3, sddm"), "{text}");
-    assert!(text.contains("set desktop.display_manager"), "{text}");
+    assert_contains(&text, "gdm3, sddm");
+    assert_contains(&text, "set desktop.display_manager");
 }
 
 #[test]

@@ -315,10 +315,7 @@ pub struct PackageRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> Version {
-        Version::parse(Scheme::Debian, s).unwrap()
-    }
+    use crate::version::tests::v;
 
     #[test]
     fn ops_and_unversioned_provides() {

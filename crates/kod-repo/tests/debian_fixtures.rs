@@ -4,6 +4,7 @@
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
 use kod_report::{Event, Level, Recorder, Report, Stage, Work};
+use kod_testkit::assert_contains;
 use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
 use tempfile::TempDir;
@@ -97,6 +98,13 @@ impl Fixture {
         Debian::new()
             .with_report(report)
             .load(std::slice::from_ref(source), &options)
+    }
+
+    /// Loads the repository's source as `change` changes it.
+    fn load_changed(&self, change: impl FnOnce(&mut DebianSource)) -> Result<Index, Error> {
+        let mut source = self.source();
+        change(&mut source);
+        self.load_source(&source, Freshness::Cached)
     }
 
     /// Loads the repository's own source.
@@ -223,9 +231,7 @@ fn armoured_keyring_with_several_keys_verifies() {
         ]);
         std::fs::write(repo.serve_dir().join("both.asc"), both).unwrap();
     });
-    let mut source = f.source();
-    source.signed_by = vec![f.repo.serve_dir().join("both.asc")];
-    assert_records(f.load_source(&source, Freshness::Cached));
+    assert_records(f.load_changed(|s| s.signed_by = vec![f.repo.serve_dir().join("both.asc")]));
 }
 
 #[test]
@@ -262,15 +268,10 @@ fn expired_release_is_refused_with_its_date() {
     let Error::Expired { valid_until, .. } = &e else {
         panic!("expected Expired, got {e}");
     };
-    assert!(
-        valid_until.contains("2001-09-09 01:46:40 UTC"),
-        "{valid_until}"
-    );
+    assert_contains(&valid_until, "2001-09-09 01:46:40 UTC");
     assert!(e.to_string().contains("kod pkg update"), "{e}");
     // A snapshot archive is loaded when the source says so explicitly.
-    let mut snapshot = f.source();
-    snapshot.check_valid_until = false;
-    assert_records(f.load_source(&snapshot, Freshness::Cached));
+    assert_records(f.load_changed(|s| s.check_valid_until = false));
 }
 
 #[test]
@@ -291,19 +292,16 @@ fn missing_packages_file_is_named() {
 #[test]
 fn unknown_suite_and_component_are_named() {
     let f = Fixture::good();
-    let mut source = f.source();
-    source.suites = vec!["nosuchsuite".into()];
-    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
+    let no_suite = f.load_changed(|s| s.suites = vec!["nosuchsuite".into()]);
+    let no_component = f.load_changed(|s| s.components = vec!["contrib".into()]);
+    let (suite_error, component_error) = (no_suite.unwrap_err(), no_component.unwrap_err());
     assert!(
-        matches!(&e, Error::UnknownSuite { suite, .. } if suite == "nosuchsuite"),
-        "{e}"
+        matches!(&suite_error, Error::UnknownSuite { suite, .. } if suite == "nosuchsuite"),
+        "{suite_error}"
     );
-    let mut source = f.source();
-    source.components = vec!["contrib".into()];
-    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
     assert!(
-        matches!(&e, Error::NoPackagesIndex { component, .. } if component == "contrib"),
-        "{e}"
+        matches!(&component_error, Error::NoPackagesIndex { component, .. } if component == "contrib"),
+        "{component_error}"
     );
 }
 
@@ -330,11 +328,9 @@ fn unsigned_repository_only_when_trusted_explicitly() {
         // Replace the signed file by the bare Release text.
         std::fs::copy(repo.dists().join("Release"), repo.dists().join("InRelease")).unwrap();
     });
-    let mut source = f.source();
-    let e = f.load_source(&source, Freshness::Cached).unwrap_err();
+    let e = f.load(Freshness::Cached).unwrap_err();
     assert!(matches!(e, Error::BadSignature { .. }), "{e}");
-    source.trusted_without_signature = true;
-    assert_records(f.load_source(&source, Freshness::Cached));
+    assert_records(f.load_changed(|s| s.trusted_without_signature = true));
 }
 
 #[test]

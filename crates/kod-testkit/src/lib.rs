@@ -73,6 +73,12 @@ pub fn tier(t: Tier) -> bool {
     tiers(&[t])
 }
 
+/// Fails unless `text` contains `expected`, showing both.
+#[track_caller]
+pub fn assert_contains(text: &str, expected: &str) {
+    assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
+}
+
 /// Fails unless `differences` is empty, saying how many there are and
 /// listing the first `shown` of them, under `what`.
 pub fn assert_no_differences(what: &str, differences: &[String], shown: usize) {

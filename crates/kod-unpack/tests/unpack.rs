@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::{assert_same_tree, dpkg_deb_build, dpkg_new_files, reference_list, run, snapshot};
 use kod_testkit::Tier;
+use kod_testkit::assert_contains;
 use kod_unpack::{
     Conffiles, Diversion, Ownership, Reason, UnpackOptions, read_meta, setup_merged_usr,
     unpack_all, unpack_deb,
@@ -198,7 +199,7 @@ fn data_of_a_package_unpacked_twice_is_kept_then_read_and_checked() {
     fs::write(&tar, bytes).unwrap();
     let (r, _) = unpack("damaged");
     let e = r.expect_err("a damaged kept tar is refused").to_string();
-    assert!(e.contains("did not match its sum"), "{e}");
+    assert_contains(&e, "did not match its sum");
     assert_eq!(kept_names(&cache, &sha), ["H.seen"]);
     let (u, root) = unpack("again");
     let u = u.expect("unpack after the damage");
@@ -515,7 +516,7 @@ fn two_packages_with_one_path_and_no_replaces_is_an_error_naming_both() {
         msg.contains("alpha") && msg.contains("beta") && msg.contains("/usr/share/same"),
         "{msg}"
     );
-    assert!(msg.contains("Replaces"), "{msg}");
+    assert_contains(&msg, "Replaces");
     assert_eq!(dpkg_new_files(&root), Vec::<PathBuf>::new());
 }
 
@@ -769,7 +770,7 @@ fn root_chown_not_permitted_is_an_error_unless_skipping_was_asked() {
         Vec::<PathBuf>::new()
     );
     // The directory created before the refused chown is reported.
-    assert!(strict.contains("1 paths had been created"), "{strict}");
+    assert_contains(&strict, "1 paths had been created");
     let lenient_root = tmp.path().join("lenient");
     let lenient = run_as_nobody("skip", &lenient_root);
     assert_eq!(lenient, "ok 1");

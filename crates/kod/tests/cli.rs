@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
+use kod_testkit::assert_contains;
 
 fn kod() -> Command {
     Command::cargo_bin("kod").unwrap()
@@ -156,8 +157,8 @@ fn missing_configuration_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no configuration found"), "{err}");
-    assert!(err.contains("configuration.lua"), "{err}");
+    assert_contains(&err, "no configuration found");
+    assert_contains(&err, "configuration.lua");
 }
 
 #[test]
@@ -167,11 +168,8 @@ fn syntax_errors_reach_the_user_with_file_and_line() {
     let out = kod().arg("-c").arg(&file).arg("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains(&format!("configuration.lua:{line}: syntax error")),
-        "{err}"
-    );
-    assert!(err.contains("[\"demo-user\"]"), "{err}");
+    assert_contains(&err, &format!("configuration.lua:{line}: syntax error"));
+    assert_contains(&err, "[\"demo-user\"]");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 use std::ffi::OsStr;
 
 use common::{kod, kod_ok};
+use kod_testkit::assert_contains;
 use kod_testkit::debrepo::{DebRepo, ReleaseOptions};
 use kod_testkit::http::FileServer;
 use kod_testkit::{Tier, tier};
@@ -25,10 +26,7 @@ fn net_pkg_update_search_show() {
         String::from_utf8_lossy(&out.stderr)
     );
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("(bookworm, bookworm-updates, bookworm-security)"),
-        "{err}"
-    );
+    assert_contains(&err, "(bookworm, bookworm-updates, bookworm-security)");
 
     let out = kod_ok(
         c,
@@ -72,10 +70,7 @@ fn net_pkg_update_search_show() {
     let out = kod(c, ["pkg", "show", "--distro", "debian:bookworm", "gti"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("no package named \"gti\"; did you mean git"),
-        "{err}"
-    );
+    assert_contains(&err, "no package named \"gti\"; did you mean git");
 }
 
 /// The text of "did you mean X, Y?" in an error, if there is one.

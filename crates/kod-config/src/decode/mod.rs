@@ -32,6 +32,12 @@ use system::{boot, check_login, desktop, environment, fonts, hardware, locale, n
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
+/// One call of a helper, for no program in particular.
+const ONE_CALL: [Call<'static>; 1] = [Call {
+    program: None,
+    init: false,
+}];
+
 /// Reads the whole configuration.
 pub(crate) struct Decoder<'s> {
     pub(crate) sandbox: &'s Sandbox,
@@ -156,10 +162,13 @@ impl Decoder<'_> {
             init: false,
         }))
         .collect();
-        let dotfile_manager = f
-            .node("dotfile_manager")
-            .map(|(n, p)| self.action(n, &p, &owner, &calls, &[Stage::Install, Stage::RebuildUser]))
-            .transpose()?;
+        let dotfile_manager = self.helper(
+            &mut f,
+            "dotfile_manager",
+            &owner,
+            &calls,
+            &[Stage::Install, Stage::RebuildUser],
+        )?;
         f.finish()?;
         Ok(User {
             full_name,
@@ -188,16 +197,16 @@ impl Decoder<'_> {
             package: f.package("package", pkgs)?,
             deploy_config: f.bool("deploy_config")?.unwrap_or(false),
             extra_packages: f.packages("extra_packages", pkgs)?,
-            config: f
-                .node("config")
-                .map(|(n, p)| {
-                    let call = [Call {
-                        program: Some(name),
-                        init: false,
-                    }];
-                    self.action(n, &p, owner, &call, &[Stage::Install, Stage::RebuildUser])
-                })
-                .transpose()?,
+            config: self.helper(
+                &mut f,
+                "config",
+                owner,
+                &[Call {
+                    program: Some(name),
+                    init: false,
+                }],
+                &[Stage::Install, Stage::RebuildUser],
+            )?,
         };
         f.finish()?;
         Ok(program)
@@ -211,18 +220,11 @@ impl Decoder<'_> {
         pkgs: &PackageCheck,
     ) -> Result<UserService> {
         let mut f = Fields::of(node, path)?;
-        let call = [Call {
-            program: None,
-            init: false,
-        }];
         let service = UserService {
             enable: f.bool("enable")?.unwrap_or(false),
             package: f.package("package", pkgs)?,
             extra_packages: f.packages("extra_packages", pkgs)?,
-            config: f
-                .node("config")
-                .map(|(n, p)| self.action(n, &p, owner, &call, &[Stage::RebuildUser]))
-                .transpose()?,
+            config: self.helper(&mut f, "config", owner, &ONE_CALL, &[Stage::RebuildUser])?,
         };
         f.finish()?;
         Ok(service)
@@ -231,10 +233,6 @@ impl Decoder<'_> {
     fn service(&self, node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Service> {
         let mut f = Fields::of(node, path)?;
         let root = Owner::user("root");
-        let call = [Call {
-            program: None,
-            init: false,
-        }];
         let service = Service {
             enable: f.bool("enable")?,
             service_name: f.string("service_name")?,
@@ -242,11 +240,25 @@ impl Decoder<'_> {
             extra_packages: f.packages("extra_packages", pkgs)?,
             settings: f.named("settings", |_, n, p| setting(n, &p))?,
             services: f.named("services", |_, n, p| {
-                self.action(n, &p, &root, &call, &[Stage::Install, Stage::Rebuild])
+                self.action(n, &p, &root, &ONE_CALL, &[Stage::Install, Stage::Rebuild])
             })?,
         };
         f.finish()?;
         Ok(service)
+    }
+
+    /// The helper under `key`, if the table has one ([`Decoder::action`]).
+    fn helper(
+        &self,
+        f: &mut Fields,
+        key: &'static str,
+        owner: &Owner,
+        calls: &[Call],
+        default_stages: &[Stage],
+    ) -> Result<Option<Action>> {
+        f.node(key)
+            .map(|(n, p)| self.action(n, &p, owner, calls, default_stages))
+            .transpose()
     }
 
     /// A helper table `{ name, stages, config, command }`, run with a

@@ -126,10 +126,11 @@ impl fmt::Debug for Version {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn v(s: &str) -> Version {
+    /// A Debian version, for tests.
+    pub(crate) fn v(s: &str) -> Version {
         Version::parse(Scheme::Debian, s).unwrap()
     }
 
