@@ -194,10 +194,7 @@ fn mount_helper_writes_units_and_enables_the_automount() {
     let Effect::WriteFile { content, .. } = &action.effects[0] else {
         unreachable!()
     };
-    assert_contains(
-        &content,
-        "What=nas.invalid:/data\nWhere=/mnt/data\nType=nfs",
-    );
+    assert_contains(content, "What=nas.invalid:/data\nWhere=/mnt/data\nType=nfs");
     assert!(action.effects.contains(&Effect::EnableUnit {
         unit: "mnt-data.automount".into(),
         user: None
