@@ -268,7 +268,7 @@ fn expired_release_is_refused_with_its_date() {
     let Error::Expired { valid_until, .. } = &e else {
         panic!("expected Expired, got {e}");
     };
-    assert_contains(&valid_until, "2001-09-09 01:46:40 UTC");
+    assert_contains(valid_until, "2001-09-09 01:46:40 UTC");
     assert!(e.to_string().contains("kod pkg update"), "{e}");
     // A snapshot archive is loaded when the source says so explicitly.
     assert_records(f.load_changed(|s| s.check_valid_until = false));
