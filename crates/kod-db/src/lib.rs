@@ -105,7 +105,19 @@ pub trait Runner {
     /// with `env` added to the base environment; `step` names what is
     /// being done, for messages. In a debug run the command is shown and
     /// not run (it then "succeeds").
-    fn run(&self, step: &str, argv: &[&str], env: &[(&str, &str)]) -> Result<Ran, Error>;
+    fn run(&self, step: &str, argv: &[&str], env: &[(&str, &str)]) -> Result<Ran, Error> {
+        self.run_watching(step, argv, env, &|_| {})
+    }
+
+    /// [`Runner::run`], handing each line of output to `on_line` as it
+    /// comes (for progress).
+    fn run_watching(
+        &self,
+        step: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        on_line: &dyn Fn(&str),
+    ) -> Result<Ran, Error>;
 
     /// The command as a person would type it.
     fn show(&self, argv: &[&str], env: &[(&str, &str)]) -> String;

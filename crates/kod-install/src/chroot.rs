@@ -103,7 +103,13 @@ impl Chroot {
 }
 
 impl Runner for Chroot {
-    fn run(&self, step: &str, argv: &[&str], env: &[(&str, &str)]) -> Result<Ran, Error> {
+    fn run_watching(
+        &self,
+        step: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        on_line: &dyn Fn(&str),
+    ) -> Result<Ran, Error> {
         let shown = self.show(argv, env);
         self.report.verbose(|| format!("+ {shown}"));
         if self.debug {
@@ -219,6 +225,7 @@ impl Runner for Chroot {
             let Ok(line) = line else { break };
             let line = String::from_utf8_lossy(&line).into_owned();
             self.report.verbose(|| format!("  {line}"));
+            on_line(&line);
             lines.push(line);
         }
         let status = child

@@ -86,6 +86,9 @@ pub struct UnpackOptions {
     pub data_cache: Option<PathBuf>,
     /// The diversions in force in the root (`dpkg-divert`).
     pub diversions: Vec<Diversion>,
+    /// Where each unpacked package is reported, as it finishes: one item
+    /// of the unpack stage, the archive's size in bytes.
+    pub report: kod_report::Report,
 }
 
 /// A diversion (`dpkg-divert`): a package other than `holder` that ships
@@ -277,8 +280,16 @@ pub fn unpack_all<P: AsRef<Path> + Sync>(
         .par_iter()
         .map(|&i| {
             let r = unpack_one(debs[i].as_ref(), i, &root_handle, options, &claims, &cancel);
-            if r.is_err() {
-                cancel.store(true, Ordering::Relaxed);
+            match &r {
+                Ok(u) => {
+                    let size = std::fs::metadata(&u.archive).map_or(0, |m| m.len());
+                    options.report.reporter().stage_advanced(
+                        kod_report::Stage::Unpack,
+                        kod_report::Work::new(1, size),
+                        u.package(),
+                    );
+                }
+                Err(_) => cancel.store(true, Ordering::Relaxed),
             }
             (i, r)
         })

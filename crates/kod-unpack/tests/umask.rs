@@ -24,7 +24,7 @@ fn kept_data_is_only_writable_by_its_owner_whatever_the_umask() {
         ownership: Ownership::SkipIfNotPermitted,
         conffiles: Conffiles::Install,
         data_cache: Some(kept.clone()),
-        diversions: Vec::new(),
+        ..UnpackOptions::default()
     };
     for round in 0..3 {
         let root = tmp.path().join(format!("root{round}"));

@@ -24,6 +24,7 @@ fn options() -> UnpackOptions {
         conffiles: Conffiles::Install,
         data_cache: None,
         diversions: Vec::new(),
+        report: Default::default(),
     }
 }
 

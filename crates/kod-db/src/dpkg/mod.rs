@@ -396,6 +396,7 @@ impl PackageDb for Dpkg {
             "unpacking packages dpkg already knows".into(),
             &argv,
             &[],
+            &|_| {},
         );
         fs.remove_tree(dir)
             .map_err(io_error("remove", fs.show(dir)))?;
@@ -422,6 +423,7 @@ impl PackageDb for Dpkg {
             // Read after the preinsts of an existing root, which may have
             // added some (a new root has none yet).
             diversions: status::diversions(fs)?,
+            report: step.report.clone(),
         };
         step.report.verbose(|| {
             format!(
@@ -433,14 +435,11 @@ impl PackageDb for Dpkg {
         let started = std::time::Instant::now();
         let unpacked = {
             let total = new.iter().map(|d| d.size).sum();
-            let stage = step
+            // kod-unpack advances the stage as each package is done.
+            let _stage = step
                 .report
                 .stage(Stage::Unpack, Work::new(new.len() as u64, total));
-            let unpacked = kod_unpack::unpack_all(&files, fs.path(), &unpack_options)?;
-            for (u, d) in unpacked.iter().zip(new) {
-                stage.advance(Work::new(1, d.size), u.package());
-            }
-            unpacked
+            kod_unpack::unpack_all(&files, fs.path(), &unpack_options)?
         };
         step.report.verbose(|| {
             format!(
@@ -529,9 +528,16 @@ impl PackageDb for Dpkg {
             .count();
         let started = std::time::Instant::now();
         {
-            let _stage = step
+            let stage = step
                 .report
                 .stage(Stage::Configure, Work::items(pending as u64));
+            // dpkg says `Setting up NAME (VERSION) ...` as it configures each.
+            let setting_up = |line: &str| {
+                if let Some(rest) = line.strip_prefix("Setting up ") {
+                    let name = rest.split_whitespace().next().unwrap_or(rest);
+                    stage.advance(Work::items(1), name);
+                }
+            };
             run_checked(
                 step.fs,
                 step.runner,
@@ -539,6 +545,7 @@ impl PackageDb for Dpkg {
                 "configuring the packages".into(),
                 &argv,
                 &[],
+                &setting_up,
             )?;
         }
         step.report
@@ -571,6 +578,7 @@ impl PackageDb for Dpkg {
             format!("removing {}", names.join(", ")),
             &argv,
             &[],
+            &|_| {},
         )?;
         self.reload(step.fs)
     }

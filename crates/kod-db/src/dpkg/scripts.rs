@@ -44,8 +44,9 @@ fn dpkg_failures(lines: &[String]) -> Vec<String> {
     out
 }
 
-/// Runs `argv` in the root with services kept from starting; a failure is
-/// an [`Error::Command`] for `step`.
+/// Runs `argv` in the root with services kept from starting, its output
+/// lines handed to `on_line`; a failure is an [`Error::Command`] for
+/// `step`.
 pub(crate) fn run_checked(
     fs: &Root,
     runner: &dyn Runner,
@@ -53,10 +54,11 @@ pub(crate) fn run_checked(
     step: String,
     argv: &[&str],
     env: &[(&str, &str)],
+    on_line: &dyn Fn(&str),
 ) -> Result<(), Error> {
     let ran = {
         let _guard = NoServices::install(fs, report)?;
-        runner.run(&step, argv, env)?
+        runner.run_watching(&step, argv, env, on_line)?
     };
     if ran.success {
         return Ok(());
