@@ -4,14 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use kod_fetch::Download;
-use kod_repo::debian::DebianSource;
 use kod_repo::{Freshness, Index};
 use kod_report::Report;
 use kod_root::Root;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
-use crate::sources::{self, DistroSpec};
+use crate::sources::{DistroSpec, Repositories};
 use crate::{EngineError, packages};
 
 /// What a bootstrap will install, decided before anything is touched.
@@ -21,7 +20,7 @@ pub struct BootstrapPlan {
     /// The mmdebstrap variant (`minbase`, `required`, ...).
     pub variant: String,
     /// The repositories read.
-    pub sources: Vec<DebianSource>,
+    pub repositories: Repositories,
     /// Their index.
     pub index: Index,
     /// The resolved package set.
@@ -64,15 +63,15 @@ impl BootstrapPlan {
         mirror: Option<&str>,
         report: &Report,
     ) -> Result<BootstrapPlan, EngineError> {
-        let sources = sources::sources_for_spec(spec, mirror)?;
-        let index = sources::load_index(&sources, Freshness::Cached, report)?;
+        let repositories = Repositories::for_spec(spec, mirror)?;
+        let index = repositories.load(Freshness::Cached, report)?;
         let base = kod_solve::variant_base(&index, variant)?;
         let request = Request::new(base, includes)?;
-        let resolution = kod_solve::solve(&index, &request, None)?;
+        let resolution = packages::resolve(&index, &request, None, report)?;
         Ok(BootstrapPlan {
             spec: spec.clone(),
             variant: variant.to_string(),
-            sources,
+            repositories,
             index,
             resolution,
         })
@@ -121,7 +120,7 @@ impl BootstrapPlan {
             options,
         )?;
         t.install(&debs)?;
-        write_apt_sources(t.fs(), &self.sources)?;
+        self.repositories.write_into(t.fs())?;
         copy_host_files(t.fs())?;
         let committed = t.commit()?;
         Ok(BootstrapReport {
@@ -131,25 +130,6 @@ impl BootstrapPlan {
             committed: committed.committed,
         })
     }
-}
-
-/// `/etc/apt/sources.list` naming the repositories the root came from, so
-/// apt inside it works, as mmdebstrap leaves it.
-fn write_apt_sources(root: &Root, sources: &[DebianSource]) -> Result<(), EngineError> {
-    let mut text = String::new();
-    for s in sources {
-        for suite in &s.suites {
-            text.push_str(&format!(
-                "deb {} {suite} {}\n",
-                s.base_url(suite),
-                s.components.join(" ")
-            ));
-        }
-    }
-    let file = "etc/apt/sources.list";
-    root.create_dir_all("etc/apt", 0o755)
-        .and_then(|()| root.write(file, text.as_bytes(), 0o644))
-        .map_err(|e| EngineError::io(&root.show(file), e))
 }
 
 /// The host's resolv.conf and hostname, as mmdebstrap copies them, so the

@@ -4,21 +4,22 @@ use std::path::{Path, PathBuf};
 
 use kod_fetch::{Cache, Client, ClientOptions, Download, Fetcher};
 use kod_install::{RemovalPlan, Transaction};
-use kod_repo::debian::{DebianSource, apt_sources, host_architecture};
+use kod_repo::debian::host_architecture;
 use kod_repo::{Freshness, Index};
-use kod_report::Report;
+use kod_report::{Report, Stage, Work};
 use kod_solve::{Action, Request, Resolution};
 use serde::Serialize;
 
-use crate::{EngineError, sources};
+use crate::EngineError;
+use crate::sources::Repositories;
 
 /// What installing packages into a root will change, decided before
 /// anything is touched.
 pub struct InstallPlan {
     /// The root.
     pub root: PathBuf,
-    /// The repositories the root's apt sources name.
-    pub sources: Vec<DebianSource>,
+    /// The repositories the root reads.
+    pub repositories: Repositories,
     /// Their index.
     pub index: Index,
     /// The packages asked for (names).
@@ -60,14 +61,14 @@ impl InstallPlan {
         report: &Report,
     ) -> Result<InstallPlan, EngineError> {
         let arch = root_architecture(root);
-        let sources = apt_sources(root, &arch)?;
-        let index = sources::load_index(&sources, Freshness::Cached, report)?;
+        let repositories = Repositories::of_root(root, &arch)?;
+        let index = repositories.load(Freshness::Cached, report)?;
         let installed = kod_db::dpkg::read_installed(root, &arch)?;
         let request = Request::new(Vec::<String>::new(), requests)?;
-        let resolution = kod_solve::solve(&index, &request, Some(&installed))?;
+        let resolution = resolve(&index, &request, Some(&installed), report)?;
         Ok(InstallPlan {
             root: root.to_path_buf(),
-            sources,
+            repositories,
             index,
             requested: request.packages.iter().map(|p| p.name.clone()).collect(),
             resolution,
@@ -169,6 +170,20 @@ pub fn remove(
     t.remove(plan)?;
     t.commit()?;
     Ok(())
+}
+
+/// Resolves through the shared solver, reported as the resolve stage (its
+/// count is the packages of the result).
+pub(crate) fn resolve(
+    index: &Index,
+    request: &Request,
+    installed: Option<&kod_db::Installed>,
+    report: &Report,
+) -> Result<Resolution, EngineError> {
+    let stage = report.stage(Stage::Resolve, Work::default());
+    let resolution = kod_solve::solve(index, request, installed)?;
+    stage.advance(Work::items(resolution.packages.len() as u64), "");
+    Ok(resolution)
 }
 
 /// The download of a record, checked against the signed index.

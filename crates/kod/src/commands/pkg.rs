@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use kod_engine::packages::{self, InstallPlan};
-use kod_engine::sources::{self, DistroSpec};
-use kod_repo::debian::DebianSource;
+use kod_engine::sources::{DistroSpec, Repositories};
 use kod_repo::{Dependencies, Freshness, Index, PackageRecord, Relation};
 use serde::Serialize;
 
@@ -18,15 +17,9 @@ use crate::output::human_bytes;
 pub fn run(ctx: &Context, action: &PkgAction) -> anyhow::Result<ExitCode> {
     match action {
         PkgAction::Update { distro } => {
-            let sources = sources(ctx, distro.as_deref())?;
-            let index = sources::load_index(&sources, Freshness::Refresh, &ctx.report)?;
-            let suites: Vec<String> = sources.iter().flat_map(|s| s.suites.clone()).collect();
-            eprintln!(
-                "kod: {} packages from {} ({})",
-                index.len(),
-                sources[0].mirror,
-                suites.join(", ")
-            );
+            let repositories = repositories(ctx, distro.as_deref())?;
+            let index = repositories.load(Freshness::Refresh, &ctx.report)?;
+            eprintln!("kod: {} packages from {repositories}", index.len());
             Ok(ExitCode::SUCCESS)
         }
         PkgAction::Search {
@@ -197,10 +190,10 @@ pub fn install_options(ctx: &Context) -> kod_install::Options {
     }
 }
 
-/// The sources of `--distro`, else of the configuration.
-fn sources(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Vec<DebianSource>> {
+/// The repositories of `--distro`, else of the configuration.
+fn repositories(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Repositories> {
     match distro {
-        Some(spec) => Ok(sources::sources_for_spec(&DistroSpec::parse(spec)?, None)?),
+        Some(spec) => Ok(Repositories::for_spec(&DistroSpec::parse(spec)?, None)?),
         None => {
             let c = ctx.configuration().map_err(|e| match e {
                 e @ kod_config::ConfigError::NotFound { .. } => anyhow::Error::new(e).context(
@@ -208,18 +201,13 @@ fn sources(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Vec<DebianSour
                 ),
                 e => e.into(),
             })?;
-            Ok(sources::sources_for_config(&c.config, None)?)
+            Ok(Repositories::for_config(&c.config, None)?)
         }
     }
 }
 
 fn load(ctx: &Context, distro: Option<&str>) -> anyhow::Result<Index> {
-    let sources = sources(ctx, distro)?;
-    Ok(sources::load_index(
-        &sources,
-        Freshness::Cached,
-        &ctx.report,
-    )?)
+    Ok(repositories(ctx, distro)?.load(Freshness::Cached, &ctx.report)?)
 }
 
 /// The newest record of each name among `ids`.
