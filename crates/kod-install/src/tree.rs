@@ -421,6 +421,18 @@ mod tests {
         std::fs::write(p, s).expect("write");
     }
 
+    /// An overlayfs whiteout (a 0:0 character device) at `p`.
+    fn whiteout(p: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .expect("whiteout");
+    }
+
     /// Staging on tmpfs, root on the disk: every entry is copied (owner,
     /// mode, symlinks, hard links kept), directories merged, the staging
     /// directory emptied.
@@ -493,14 +505,7 @@ mod tests {
             write(&root.join("c/f"), "x");
             write(&root.join("d/old"), "x");
             std::fs::create_dir_all(up.join("a")).expect("mkdir");
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                up.join("a/gone").as_path(),
-                FileType::CharacterDevice,
-                Mode::empty(),
-                0,
-            )
-            .expect("whiteout");
+            whiteout(&up.join("a/gone"));
             write(&up.join("b/new"), "n");
             write(&up.join("d/new"), "n");
             write(&up.join("e/new"), "n");
@@ -513,14 +518,7 @@ mod tests {
                 )
                 .expect("opaque");
             }
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                up.join("c").as_path(),
-                FileType::CharacterDevice,
-                Mode::empty(),
-                0,
-            )
-            .expect("whiteout dir");
+            whiteout(&up.join("c"));
             let applied = apply(&up, &root, Some(marks)).expect("apply");
             assert_eq!(applied.removed, 2, "{marks:?}");
             assert!(!root.join("a/gone").exists() && root.join("a/stays").exists());

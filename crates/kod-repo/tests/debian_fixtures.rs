@@ -1,6 +1,8 @@
 //! The Debian backend against repositories built here with the real tools
 //! (gpg to make keys and clearsign, xz to compress), served on 127.0.0.1.
 
+use std::sync::Arc;
+
 use kod_repo::debian::{Debian, DebianSource, Error};
 use kod_repo::{Backend, Freshness, Index, LoadOptions};
 use kod_report::{Event, Level, Recorder, Report, Stage, Work};
@@ -70,6 +72,17 @@ impl Fixture {
         Fixture::serve(ReleaseOptions::default(), |_| {})
     }
 
+    /// [`PACKAGES`] behind a Release whose Valid-Until has passed.
+    fn expired() -> Fixture {
+        Fixture::serve(
+            ReleaseOptions {
+                valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
+                ..Default::default()
+            },
+            |_| {},
+        )
+    }
+
     /// The repository's source, verified with the key that signs it.
     fn source(&self) -> DebianSource {
         let mut s = DebianSource::new(&format!("{}/repo", self.server.url()), &[SUITE]);
@@ -81,6 +94,15 @@ impl Fixture {
     /// Loads `source` through the fixture's cache.
     fn load_source(&self, source: &DebianSource, freshness: Freshness) -> Result<Index, Error> {
         self.load_reporting(source, self.cache.path(), freshness, Report::quiet())
+    }
+
+    /// Loads `source` through `cache` from what is cached, which must work;
+    /// returns what it reported.
+    fn load_recorded(&self, source: &DebianSource, cache: &std::path::Path) -> Arc<Recorder> {
+        let rec = Recorder::new(false);
+        self.load_reporting(source, cache, Freshness::Cached, Report::to(rec.clone()))
+            .unwrap();
+        rec
     }
 
     /// Loads `source` through `cache`, reporting to `report`.
@@ -257,13 +279,7 @@ fn packages_hash_differing_from_release_is_refused() {
 
 #[test]
 fn expired_release_is_refused_with_its_date() {
-    let f = Fixture::serve(
-        ReleaseOptions {
-            valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
-            ..Default::default()
-        },
-        |_| {},
-    );
+    let f = Fixture::expired();
     let e = f.load(Freshness::Cached).unwrap_err();
     let Error::Expired { valid_until, .. } = &e else {
         panic!("expected Expired, got {e}");
@@ -409,14 +425,7 @@ fn a_cached_release_naming_a_dropped_index_is_refreshed() {
 fn building_an_index_is_the_metadata_stage() {
     let f = Fixture::good();
     let source = f.source();
-    let rec = Recorder::new(false);
-    f.load_reporting(
-        &source,
-        f.cache.path(),
-        Freshness::Cached,
-        Report::to(rec.clone()),
-    )
-    .unwrap();
+    let rec = f.load_recorded(&source, f.cache.path());
     let size = std::fs::metadata(f.repo.dists().join("main/binary-amd64/Packages.xz"))
         .unwrap()
         .len();
@@ -440,36 +449,16 @@ fn building_an_index_is_the_metadata_stage() {
     assert!(rec.messages(Level::Warning).is_empty());
 
     // The stored index is read without a stage.
-    let rec = Recorder::new(false);
-    f.load_reporting(
-        &source,
-        f.cache.path(),
-        Freshness::Cached,
-        Report::to(rec.clone()),
-    )
-    .unwrap();
+    let rec = f.load_recorded(&source, f.cache.path());
     assert_eq!(rec.events(), []);
 }
 
 #[test]
 fn what_is_used_against_its_checks_is_a_warning() {
-    let f = Fixture::serve(
-        ReleaseOptions {
-            valid_until: "Sun, 09 Sep 2001 01:46:40 UTC".into(),
-            ..Default::default()
-        },
-        |_| {},
-    );
+    let f = Fixture::expired();
     let mut source = f.source();
     source.check_valid_until = false;
-    let rec = Recorder::new(false);
-    f.load_reporting(
-        &source,
-        f.cache.path(),
-        Freshness::Cached,
-        Report::to(rec.clone()),
-    )
-    .unwrap();
+    let rec = f.load_recorded(&source, f.cache.path());
     let warnings = rec.messages(Level::Warning);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
@@ -483,15 +472,8 @@ fn what_is_used_against_its_checks_is_a_warning() {
     )
     .unwrap();
     source.trusted_without_signature = true;
-    let rec = Recorder::new(false);
     let fresh = tempfile::tempdir().unwrap();
-    f.load_reporting(
-        &source,
-        fresh.path(),
-        Freshness::Cached,
-        Report::to(rec.clone()),
-    )
-    .unwrap();
+    let rec = f.load_recorded(&source, fresh.path());
     let warnings = rec.messages(Level::Warning);
     assert!(
         warnings

@@ -580,16 +580,7 @@ impl<'a> Writer<'a> {
         match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o700)) {
             Ok(()) => {
                 self.written.changes.created.push(list_path(&e.path));
-                self.set_owner((e.uid, e.gid), |u, g| {
-                    rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
-                })?;
-                rustix::fs::chmodat(
-                    &dir.fd,
-                    name,
-                    Mode::from_raw_mode(e.mode & 0o7777),
-                    AtFlags::empty(),
-                )
-                .map_err(|err| Reason::io("set the mode", err))?;
+                self.owner_and_mode(dir, name, e)?;
                 self.dir_times.push((e.path.clone(), e.mtime));
                 Ok(())
             }
@@ -859,6 +850,20 @@ impl<'a> Writer<'a> {
             .map_err(|err| Reason::io("set the mtime", err))
     }
 
+    /// Gives `name` in `dir` the entry's owner and mode.
+    fn owner_and_mode(&mut self, dir: &Dir, name: &[u8], e: &Entry) -> Result<(), Reason> {
+        self.set_owner((e.uid, e.gid), |u, g| {
+            rustix::fs::chownat(&dir.fd, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
+        })?;
+        rustix::fs::chmodat(
+            &dir.fd,
+            name,
+            Mode::from_raw_mode(e.mode & 0o7777),
+            AtFlags::empty(),
+        )
+        .map_err(|err| Reason::io("set the mode", err))
+    }
+
     fn node_meta(
         &mut self,
         dir: &Dir,
@@ -866,16 +871,7 @@ impl<'a> Writer<'a> {
         e: &Entry,
         times: &Timestamps,
     ) -> Result<(), Reason> {
-        self.set_owner((e.uid, e.gid), |u, g| {
-            rustix::fs::chownat(&dir.fd, new, u, g, AtFlags::SYMLINK_NOFOLLOW)
-        })?;
-        rustix::fs::chmodat(
-            &dir.fd,
-            new,
-            Mode::from_raw_mode(e.mode & 0o7777),
-            AtFlags::empty(),
-        )
-        .map_err(|err| Reason::io("set the mode", err))?;
+        self.owner_and_mode(dir, new, e)?;
         rustix::fs::utimensat(&dir.fd, new, times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Reason::io("set the mtime", err))
     }

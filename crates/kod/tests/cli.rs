@@ -60,35 +60,42 @@ fn every_subcommand_has_real_help() {
     }
 }
 
+/// Each of `commands`, asked for `--help`, lists `flag`.
+fn each_help_lists(commands: &[&[&str]], flag: &str) {
+    for args in commands {
+        let out = kod().args(*args).arg("--help").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(flag), "{args:?} has no {flag}");
+    }
+}
+
 #[test]
 fn changing_commands_take_dry_run_and_listing_commands_json() {
-    for args in [
-        &["install", "--help"][..],
-        &["rebuild", "--help"],
-        &["rebuild-user", "--help"],
-        &["bootstrap", "--help"],
-        &["pkg", "install", "--help"],
-        &["pkg", "remove", "--help"],
-        &["env", "create", "--help"],
-        &["env", "sync", "--help"],
-        &["switch-os", "--help"],
-    ] {
-        let out = kod().args(args).output().unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("--dry-run"), "{args:?} has no --dry-run");
-    }
-    for args in [
-        &["plan", "--help"][..],
-        &["generations", "--help"],
-        &["pkg", "search", "--help"],
-        &["env", "list", "--help"],
-        &["env", "status", "--help"],
-        &["os-status", "--help"],
-    ] {
-        let out = kod().args(args).output().unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("--json"), "{args:?} has no --json");
-    }
+    each_help_lists(
+        &[
+            &["install"],
+            &["rebuild"],
+            &["rebuild-user"],
+            &["bootstrap"],
+            &["pkg", "install"],
+            &["pkg", "remove"],
+            &["env", "create"],
+            &["env", "sync"],
+            &["switch-os"],
+        ],
+        "--dry-run",
+    );
+    each_help_lists(
+        &[
+            &["plan"],
+            &["generations"],
+            &["pkg", "search"],
+            &["env", "list"],
+            &["env", "status"],
+            &["os-status"],
+        ],
+        "--json",
+    );
 }
 
 #[test]

@@ -210,18 +210,8 @@ fn create(
     if userns::wanted(loc, caller) {
         return again_in_user_namespace(loc, caller, SubIds::for_caller(caller)?);
     }
-    let (env, notes) = lifecycle::create(&loc.writable, name, distro, packages, &engine, caller)?;
-    for n in notes {
-        ctx.report.note(&n);
-    }
-    println!(
-        "created {} ({}) in {}",
-        env.name,
-        env.record.distro,
-        env.root().display()
-    );
-    println!("run it with: kod run {} -- COMMAND", env.name);
-    Ok(ExitCode::SUCCESS)
+    let made = lifecycle::create(&loc.writable, name, distro, packages, &engine, caller)?;
+    show_new(ctx, made, "created", "in")
 }
 
 /// Installing or removing packages.
@@ -315,12 +305,23 @@ fn import(
             Err(e) => return Err(e.into()),
         }
     }
-    let (env, notes) = lifecycle::import(&loc.writable, name, source, distro, caller)?;
+    let made = lifecycle::import(&loc.writable, name, source, distro, caller)?;
+    show_new(ctx, made, "imported", "into")
+}
+
+/// The notes of a new environment, then what it is (`created NAME (DISTRO)
+/// in ROOT`) and how to run it.
+fn show_new(
+    ctx: &Context,
+    (env, notes): (Env, Vec<String>),
+    done: &str,
+    place: &str,
+) -> anyhow::Result<ExitCode> {
     for n in notes {
         ctx.report.note(&n);
     }
     println!(
-        "imported {} ({}) into {}",
+        "{done} {} ({}) {place} {}",
         env.name,
         env.record.distro,
         env.root().display()
