@@ -33,7 +33,6 @@
 //! is printed.
 #![deny(missing_docs)]
 
-mod btrfs;
 mod chroot;
 mod error;
 pub mod leftovers;

@@ -19,11 +19,13 @@
 //!   [`make_dirs`]): never writable by other users, whatever the umask.
 //! - Decompression chosen by magic bytes ([`decompress`]), or by a name's
 //!   extension where a format names it ([`Compression::from_extension`]).
+//! - Btrfs subvolumes: create, snapshot, delete ([`btrfs`]).
 //! - Relative-path helpers ([`relative`], [`split`]); walking and removing
 //!   trees without following links or crossing mounts ([`tree`]).
 #![deny(missing_docs)]
 
 mod atomic;
+pub mod btrfs;
 mod decompress;
 mod paths;
 mod root;

@@ -12,11 +12,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use kod_report::Report;
+use kod_root::btrfs;
 
 use super::{Committed, Strategy, remove_work, sibling, sync};
 use crate::chroot::Chroot;
 use crate::error::{Error, io_error};
-use crate::{btrfs, tree};
+use crate::tree;
 
 /// A snapshot being changed into a new root.
 #[derive(Debug)]

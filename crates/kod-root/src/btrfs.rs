@@ -1,6 +1,7 @@
-//! The few Btrfs operations a snapshot target needs, as the kernel's
-//! ioctls (what `btrfs subvolume snapshot|delete` call): whether a
-//! directory is a subvolume, a writable snapshot of one, deleting one.
+//! The few Btrfs operations kod needs (snapshot targets, the generation
+//! layout), as the kernel's ioctls that `btrfs subvolume
+//! create|snapshot|delete` call: whether a directory is a subvolume, a
+//! new one, a writable snapshot of one, deleting one.
 
 use std::ffi::OsStr;
 use std::io;
@@ -22,6 +23,8 @@ struct VolArgs {
 }
 /// `_IOW(0x94, 1, struct btrfs_ioctl_vol_args)`: BTRFS_IOC_SNAP_CREATE.
 const SNAP_CREATE: libc::c_ulong = ioc_write(1);
+/// `_IOW(0x94, 14, struct btrfs_ioctl_vol_args)`: BTRFS_IOC_SUBVOL_CREATE.
+const SUBVOL_CREATE: libc::c_ulong = ioc_write(14);
 /// `_IOW(0x94, 15, struct btrfs_ioctl_vol_args)`: BTRFS_IOC_SNAP_DESTROY.
 const SNAP_DESTROY: libc::c_ulong = ioc_write(15);
 
@@ -39,7 +42,7 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Whether `path` is the root directory of a Btrfs subvolume.
-pub(crate) fn is_subvolume(path: &Path) -> bool {
+pub fn is_subvolume(path: &Path) -> bool {
     let Ok(fd) = open_dir(path) else {
         return false;
     };
@@ -77,7 +80,7 @@ fn ioctl(dir: &OwnedFd, op: libc::c_ulong, a: &VolArgs) -> io::Result<()> {
 
 /// A writable snapshot of the subvolume `source` at `dest` (absent; its
 /// parent on the same Btrfs file system).
-pub(crate) fn snapshot(source: &Path, dest: &Path) -> io::Result<()> {
+pub fn snapshot(source: &Path, dest: &Path) -> io::Result<()> {
     let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no parent"));
     };
@@ -86,8 +89,18 @@ pub(crate) fn snapshot(source: &Path, dest: &Path) -> io::Result<()> {
     ioctl(&dir, SNAP_CREATE, &args(src.as_raw_fd() as i64, name)?)
 }
 
+/// A new, empty subvolume at `path` (absent; its parent on a Btrfs file
+/// system).
+pub fn create(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no parent"));
+    };
+    let dir = open_dir(parent)?;
+    ioctl(&dir, SUBVOL_CREATE, &args(0, name)?)
+}
+
 /// Deletes the subvolume `path` (and what is in it).
-pub(crate) fn delete(path: &Path) -> io::Result<()> {
+pub fn delete(path: &Path) -> io::Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no parent"));
     };
