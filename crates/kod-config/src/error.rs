@@ -84,6 +84,15 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// More than one mistake, each with its place, in the order of the
+    /// files and lines (one a line, after a count).
+    #[error("{} mistakes in the configuration:\n{}", .0.len(), one_a_line(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn one_a_line(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    lines.join("\n")
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -108,9 +117,19 @@ fn location_prefix(location: &Option<Location>) -> String {
 }
 
 impl ConfigError {
-    /// The location the error points at, if any.
+    /// Several errors as one: the only one as it is, or [`ConfigError::Several`].
+    pub(crate) fn from_several(mut errors: Vec<ConfigError>) -> ConfigError {
+        if errors.len() == 1 {
+            return errors.remove(0);
+        }
+        ConfigError::Several(errors)
+    }
+
+    /// The location the error points at (the first one's, for several),
+    /// if any.
     pub fn location(&self) -> Option<&Location> {
         match self {
+            ConfigError::Several(all) => all.first().and_then(ConfigError::location),
             ConfigError::Syntax { location, .. } => Some(location),
             ConfigError::Runtime { location, .. }
             | ConfigError::Timeout { location, .. }

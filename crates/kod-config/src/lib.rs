@@ -85,6 +85,17 @@ fn evaluate(sandbox: &Sandbox, file: &Path, dir: &Path) -> Result<Config, Config
 /// the path's keys are searched in order, each at or after the line of the
 /// one before, in the main file first and then in the modules.
 fn locate_key(err: ConfigError, sources: &[SourceFile]) -> ConfigError {
+    if let ConfigError::Several(all) = err {
+        let mut all: Vec<ConfigError> = all.into_iter().map(|e| locate_key(e, sources)).collect();
+        // In the order of the files and lines (stable: unlocated ones keep
+        // their order, last).
+        all.sort_by_key(|e| {
+            e.location()
+                .map(|l| (0, l.file.clone(), l.line))
+                .unwrap_or((1, PathBuf::new(), None))
+        });
+        return ConfigError::Several(all);
+    }
     let ConfigError::Invalid {
         location: None,
         key,
@@ -94,25 +105,37 @@ fn locate_key(err: ConfigError, sources: &[SourceFile]) -> ConfigError {
         return err;
     };
     let segments = key_segments(&key);
-    let location = sources.iter().find_map(|src| {
-        let lines: Vec<&str> = src.text.lines().collect();
-        let mut from = 0usize;
-        let mut found = None;
-        for seg in &segments {
-            let hit = (from..lines.len()).find(|&i| mentions_key(lines[i], seg))?;
-            found = Some(hit);
-            from = hit;
-        }
-        found.map(|i| Location {
-            file: src.path.clone(),
-            line: Some(i as u32 + 1),
-        })
+    // The whole path first; then shorter tails of it (two keys at least,
+    // so a lone common key does not point at the wrong place), for a key
+    // written in a module that holds a part of the tree
+    // (`users = require(...)`).
+    let location = (0..segments.len().saturating_sub(1).max(1)).find_map(|skip| {
+        sources
+            .iter()
+            .find_map(|src| find_path(src, &segments[skip..]))
     });
     ConfigError::Invalid {
         location,
         key,
         message,
     }
+}
+
+/// Where `segments` are assigned in `src`, each at or after the line of
+/// the one before: the line of the last.
+fn find_path(src: &SourceFile, segments: &[String]) -> Option<Location> {
+    let lines: Vec<&str> = src.text.lines().collect();
+    let mut from = 0usize;
+    let mut found = None;
+    for seg in segments {
+        let hit = (from..lines.len()).find(|&i| mentions_key(lines[i], seg))?;
+        found = Some(hit);
+        from = hit;
+    }
+    found.map(|i| Location {
+        file: src.path.clone(),
+        line: Some(i as u32 + 1),
+    })
 }
 
 /// `users["demo-user"].programs[2]` -> ["users", "demo-user", "programs"].

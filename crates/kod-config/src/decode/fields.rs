@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::Result;
+use super::found::keep_going;
 use super::repos::PackageCheck;
 use crate::error::ConfigError;
 use crate::node::Node;
@@ -116,10 +117,14 @@ impl<'a> Fields<'a> {
         let Some((node, path)) = self.take(key) else {
             return Ok(BTreeMap::new());
         };
-        entries(node, &path)?
-            .into_iter()
-            .map(|(k, n, p)| Ok((k.to_string(), each(k, n, p)?)))
-            .collect()
+        // Each entry apart: a wrong one is noted and the others still read.
+        let mut out = BTreeMap::new();
+        for (k, n, p) in entries(node, &path)? {
+            if let Some(v) = keep_going(each(k, n, p))? {
+                out.insert(k.to_string(), v);
+            }
+        }
+        Ok(out)
     }
 
     /// The node under `key` with its path, for sections decoded elsewhere.
@@ -127,13 +132,14 @@ impl<'a> Fields<'a> {
         self.take(key)
     }
 
-    /// Fails on any key that was never asked for.
+    /// Fails on the keys that were never asked for (noting each of them
+    /// when errors are collected).
     pub(super) fn finish(self) -> Result<()> {
         let Some(map) = self.map else { return Ok(()) };
-        match map.keys().find(|k| !self.known.contains(&k.as_str())) {
-            None => Ok(()),
-            Some(unknown) => Err(unknown_key(&self.path, unknown, &self.known)),
+        for unknown in map.keys().filter(|k| !self.known.contains(&k.as_str())) {
+            keep_going::<()>(Err(unknown_key(&self.path, unknown, &self.known)))?;
         }
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod disks;
 mod fields;
+mod found;
 mod repos;
 mod system;
 
@@ -27,6 +28,7 @@ use crate::path::KeyPath;
 use crate::sandbox::Sandbox;
 use disks::disk;
 use fields::{Fields, entries, string, strings, type_error};
+use found::{keep_going, or_default};
 use repos::{PackageCheck, default_repo, repo};
 use system::{boot, check_login, desktop, environment, fonts, hardware, locale, network, setting};
 
@@ -45,54 +47,66 @@ pub(crate) struct Decoder<'s> {
 }
 
 impl Decoder<'_> {
+    /// Every section, each apart: the errors of all of them are reported
+    /// together ([`found`]).
     pub(crate) fn config(&self, root: &Node, source: &Path) -> Result<Config> {
+        found::collect(|| self.sections(root, source))
+    }
+
+    /// The configuration, or `None` when a part it needs was wrong (and
+    /// noted).
+    fn sections(&self, root: &Node, source: &Path) -> Result<Option<Config>> {
         let path = KeyPath::root();
         let mut f = Fields::of(root, &path)?;
-        let repos = match f.node("repos") {
-            Some((n, p)) => self.repos(n, &p)?,
-            None => BTreeMap::new(),
-        };
-        let base = f
-            .take("base_distribution")
-            .map(|(n, p)| {
-                let s = string(n, &p)?;
-                Distribution::parse(&s).ok_or_else(|| {
-                    let names: Vec<&str> = Distribution::ALL.iter().map(|d| d.name()).collect();
-                    ConfigError::invalid(
-                        p.to_string(),
-                        format!(
-                            "unknown distribution {s:?}; expected one of {}",
-                            names.join(", ")
-                        ),
-                    )
+        let repos = keep_going(match f.node("repos") {
+            Some((n, p)) => self.repos(n, &p),
+            None => Ok(BTreeMap::new()),
+        })?;
+        let base = or_default(
+            f.take("base_distribution")
+                .map(|(n, p)| {
+                    let s = string(n, &p)?;
+                    Distribution::parse(&s).ok_or_else(|| {
+                        let names: Vec<&str> =
+                            Distribution::ALL.iter().map(|d| d.name()).collect();
+                        ConfigError::invalid(
+                            p.to_string(),
+                            format!(
+                                "unknown distribution {s:?}; expected one of {}",
+                                names.join(", ")
+                            ),
+                        )
+                    })
                 })
-            })
-            .transpose()?;
-        let (default_repo, base_distribution) = default_repo(&repos, base)?;
-        let pkgs = PackageCheck { repos: &repos };
-
-        let devices = f.named("devices", |_, n, p| disk(n, &p))?;
-        let boot = f
-            .node("boot")
-            .map(|(n, p)| boot(n, &p, &pkgs))
-            .transpose()?;
-        let hardware = f.named("hardware", |_, n, p| hardware(n, &p, &pkgs))?;
-        let locale = f.node("locale").map(|(n, p)| locale(n, &p)).transpose()?;
-        let network = f.node("network").map(|(n, p)| network(n, &p)).transpose()?;
-        let users = f.named("users", |k, n, p| self.user(k, n, &p, &pkgs))?;
-        let desktop = f
-            .node("desktop")
-            .map(|(n, p)| desktop(n, &p, &pkgs))
-            .transpose()?;
-        let fonts = f
-            .node("fonts")
-            .map(|(n, p)| fonts(n, &p, &pkgs))
-            .transpose()?;
-        let packages = f.packages("packages", &pkgs)?;
-        let services = f.named("services", |_, n, p| self.service(n, &p, &pkgs))?;
-        let environments = f.named("environments", |k, n, p| environment(k, n, &p))?;
+                .transpose(),
+        )?;
+        let chosen = match &repos {
+            Some(repos) => keep_going(default_repo(repos, base))?,
+            None => None,
+        };
+        let pkgs = PackageCheck {
+            repos: repos.as_ref(),
+        };
+        let devices = or_default(f.named("devices", |_, n, p| disk(n, &p)))?;
+        let boot = or_default(f.node("boot").map(|(n, p)| boot(n, &p, &pkgs)).transpose())?;
+        let hardware = or_default(f.named("hardware", |_, n, p| hardware(n, &p, &pkgs)))?;
+        let locale = or_default(f.node("locale").map(|(n, p)| locale(n, &p)).transpose())?;
+        let network = or_default(f.node("network").map(|(n, p)| network(n, &p)).transpose())?;
+        let users = or_default(f.named("users", |k, n, p| self.user(k, n, &p, &pkgs)))?;
+        let desktop = or_default(
+            f.node("desktop")
+                .map(|(n, p)| desktop(n, &p, &pkgs))
+                .transpose(),
+        )?;
+        let fonts = or_default(f.node("fonts").map(|(n, p)| fonts(n, &p, &pkgs)).transpose())?;
+        let packages = or_default(f.packages("packages", &pkgs))?;
+        let services = or_default(f.named("services", |_, n, p| self.service(n, &p, &pkgs)))?;
+        let environments = or_default(f.named("environments", |k, n, p| environment(k, n, &p)))?;
         f.finish()?;
-        Ok(Config {
+        let (Some(repos), Some((default_repo, base_distribution))) = (repos, chosen) else {
+            return Ok(None);
+        };
+        Ok(Some(Config {
             source: source.to_path_buf(),
             base_distribution,
             repos,
@@ -108,7 +122,7 @@ impl Decoder<'_> {
             packages,
             services,
             environments,
-        })
+        }))
     }
 
     fn repos(&self, node: &Node, path: &KeyPath) -> Result<BTreeMap<String, Repo>> {

@@ -75,7 +75,10 @@ pub(super) fn default_repo(
 
 /// Checks package references against the configured repositories.
 pub(super) struct PackageCheck<'a> {
-    pub(super) repos: &'a BTreeMap<String, Repo>,
+    /// The configured sources; `None` when `repos` itself is wrong, so
+    /// prefixes are not checked against a list that is not there (which
+    /// would only repeat that mistake).
+    pub(super) repos: Option<&'a BTreeMap<String, Repo>>,
 }
 
 impl PackageCheck<'_> {
@@ -100,10 +103,10 @@ impl PackageCheck<'_> {
                 format!("{reference:?} is not a package name (empty, or has spaces)"),
             ));
         }
-        let Some((prefix, name)) = reference.split_once(':') else {
+        let (Some((prefix, name)), Some(repos)) = (reference.split_once(':'), self.repos) else {
             return Ok(());
         };
-        if self.repos.contains_key(prefix) {
+        if repos.contains_key(prefix) {
             if name.is_empty() {
                 return Err(ConfigError::invalid(
                     path.to_string(),
