@@ -43,7 +43,10 @@ fn unknown_keys_type_errors_and_bad_entries_of_every_section_are_listed_in_line_
     let texts: Vec<&str> = errors.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(errors.len(), 5, "{texts:#?}");
     assert_contains(texts[0], "unknown key `shel` in `users.ann`");
-    assert_contains(texts[1], "users.bob.extra_groups: expected a list of strings");
+    assert_contains(
+        texts[1],
+        "users.bob.extra_groups: expected a list of strings",
+    );
     assert_contains(texts[2], "unknown key `timezon` in `locale`");
     assert_contains(texts[3], "services.openssh.enable: expected a boolean");
     assert_contains(texts[4], "unknown key `pakages` at the top level");
@@ -66,8 +69,9 @@ fn errors_in_a_module_and_the_main_file_come_together() {
     ]);
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
-        errors.iter().any(|(t, _)| t.contains("configuration.lua:4")
-            && t.contains("unknown key `hostnam`")),
+        errors
+            .iter()
+            .any(|(t, _)| t.contains("configuration.lua:4") && t.contains("unknown key `hostnam`")),
         "{errors:?}"
     );
     assert!(

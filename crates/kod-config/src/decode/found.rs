@@ -65,9 +65,11 @@ mod tests {
 
     #[test]
     fn one_error_stays_itself_and_several_are_all_kept() {
-        let one = collect(|| keep_going::<()>(Err(bad("a"))))
-        .unwrap_err();
-        assert!(matches!(one, ConfigError::Invalid { ref key, .. } if key == "a"), "{one}");
+        let one = collect(|| keep_going::<()>(Err(bad("a")))).unwrap_err();
+        assert!(
+            matches!(one, ConfigError::Invalid { ref key, .. } if key == "a"),
+            "{one}"
+        );
         let many = collect(|| {
             keep_going::<()>(Err(bad("a")))?;
             keep_going::<()>(Err(bad("b")))?;

@@ -67,8 +67,7 @@ impl Decoder<'_> {
                 .map(|(n, p)| {
                     let s = string(n, &p)?;
                     Distribution::parse(&s).ok_or_else(|| {
-                        let names: Vec<&str> =
-                            Distribution::ALL.iter().map(|d| d.name()).collect();
+                        let names: Vec<&str> = Distribution::ALL.iter().map(|d| d.name()).collect();
                         ConfigError::invalid(
                             p.to_string(),
                             format!(
@@ -98,7 +97,11 @@ impl Decoder<'_> {
                 .map(|(n, p)| desktop(n, &p, &pkgs))
                 .transpose(),
         )?;
-        let fonts = or_default(f.node("fonts").map(|(n, p)| fonts(n, &p, &pkgs)).transpose())?;
+        let fonts = or_default(
+            f.node("fonts")
+                .map(|(n, p)| fonts(n, &p, &pkgs))
+                .transpose(),
+        )?;
         let packages = or_default(f.packages("packages", &pkgs))?;
         let services = or_default(f.named("services", |_, n, p| self.service(n, &p, &pkgs)))?;
         let environments = or_default(f.named("environments", |k, n, p| environment(k, n, &p)))?;
