@@ -1,7 +1,10 @@
 //! The few Btrfs operations kod needs (snapshot targets, the generation
 //! layout), as the kernel's ioctls that `btrfs subvolume
 //! create|snapshot|delete` call: whether a directory is a subvolume, a
-//! new one, a writable snapshot of one, deleting one.
+//! new one, a writable snapshot of one, deleting one; and what fstab and
+//! the top-level check need: the file system's UUID (`BTRFS_IOC_FS_INFO`,
+//! what `blkid` shows) and the id of the subvolume a path is in
+//! (`BTRFS_IOC_INO_LOOKUP`, what `btrfs inspect-internal rootid` shows).
 
 use std::ffi::OsStr;
 use std::io;
@@ -27,6 +30,36 @@ const SNAP_CREATE: libc::c_ulong = ioc_write(1);
 const SUBVOL_CREATE: libc::c_ulong = ioc_write(14);
 /// `_IOW(0x94, 15, struct btrfs_ioctl_vol_args)`: BTRFS_IOC_SNAP_DESTROY.
 const SNAP_DESTROY: libc::c_ulong = ioc_write(15);
+
+/// `struct btrfs_ioctl_fs_info_args`, 1024 bytes.
+#[repr(C)]
+struct FsInfoArgs {
+    max_id: u64,
+    num_devices: u64,
+    fsid: [u8; 16],
+    nodesize: u32,
+    sectorsize: u32,
+    clone_alignment: u32,
+    csum_type: u16,
+    csum_size: u16,
+    flags: u64,
+    generation: u64,
+    metadata_uuid: [u8; 16],
+    reserved: [u8; 944],
+}
+/// `_IOR(0x94, 31, struct btrfs_ioctl_fs_info_args)`: BTRFS_IOC_FS_INFO.
+const FS_INFO: libc::c_ulong =
+    (2 << 30) | ((std::mem::size_of::<FsInfoArgs>() as libc::c_ulong) << 16) | (0x94 << 8) | 31;
+/// `struct btrfs_ioctl_ino_lookup_args`, 4096 bytes.
+#[repr(C)]
+struct InoLookupArgs {
+    treeid: u64,
+    objectid: u64,
+    name: [u8; 4080],
+}
+/// `_IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)`: BTRFS_IOC_INO_LOOKUP.
+const INO_LOOKUP: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<InoLookupArgs>() as libc::c_ulong) << 16) | (0x94 << 8) | 18;
 
 const fn ioc_write(nr: libc::c_ulong) -> libc::c_ulong {
     // _IOC(_IOC_WRITE = 1, type 0x94, nr, size 4096) on x86 and arm.
@@ -106,4 +139,82 @@ pub fn delete(path: &Path) -> io::Result<()> {
     };
     let dir = open_dir(parent)?;
     ioctl(&dir, SNAP_DESTROY, &args(0, name)?)
+}
+
+/// The UUID of the Btrfs file system `path` is on, as `blkid` and fstab's
+/// `UUID=` write it (lowercase, `8-4-4-4-12`). Not on Btrfs: an error
+/// (`ENOTTY`).
+pub fn fs_uuid(path: &Path) -> io::Result<String> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    // SAFETY: all-zero bytes are a valid FsInfoArgs (integers and arrays);
+    // zero flags ask for nothing beyond the basic fields.
+    let mut a: FsInfoArgs = unsafe { std::mem::zeroed() };
+    // SAFETY: `a` is a valid struct of the size FS_INFO encodes and
+    // outlives the call; `fd` is open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_INFO as _, &mut a as *mut FsInfoArgs) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(format_uuid(&a.fsid))
+}
+
+fn format_uuid(b: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+/// The id of the subvolume `path` is in (5 for the top level). Needs no
+/// privileges. Not on Btrfs: an error (`ENOTTY`).
+pub fn subvolume_id(path: &Path) -> io::Result<u64> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut a = InoLookupArgs {
+        treeid: 0,
+        // BTRFS_FIRST_FREE_OBJECTID: only the tree id is looked up.
+        objectid: SUBVOLUME_ROOT_INO,
+        name: [0; 4080],
+    };
+    // SAFETY: `a` is a valid struct of the size INO_LOOKUP encodes and
+    // outlives the call; `fd` is open.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            INO_LOOKUP as _,
+            &mut a as *mut InoLookupArgs,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(a.treeid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_and_uuid_text_are_the_kernels() {
+        assert_eq!(std::mem::size_of::<FsInfoArgs>(), 1024);
+        assert_eq!(std::mem::size_of::<InoLookupArgs>(), 4096);
+        // From linux/btrfs.h as compiled on x86_64.
+        assert_eq!(FS_INFO, 0x8400_941f);
+        assert_eq!(INO_LOOKUP, 0xd000_9412);
+        let b = [
+            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+            0xcd, 0xef,
+        ];
+        assert_eq!(format_uuid(&b), "12345678-9abc-def0-0123-456789abcdef");
+    }
+
+    #[test]
+    fn off_btrfs_the_ioctls_fail() {
+        assert!(fs_uuid(Path::new("/proc")).is_err());
+        assert!(subvolume_id(Path::new("/proc")).is_err());
+    }
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod apt;
+pub mod btrfs;
 pub mod debrepo;
 pub mod debs;
 pub mod fixtures;

@@ -1,0 +1,36 @@
+//! kod-gen: generations on a machine's Btrfs top level.
+//!
+//! Its one job: the on-disk state of a machine's generations, in KodOS's
+//! layout (`../shared/reference/kodos.md`) and made safe against a kod
+//! that is killed at any point:
+//!
+//! - [`Top`]: the top level (subvolid 5), checked when opened; the layout
+//!   ([`Top::prepare`]: `generations/`, `store/home`, the store
+//!   directories); generation numbers, never reused ([`Top::allocate`]);
+//!   the list of committed generations; deleting one.
+//! - The default pointer (`generations/default`): the default generation
+//!   and the defaults before it, replaced by atomic rename and synced
+//!   ([`Top::set_default`], [`Top::previous_default`],
+//!   [`Top::roll_back_default`]; the format in [`Pointer`]).
+//! - The [`Record`] of a generation, beside its root, written in a fixed
+//!   order with a completion marker last ([`RECORD_COMPLETE`]): a
+//!   generation is committed exactly when its marker is there.
+//! - Leftovers of killed writes ([`Top::leftovers`],
+//!   [`Top::remove_leftovers`]).
+//! - The fstab text of a generation ([`fstab`]).
+//!
+//! Nothing here prints; `-v` lines go to a [`kod_report::Report`].
+#![deny(missing_docs)]
+
+mod durable;
+mod error;
+mod fstab;
+mod pointer;
+mod record;
+mod top;
+
+pub use error::{Error, Result};
+pub use fstab::{STORE_BINDS, fstab};
+pub use pointer::{HISTORY, Pointer};
+pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
+pub use top::{BUILDING, HIGHEST, POINTER, RECORD_COMPLETE, Top};
