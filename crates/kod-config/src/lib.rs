@@ -15,17 +15,19 @@ pub mod model;
 mod node;
 mod path;
 mod sandbox;
+mod sanitize;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Location};
 pub use model::*;
 pub use path::KeyPath;
-pub use sandbox::EvalOptions;
+pub use sandbox::{EvalOptions, SourceFile};
+pub use sanitize::sanitized;
 
 use decode::Decoder;
 use node::Node;
-use sandbox::{Sandbox, SourceFile};
+use sandbox::Sandbox;
 
 /// Where kod looks when no `-c` is given, in order.
 pub const DEFAULT_LOCATIONS: [&str; 2] = ["/etc/kod", "/etc/kodos"];
@@ -55,13 +57,24 @@ pub fn locate(arg: Option<&Path>) -> Result<PathBuf, ConfigError> {
 
 /// Evaluates the configuration file at `file` (see [`locate`]).
 pub fn load(file: &Path, opts: &EvalOptions) -> Result<Config, ConfigError> {
+    Ok(load_files(file, opts)?.0)
+}
+
+/// [`load`], with the source files it read (the main file first, then the
+/// modules in the order they were required).
+pub fn load_files(
+    file: &Path,
+    opts: &EvalOptions,
+) -> Result<(Config, Vec<SourceFile>), ConfigError> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let sandbox = Sandbox::new(&dir, opts)?;
-    let result = evaluate(&sandbox, file, &dir);
-    result.map_err(|e| locate_key(e, &sandbox.sources()))
+    match evaluate(&sandbox, file, &dir) {
+        Ok(config) => Ok((config, sandbox.sources())),
+        Err(e) => Err(locate_key(e, &sandbox.sources())),
+    }
 }
 
 fn evaluate(sandbox: &Sandbox, file: &Path, dir: &Path) -> Result<Config, ConfigError> {

@@ -71,11 +71,15 @@ impl Default for EvalOptions {
     }
 }
 
-/// A source file that was evaluated, kept to point errors at lines.
-#[derive(Debug, Clone)]
-pub(crate) struct SourceFile {
-    pub(crate) path: PathBuf,
-    pub(crate) text: String,
+/// A source file of a configuration (the main file or a module it
+/// `require`s), as evaluated: kept to point errors at lines and to store a
+/// copy of the configuration ([`crate::sanitized`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Its path, as kod read it.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
 }
 
 struct State {
