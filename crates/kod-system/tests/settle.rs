@@ -482,3 +482,36 @@ fn bad_values_name_their_key() {
         assert!(e.contains(expect), "{lua}: {e}");
     }
 }
+
+#[test]
+fn copy_file_helpers_are_read_from_the_host_and_written_into_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture_root(&tmp.path().join("root"));
+    let conf = tmp.path().join("conf");
+    fs::create_dir_all(&conf).unwrap();
+    fs::write(conf.join("motd"), "welcome to kod\n").unwrap();
+    let (c, p) = config(
+        &conf,
+        &format!(
+            r#"local configs = require("configs")
+return {{ {REPOS} services = {{ files = {{ services = {{
+  motd = configs.copy_file("motd", "/etc/kod-motd/motd"),
+}} }} }} }}"#
+        ),
+    );
+    let root = Root::open(&dir).unwrap();
+    let s = plan(&root, &c, &p, 0, &IdMap::default());
+    assert!(
+        s.changes
+            .iter()
+            .any(|c| c.key == "services.files.services.motd"),
+        "{:#?}",
+        s.changes
+    );
+    kod_system::apply(&root, &Recorder::default(), &s.changes, &Report::quiet()).unwrap();
+    assert_eq!(read(&dir, "etc/kod-motd/motd"), "welcome to kod\n");
+    let m = fs::metadata(dir.join("etc/kod-motd/motd")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let again = plan(&root, &c, &p, 0, &s.ids);
+    assert!(again.changes.is_empty(), "{:#?}", again.changes);
+}

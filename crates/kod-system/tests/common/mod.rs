@@ -174,7 +174,8 @@ impl Runner for Recorder {
     }
 }
 
-/// Runs commands with `chroot ROOT argv` (the root tier).
+/// Runs commands with `chroot ROOT argv` (the root tier), with /proc
+/// mounted in a private mount namespace that ends with the command.
 pub struct ChrootRunner {
     pub root: PathBuf,
 }
@@ -187,7 +188,9 @@ impl Runner for ChrootRunner {
         env: &[(&str, &str)],
         on_line: &dyn Fn(&str),
     ) -> Result<Ran, Error> {
-        let out = Command::new("chroot")
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t proc proc \"$0/proc\" && exec chroot \"$0\" \"$@\"")
             .arg(&self.root)
             .args(argv)
             .env_clear()
