@@ -286,6 +286,9 @@ pub struct Boot {
 pub struct Kernel {
     /// The kernel package; the distribution's default when absent.
     pub package: Option<String>,
+    /// `package = false`: no kernel (a container, or a machine tests build
+    /// in seconds).
+    pub none: bool,
     /// Modules the initramfs must carry.
     pub modules: Vec<String>,
 }

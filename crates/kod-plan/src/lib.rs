@@ -58,8 +58,8 @@ pub struct RepoPlan {
 /// Kernel and boot loader, with defaults filled in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BootPlan {
-    /// The kernel package.
-    pub kernel_package: String,
+    /// The kernel package; `None` for a machine without a kernel.
+    pub kernel_package: Option<String>,
     /// Modules for the initramfs.
     pub kernel_modules: Vec<String>,
     /// The loader.
@@ -235,6 +235,7 @@ pub fn plan(config: &Config) -> Result<Plan, PlanError> {
         }
     }
     repo_support(config, &mut packages);
+    settings_support(config, &boot, &mut packages);
 
     let users = config
         .users
@@ -311,12 +312,15 @@ pub fn default_kernel(d: Distribution) -> &'static str {
 
 fn boot(config: &Config, packages: &mut Packages) -> BootPlan {
     let b = &config.boot;
-    let kernel = b
-        .kernel
-        .package
-        .clone()
-        .unwrap_or_else(|| default_kernel(config.base_distribution).to_string());
-    packages.want(&kernel, "boot.kernel.package");
+    let kernel = (!b.kernel.none).then(|| {
+        b.kernel
+            .package
+            .clone()
+            .unwrap_or_else(|| default_kernel(config.base_distribution).to_string())
+    });
+    if let Some(kernel) = &kernel {
+        packages.want(kernel, "boot.kernel.package");
+    }
     for p in &b.loader.include {
         packages.want(p, "boot.loader.include");
     }
@@ -406,6 +410,38 @@ fn repo_support(config: &Config, packages: &mut Packages) {
         for p in needs {
             packages.want(p, &format!("repos.{key}"));
         }
+    }
+}
+
+/// Packages the target needs for kod to carry out a setting, each wanted
+/// with that setting as its reason (Debian's names; other families' come
+/// with their backends).
+fn settings_support(config: &Config, boot: &BootPlan, packages: &mut Packages) {
+    if config.base_distribution != Distribution::Debian {
+        return;
+    }
+    let locale = &config.locale;
+    let mut needs: Vec<(&str, &str)> = Vec::new();
+    if locale.default.is_some() || !locale.extra_generate.is_empty() {
+        needs.push(("locales", "locale.locale"));
+    }
+    if locale.keymap.is_some() {
+        needs.push(("console-setup", "locale.keymap"));
+    }
+    if locale.timezone.is_some() {
+        needs.push(("tzdata", "locale.timezone"));
+    }
+    // Network settings are written for systemd-networkd, and units are
+    // enabled with the target's systemctl.
+    needs.push(("systemd", "network"));
+    if boot.kernel_package.is_some() {
+        needs.push(("initramfs-tools", "boot.kernel"));
+        if boot.loader == LoaderKind::SystemdBoot {
+            needs.push(("systemd-boot", "boot.loader"));
+        }
+    }
+    for (package, why) in needs {
+        packages.want(package, why);
     }
 }
 

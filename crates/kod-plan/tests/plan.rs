@@ -115,7 +115,7 @@ fn kodos_readme_example_package_sets() {
         ["NetworkManager", "cups", "fwupd", "gdm", "sshd"]
     );
     assert_eq!(plan.services.system["gdm"], ["desktop.display_manager"]);
-    assert_eq!(plan.boot.kernel_package, "linux-lts");
+    assert_eq!(plan.boot.kernel_package.as_deref(), Some("linux-lts"));
     assert_eq!(plan.boot.timeout, Some(10));
     assert_eq!(plan.users["demo-user"].password, "plain");
     assert_eq!(plan.users["root"].password, "none");
@@ -179,9 +179,24 @@ fn debian_vm_example() {
             "less",
             "vim-tiny",
             "iproute2",
-            "systemd"
+            "systemd",
+            "locales",
+            "console-setup",
+            "tzdata",
+            "initramfs-tools",
+            "systemd-boot"
         ])
     );
+    // Packages a setting needs name that setting as their reason.
+    for (package, why) in [
+        ("locales", "locale.locale"),
+        ("console-setup", "locale.keymap"),
+        ("tzdata", "locale.timezone"),
+        ("initramfs-tools", "boot.kernel"),
+        ("systemd-boot", "boot.loader"),
+    ] {
+        assert_eq!(official.reasons[package], [why], "{package}");
+    }
     assert!(official.remove.is_empty());
     // ssh is `enable = false`: neither its package nor its unit.
     assert!(!official.install.iter().any(|p| p == "openssh-server"));
@@ -257,7 +272,10 @@ fn desktop_display_manager_and_exclusions() {
             "gnome-tweaks",
             "gdm3",
             "yelp",
-            "linux-image-amd64"
+            "linux-image-amd64",
+            "systemd",
+            "initramfs-tools",
+            "systemd-boot"
         ])
     );
     // yelp is excluded by gnome but asked for explicitly: it stays.
@@ -294,12 +312,24 @@ fn plans_are_deterministic() {
 }
 
 #[test]
+fn kernel_package_false_plans_no_kernel() {
+    let plan = plan_text(
+        r#"return { repos = { official = { type = "debian", suite = "bookworm" } },
+                    boot = { kernel = { package = false } }, packages = { "less" } }"#,
+    )
+    .unwrap();
+    assert_eq!(plan.boot.kernel_package, None);
+    // No kernel, so none of what booting one needs either.
+    assert_eq!(plan.packages["official"].install, ["less", "systemd"]);
+}
+
+#[test]
 fn default_kernel_follows_the_distribution() {
     let plan = plan_text(
         r#"return { repos = { official = { type = "arch", mirror = "https://mirror.invalid/archlinux" } } }"#,
     )
     .unwrap();
-    assert_eq!(plan.boot.kernel_package, "linux");
+    assert_eq!(plan.boot.kernel_package.as_deref(), Some("linux"));
     assert_eq!(
         plan.packages["official"].reasons["linux"],
         ["boot.kernel.package"]

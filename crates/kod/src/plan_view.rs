@@ -83,7 +83,11 @@ pub fn render(plan: &Plan) -> String {
 
     section(w, "Boot");
     let b = &plan.boot;
-    let _ = writeln!(w, "  kernel: {}", b.kernel_package);
+    let _ = writeln!(
+        w,
+        "  kernel: {}",
+        b.kernel_package.as_deref().unwrap_or("none")
+    );
     if !b.kernel_modules.is_empty() {
         let _ = writeln!(w, "  initramfs modules: {}", b.kernel_modules.join(", "));
     }

@@ -15,8 +15,15 @@ pub(super) fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<B
     let kernel = match f.node("kernel") {
         Some((n, p)) => {
             let mut k = Fields::of(n, &p)?;
+            // `package = false`: no kernel at all.
+            let (package, none) = match k.take("package") {
+                Some((Node::Bool(false), _)) => (None, true),
+                Some((n, p)) => (Some(pkgs.one(n, &p)?), false),
+                None => (None, false),
+            };
             let kernel = Kernel {
-                package: k.package("package", pkgs)?,
+                package,
+                none,
                 modules: k.strings("modules")?,
             };
             k.finish()?;
