@@ -44,6 +44,50 @@ pub fn tight() -> EvalOptions {
     }
 }
 
+/// Evaluates `return { REPOS <fields> }`: a configuration of `fields`
+/// besides the minimal repository.
+pub fn eval_fields(fields: &str) -> Result<Config, ConfigError> {
+    eval(&format!("return {{ {REPOS} {fields} }}"))
+}
+
+/// The error of `return { REPOS <fields> }`, which must fail, as text.
+pub fn error_of(fields: &str) -> String {
+    err_text(eval_fields(fields))
+}
+
+/// Asserts that `return { REPOS <fields> }` fails with an error naming
+/// every one of `needles`.
+#[track_caller]
+pub fn assert_error_of(fields: &str, needles: &[&str]) {
+    assert_fails_with(&format!("return {{ {REPOS} {fields} }}"), needles);
+}
+
+/// Asserts that the one-file configuration `main` fails with an error
+/// naming every one of `needles`.
+#[track_caller]
+pub fn assert_fails_with(main: &str, needles: &[&str]) {
+    let text = err_text(eval(main));
+    for needle in needles {
+        assert_contains(&text, needle);
+    }
+}
+
+/// The error of `<body>` followed by `return { REPOS }`, which must fail,
+/// as text.
+pub fn error_after(body: &str) -> String {
+    err_text(eval(&format!("{body}\nreturn {{ {REPOS} }}")))
+}
+
+/// Asserts that `<body>` followed by `return { REPOS }` fails with an
+/// error naming every one of `needles`.
+#[track_caller]
+pub fn assert_fails_after(body: &str, needles: &[&str]) {
+    let text = error_after(body);
+    for needle in needles {
+        assert_contains(&text, needle);
+    }
+}
+
 /// The error of an evaluation that must fail, as text.
 pub fn err_text(r: Result<Config, ConfigError>) -> String {
     match r {

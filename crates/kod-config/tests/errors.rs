@@ -34,58 +34,57 @@ fn fixed_kodos_readme_example_evaluates() {
     assert_eq!(c.default_repo, "arch");
 }
 
+/// The error of the one-file configuration `main`, which must fail, as
+/// text, and the line it points at.
+fn error_and_line(main: &str) -> (String, Option<u32>) {
+    let err = eval(main).unwrap_err();
+    (err.to_string(), err.location().and_then(|l| l.line))
+}
+
 #[test]
 fn typo_at_top_level_suggests_the_key_and_points_at_the_line() {
-    let err = eval(&format!(
+    let (text, line) = error_and_line(&format!(
         "return {{\n  {REPOS}\n  pakages = {{ \"htop\" }},\n}}"
-    ))
-    .unwrap_err();
-    let text = err.to_string();
+    ));
     assert_contains(&text, "unknown key `pakages` at the top level");
     assert_contains(&text, "did you mean `packages`?");
-    assert_eq!(err.location().and_then(|l| l.line), Some(3), "{text}");
+    assert_eq!(line, Some(3), "{text}");
 }
 
 #[test]
 fn nested_typo_names_the_place() {
-    let err = eval(&format!(
+    let (text, line) = error_and_line(&format!(
         "return {{\n  {REPOS}\n  services = {{\n    openssh = {{\n      enable = true,\n      setings = {{ PermitRootLogin = false }},\n    }},\n  }},\n}}"
-    ))
-    .unwrap_err();
-    let text = err.to_string();
+    ));
     assert_contains(
         &text,
         "unknown key `setings` in `services.openssh`; did you mean `settings`?",
     );
-    assert_eq!(err.location().and_then(|l| l.line), Some(6), "{text}");
+    assert_eq!(line, Some(6), "{text}");
 }
 
 #[test]
 fn wrong_types_name_the_expected_type() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} network = {{ hostname = 42 }} }}"
-    )));
+    let text = error_of("network = { hostname = 42 }");
     assert_contains(
         &text,
         "network.hostname: expected a string, found the number 42",
     );
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} services = {{ cups = {{ enable = \"yes\" }} }} }}"
-    )));
+    let text = error_of("services = { cups = { enable = \"yes\" } }");
     assert_contains(
         &text,
         "services.cups.enable: expected a boolean (true or false), found the string \"yes\"",
     );
-    let text = err_text(eval(&format!("return {{ {REPOS} packages = \"htop\" }}")));
+    let text = error_of("packages = \"htop\"");
     assert_contains(&text, "packages: expected a list of strings");
 }
 
 #[test]
 fn tables_mixing_list_items_and_keys_are_refused() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} packages = {{ \"htop\", extra = \"git\" }} }}"
-    )));
-    assert_contains(&text, "mixes list items with named keys");
+    assert_error_of(
+        "packages = { \"htop\", extra = \"git\" }",
+        &["mixes list items with named keys"],
+    );
 }
 
 #[test]
@@ -100,8 +99,7 @@ fn lua_runtime_errors_keep_their_line() {
 
 #[test]
 fn a_configuration_must_return_a_table() {
-    let text = err_text(eval("local x = 1"));
-    assert_contains(&text, "must end with `return { ... }`");
+    assert_fails_with("local x = 1", &["must end with `return { ... }`"]);
 }
 
 #[test]
@@ -127,20 +125,21 @@ fn locate_takes_a_directory_or_a_file() {
 
 #[test]
 fn two_distribution_repositories_need_an_official_one() {
-    let text = err_text(eval(
+    assert_fails_with(
         r#"return { repos = {
             bookworm = { type = "debian", suite = "bookworm" },
             sid = { type = "debian", suite = "sid" },
         } }"#,
-    ));
-    assert_contains(&text, "(bookworm, sid)");
-    assert_contains(&text, "keyed `official`");
+        &["(bookworm, sid)", "keyed `official`"],
+    );
 }
 
 #[test]
 fn no_repository_is_an_error() {
-    let text = err_text(eval("return { packages = { \"htop\" } }"));
-    assert_contains(&text, "no distribution repository is configured");
+    assert_fails_with(
+        "return { packages = { \"htop\" } }",
+        &["no distribution repository is configured"],
+    );
 }
 
 #[test]
@@ -157,13 +156,9 @@ fn the_single_distribution_repository_is_the_default_whatever_its_key() {
 
 #[test]
 fn base_distribution_must_agree_with_the_default_repository() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} base_distribution = \"arch\" }}"
-    )));
+    let text = error_of("base_distribution = \"arch\"");
     assert_contains(&text, "base_distribution is \"arch\"");
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} base_distribution = \"gentoo\" }}"
-    )));
+    let text = error_of("base_distribution = \"gentoo\"");
     assert_contains(&text, "unknown distribution \"gentoo\"");
 }
 
@@ -171,36 +166,29 @@ fn base_distribution_must_agree_with_the_default_repository() {
 fn base_distribution_follows_the_default_repository_when_absent() {
     let c = eval(&format!("return {{ {REPOS} }}")).unwrap();
     assert_eq!(c.base_distribution, kod_config::Distribution::Debian);
-    let c = eval(&format!(
-        "return {{ {REPOS} base_distribution = \"debian\" }}"
-    ))
-    .unwrap();
+    let c = eval_fields("base_distribution = \"debian\"").unwrap();
     assert_eq!(c.base_distribution, kod_config::Distribution::Debian);
 }
 
 #[test]
 fn prefixed_packages_need_their_repository() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} packages = {{ \"aur:yay\" }} }}"
-    )));
-    assert_contains(&text, "packages[1]");
-    assert_contains(&text, "add repos.aur = repos.aur_repo");
+    assert_error_of(
+        "packages = { \"aur:yay\" }",
+        &["packages[1]", "add repos.aur = repos.aur_repo"],
+    );
 }
 
 #[test]
 fn only_one_password_setting() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} users = {{ ann = {{ password = \"a\", hashed_password = \"$6$x\" }} }} }}"
-    )));
-    assert_contains(&text, "set only one of `password`, `hashed_password`");
+    assert_error_of(
+        "users = { ann = { password = \"a\", hashed_password = \"$6$x\" } }",
+        &["set only one of `password`, `hashed_password`"],
+    );
 }
 
 #[test]
 fn passwords_never_show_in_debug_output() {
-    let c = eval(&format!(
-        "return {{ {REPOS} users = {{ ann = {{ password = \"hunter2\" }} }} }}"
-    ))
-    .unwrap();
+    let c = eval_fields("users = { ann = { password = \"hunter2\" } }").unwrap();
     let debug = format!("{c:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
     assert_contains(&debug, "Password(plain)");
@@ -208,44 +196,40 @@ fn passwords_never_show_in_debug_output() {
 
 #[test]
 fn invalid_login_names_are_refused() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} users = {{ [\"Bad Name\"] = {{}} }} }}"
-    )));
-    assert_contains(&text, "not a valid login name");
+    assert_error_of(
+        "users = { [\"Bad Name\"] = {} }",
+        &["not a valid login name"],
+    );
 }
 
 #[test]
 fn bad_partition_sizes_and_types_are_explained() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
-         {{ name = \"x\", size = \"3 parsecs\", type = \"btrfs\" }} }} }} }} }}"
-    )));
+    let text = error_of(
+        "devices = { d = { device = \"/dev/vda\", partitions = { \
+         { name = \"x\", size = \"3 parsecs\", type = \"btrfs\" } } } }",
+    );
     assert_contains(&text, "devices.d.partitions[1].size");
     assert_contains(&text, "is not a size");
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} devices = {{ d = {{ device = \"/dev/vda\", partitions = {{ \
-         {{ name = \"x\", size = \"1GB\", type = \"zfs\" }} }} }} }} }}"
-    )));
+    let text = error_of(
+        "devices = { d = { device = \"/dev/vda\", partitions = { \
+         { name = \"x\", size = \"1GB\", type = \"zfs\" } } } }",
+    );
     assert_contains(&text, "unknown partition type \"zfs\"");
 }
 
 #[test]
 fn environments_are_validated() {
-    let c = eval(&format!(
-        "return {{ {REPOS} environments = {{ sid = {{ distro = \"debian:sid\", packages = {{ \"hello\" }}, exports = {{ \"hello\" }} }} }} }}"
-    ))
+    let c = eval_fields("environments = { sid = { distro = \"debian:sid\", packages = { \"hello\" }, exports = { \"hello\" } } }")
     .unwrap();
     assert_eq!(c.environments["sid"].distro, "debian:sid");
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} environments = {{ sid = {{ distro = \"sid\" }} }} }}"
-    )));
+    let text = error_of("environments = { sid = { distro = \"sid\" } }");
     assert_contains(&text, "is not DISTRO:RELEASE");
 }
 
 #[test]
 fn helper_tables_need_a_command() {
-    let text = err_text(eval(&format!(
-        "return {{ {REPOS} users = {{ ann = {{ programs = {{ git = {{ enable = true, config = {{ name = \"git\" }} }} }} }} }} }}"
-    )));
+    let text = error_of(
+        "users = { ann = { programs = { git = { enable = true, config = { name = \"git\" } } } } }",
+    );
     assert_contains(&text, "needs a `command` function");
 }

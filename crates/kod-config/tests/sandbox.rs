@@ -6,7 +6,7 @@ use common::*;
 use kod_config::ConfigError;
 
 fn refused(body: &str, expected: &str) {
-    let text = err_text(eval(&format!("{body}\nreturn {{ {REPOS} }}")));
+    let text = error_after(body);
     assert!(text.contains(expected), "expected {expected:?} in: {text}");
     assert!(
         text.contains("configuration.lua:1:"),
@@ -66,10 +66,7 @@ fn debug_library_is_refused() {
 
 #[test]
 fn string_dump_does_not_exist() {
-    let text = err_text(eval(&format!(
-        "local d = string.dump(function() end)\nreturn {{ {REPOS} }}"
-    )));
-    assert_contains(&text, "dump");
+    assert_fails_after("local d = string.dump(function() end)", &["dump"]);
 }
 
 #[test]
@@ -78,17 +75,15 @@ fn load_refuses_binary_chunks() {
     let body = r#"local f, err = load("\27LuaT\0\25\147\13\10\26\10")
 if f then error("a binary chunk was loaded") end
 error("refused: " .. tostring(err))"#;
-    let text = err_text(eval(&format!("{body}\nreturn {{ {REPOS} }}")));
-    assert_contains(&text, "refused:");
-    assert_contains(&text, "binary chunk");
+    assert_fails_after(body, &["refused:", "binary chunk"]);
 }
 
 #[test]
 fn load_refuses_binary_mode() {
-    let text = err_text(eval(&format!(
-        "local f = load(\"return 1\", \"x\", \"b\")\nreturn {{ {REPOS} }}"
-    )));
-    assert_contains(&text, "binary (precompiled) chunks are refused");
+    assert_fails_after(
+        "local f = load(\"return 1\", \"x\", \"b\")",
+        &["binary (precompiled) chunks are refused"],
+    );
 }
 
 #[test]
@@ -130,10 +125,10 @@ fn require_refuses_parent_directories() {
 
 #[test]
 fn require_refuses_absolute_paths() {
-    let text = err_text(eval(&format!(
-        "local m = require('/etc/passwd')\nreturn {{ {REPOS} }}"
-    )));
-    assert_contains(&text, "absolute module paths are refused");
+    assert_fails_after(
+        "local m = require('/etc/passwd')",
+        &["absolute module paths are refused"],
+    );
 }
 
 #[test]

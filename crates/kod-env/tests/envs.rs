@@ -10,7 +10,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use kod_testkit::{Tier, tiers};
 use support::{HostSnapshot, TestUser, expect, kod_bin, shared_tempdir, sid_tarball, stdout};
@@ -26,15 +26,95 @@ fn kod_root(store: &Path) -> Command {
     c
 }
 
+/// A kod command as root on the system-wide store (`KOD_ENVS_DIR` unset).
+fn kod_system() -> Command {
+    let mut c = Command::new(kod_bin());
+    c.env_remove("KOD_ENVS_DIR");
+    c
+}
+
+/// `kod ARGS` as `user`, in their home.
+fn kod_as(user: &TestUser, args: &[&str]) -> Command {
+    let mut c = user.command(&kod_bin(), &user.home);
+    c.args(args);
+    c
+}
+
+/// `kod run ENV -- sh -c SCRIPT` as root against `store`.
+fn sh_in(store: &Path, env: &str, script: &str) -> Command {
+    let mut c = kod_root(store);
+    c.args(["run", env, "--", "sh", "-c", script]);
+    c
+}
+
+/// Asserts that `out`'s standard output contains `text`, showing it if not.
+#[track_caller]
+fn assert_stdout_has(out: &Output, text: &str) {
+    let s = stdout(out);
+    assert!(s.contains(text), "{s}");
+}
+
+/// A command's standard output, parsed as JSON (`--json`).
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The launcher script the view holds for `program`.
+fn launcher(view_bin: &Path, program: &str) -> String {
+    std::fs::read_to_string(view_bin.join(program)).unwrap()
+}
+
+/// The root of `user`'s personal environment `name`, once checked that
+/// `out` (of the command that made it) names it and that its files are
+/// the user's.
+#[track_caller]
+fn personal_root(user: &TestUser, name: &str, out: &Output) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let root = user.home.join(format!(".local/share/kod/envs/{name}/root"));
+    assert_stdout_has(out, root.to_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(root.join("usr/bin/hello")).unwrap().uid(),
+        user.uid
+    );
+    root
+}
+
+/// What the store tests start from: a test user, the host as it was before
+/// the test, and an empty store in a directory every user can enter.
+/// (Fields drop in this order: the directory before the user, as locals
+/// made after the user did.)
+struct Setup {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+    user: TestUser,
+    before: HostSnapshot,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let user = TestUser::new(tag);
+        let before = HostSnapshot::take(&user);
+        let dir = shared_tempdir();
+        let store = dir.path().join("envs");
+        Setup {
+            dir,
+            store,
+            user,
+            before,
+        }
+    }
+
+    fn assert_host_unchanged(&self) {
+        HostSnapshot::take(&self.user).assert_unchanged(&self.before);
+    }
+}
+
 /// Deletes a system-wide environment when dropped.
 struct SystemEnv(String);
 
 impl Drop for SystemEnv {
     fn drop(&mut self) {
-        let _ = Command::new(kod_bin())
-            .env_remove("KOD_ENVS_DIR")
-            .args(["env", "delete", &self.0])
-            .output();
+        let _ = kod_system().args(["env", "delete", &self.0]).output();
     }
 }
 
@@ -52,18 +132,13 @@ fn net_a_user_runs_a_system_environment_as_themself() {
     // mirror may be a snapshot whose sid Release is past its Valid-Until
     // (sid's is a week ahead, snapshots are refreshed less often).
     let out = expect(
-        Command::new(&kod)
-            .env_remove("KOD_ENVS_DIR")
+        kod_system()
             .env("KOD_CHECK_VALID_UNTIL", "no")
             .args(["env", "create", &name, "--distro", "debian:sid"])
             .args(["--packages", "hello,jq"]),
         0,
     );
-    assert!(
-        stdout(&out).contains("/var/lib/kod/envs/"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "/var/lib/kod/envs/");
 
     let work = user.home.join("work");
     let as_user = |dir: &Path| {
@@ -153,12 +228,7 @@ fn net_a_user_runs_a_system_environment_as_themself() {
     assert_eq!(stdout(&out), format!("{}\n", user.home.display()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist in the environment"));
 
-    expect(
-        Command::new(&kod)
-            .env_remove("KOD_ENVS_DIR")
-            .args(["env", "delete", &name]),
-        0,
-    );
+    expect(kod_system().args(["env", "delete", &name]), 0);
     HostSnapshot::take(&user).assert_unchanged(&before);
 }
 
@@ -167,57 +237,35 @@ fn net_a_user_imports_a_personal_environment_without_root() {
     if !on() {
         return;
     }
-    let tarball = sid_tarball();
-    let kod = kod_bin();
-    let user = TestUser::new("own");
-    let readable = shared_tempdir();
-    let copy = readable.path().join("sid.tar");
-    std::fs::copy(&tarball, &copy).unwrap();
-    let before = HostSnapshot::take(&user);
-    let home = user.home.clone();
+    let setup = Setup::new("own");
+    let copy = setup.dir.path().join("sid.tar");
+    std::fs::copy(sid_tarball(), &copy).unwrap();
+    let user = &setup.user;
 
     let out = expect(
-        user.command(&kod, &home)
-            .args(["env", "import", "mine"])
+        kod_as(user, &["env", "import", "mine"])
             .arg(&copy)
             .args(["--distro", "debian:sid"]),
         0,
     );
-    let root = home.join(".local/share/kod/envs/mine/root");
-    assert!(
-        stdout(&out).contains(root.to_str().unwrap()),
-        "{}",
-        stdout(&out)
-    );
     // Root's files are the user's; _apt's (uid 42) are in the user's
     // subordinate range, as newuidmap mapped them.
+    let root = personal_root(user, "mine", &out);
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(root.join("usr/bin/hello")).unwrap().uid(),
-        user.uid
-    );
     assert_eq!(
         std::fs::metadata(root.join("var/cache/apt/archives/partial"))
             .unwrap()
             .uid(),
         user.first_subuid() + 41
     );
-    let out = expect(
-        user.command(&kod, &home)
-            .args(["run", "mine", "--", "hello"]),
-        0,
-    );
+    let out = expect(&mut kod_as(user, &["run", "mine", "--", "hello"]), 0);
     assert_eq!(stdout(&out), "Hello, world!\n");
     // The user's passwd line was copied, so ids have names inside.
-    let out = expect(
-        user.command(&kod, &home)
-            .args(["run", "mine", "--", "id", "-un"]),
-        0,
-    );
+    let out = expect(&mut kod_as(user, &["run", "mine", "--", "id", "-un"]), 0);
     assert_eq!(stdout(&out).trim(), user.name);
 
-    let out = expect(user.command(&kod, &home).args(["env", "list", "--json"]), 0);
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = expect(&mut kod_as(user, &["env", "list", "--json"]), 0);
+    let list = json(&out);
     assert!(
         list.as_array()
             .unwrap()
@@ -226,9 +274,9 @@ fn net_a_user_imports_a_personal_environment_without_root() {
         "{list}"
     );
 
-    expect(user.command(&kod, &home).args(["env", "delete", "mine"]), 0);
+    expect(&mut kod_as(user, &["env", "delete", "mine"]), 0);
     assert!(!root.exists());
-    HostSnapshot::take(&user).assert_unchanged(&before);
+    setup.assert_host_unchanged();
 }
 
 fn import(store: &Path, name: &str, tarball: &Path) {
@@ -246,26 +294,20 @@ fn net_exports_views_and_conflicts() {
     if !on() {
         return;
     }
+    let setup = Setup::new("view");
+    let (store, user) = (&setup.store, &setup.user);
     let tarball = sid_tarball();
-    let user = TestUser::new("view");
-    let before = HostSnapshot::take(&user);
-    let dir = shared_tempdir();
-    let store = dir.path().join("envs");
-    import(&store, "a", &tarball);
-    import(&store, "b", &tarball);
+    import(store, "a", &tarball);
+    import(store, "b", &tarball);
 
     let out = expect(
-        kod_root(&store).args(["env", "export", "a", "jq", "hello"]),
+        kod_root(store).args(["env", "export", "a", "jq", "hello"]),
         0,
     );
     let path_line = format!("export PATH=\"{}/.view/bin:$PATH\"", store.display());
-    assert!(stdout(&out).contains(&path_line), "{}", stdout(&out));
-    let out = expect(kod_root(&store).args(["env", "export", "b", "jq"]), 0);
-    assert!(
-        stdout(&out).contains("conflict: jq is exported by a, b; a wins"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, &path_line);
+    let out = expect(kod_root(store).args(["env", "export", "b", "jq"]), 0);
+    assert_stdout_has(&out, "conflict: jq is exported by a, b; a wins");
 
     // The launcher on the printed PATH runs the environment's jq, for the
     // user too.
@@ -273,21 +315,15 @@ fn net_exports_views_and_conflicts() {
     let mut c = user.command(&view_bin.join("jq"), &user.home);
     c.args(["-n", "-c", "[1, 2] | map(. * 3)"]);
     assert_eq!(stdout(&expect(&mut c, 0)), "[3,6]\n");
-    assert!(
-        std::fs::read_to_string(view_bin.join("jq"))
-            .unwrap()
-            .contains("run 'a' -- '/usr/bin/jq'")
-    );
+    assert!(launcher(&view_bin, "jq").contains("run 'a' -- '/usr/bin/jq'"));
 
     // Status lists the conflict; JSON too.
-    let out = expect(kod_root(&store).args(["env", "status", "b"]), 0);
-    assert!(
-        stdout(&out).contains("conflict:  jq is exported by a, b; a wins"),
-        "{}",
-        stdout(&out)
-    );
-    let out = expect(kod_root(&store).args(["env", "status", "a", "--json"]), 0);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = expect(kod_root(store).args(["env", "status", "b"]), 0);
+    assert_stdout_has(&out, "conflict:  jq is exported by a, b; a wins");
+    let st = json(&expect(
+        kod_root(store).args(["env", "status", "a", "--json"]),
+        0,
+    ));
     assert_eq!(st[0]["conflicts"][0]["winner"], "a");
     assert_eq!(st[0]["exports"], serde_json::json!(["hello", "jq"]));
     assert!(
@@ -300,7 +336,7 @@ fn net_exports_views_and_conflicts() {
 
     // A priority makes b win; an unknown name in it changes nothing.
     let out = expect(
-        kod_root(&store).args(["env", "view", "unified", "--priority", "b,nope"]),
+        kod_root(store).args(["env", "view", "unified", "--priority", "b,nope"]),
         1,
     );
     assert!(
@@ -309,35 +345,23 @@ fn net_exports_views_and_conflicts() {
         out
     );
     let out = expect(
-        kod_root(&store).args(["env", "view", "unified", "--priority", "b"]),
+        kod_root(store).args(["env", "view", "unified", "--priority", "b"]),
         0,
     );
-    assert!(stdout(&out).contains("b wins"), "{}", stdout(&out));
-    let out = expect(kod_root(&store).args(["env", "view", "unified"]), 0);
+    assert_stdout_has(&out, "b wins");
+    let out = expect(kod_root(store).args(["env", "view", "unified"]), 0);
     assert!(stdout(&out).contains("b wins"), "kept: {}", stdout(&out));
-    assert!(
-        std::fs::read_to_string(view_bin.join("jq"))
-            .unwrap()
-            .contains("run 'b'")
-    );
+    assert!(launcher(&view_bin, "jq").contains("run 'b'"));
     assert!(view_bin.join("hello").exists());
 
     // Isolated: one environment's exports at the stable path.
-    let out = expect(kod_root(&store).args(["env", "view", "isolated"]), 0);
-    assert!(
-        stdout(&out).contains("isolated, showing b"),
-        "{}",
-        stdout(&out)
-    );
+    let out = expect(kod_root(store).args(["env", "view", "isolated"]), 0);
+    assert_stdout_has(&out, "isolated, showing b");
     assert!(stdout(&out).contains(&path_line));
     assert!(!view_bin.join("hello").exists());
-    expect(kod_root(&store).args(["env", "switch", "a"]), 0);
+    expect(kod_root(store).args(["env", "switch", "a"]), 0);
     assert!(view_bin.join("hello").exists());
-    assert!(
-        std::fs::read_to_string(view_bin.join("jq"))
-            .unwrap()
-            .contains("run 'a'")
-    );
+    assert!(launcher(&view_bin, "jq").contains("run 'a'"));
     let mut c = Command::new(view_bin.join("hello"));
     assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
 
@@ -350,7 +374,7 @@ fn net_exports_views_and_conflicts() {
     )
     .unwrap();
     expect(
-        kod_root(&store).args(["env", "export", "a", "--app", "org.kod.Hello"]),
+        kod_root(store).args(["env", "export", "a", "--app", "org.kod.Hello"]),
         0,
     );
     let desktop = store.join(".view/share/applications/kod-a-org.kod.Hello.desktop");
@@ -371,14 +395,14 @@ fn net_exports_views_and_conflicts() {
     c.args(&words[1..]);
     assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
     expect(
-        kod_root(&store).args(["env", "unexport", "a", "--app", "org.kod.Hello", "jq"]),
+        kod_root(store).args(["env", "unexport", "a", "--app", "org.kod.Hello", "jq"]),
         0,
     );
     assert!(!desktop.exists());
-    let out = expect(kod_root(&store).args(["env", "status", "b"]), 0);
+    let out = expect(kod_root(store).args(["env", "status", "b"]), 0);
     assert!(!stdout(&out).contains("conflict"), "{}", stdout(&out));
 
-    HostSnapshot::take(&user).assert_unchanged(&before);
+    setup.assert_host_unchanged();
 }
 
 fn write_config(dir: &Path, envs: &str) -> PathBuf {
@@ -398,19 +422,17 @@ fn net_sync_keeps_undeclared_environments_unless_pruning() {
     if !on() {
         return;
     }
+    let setup = Setup::new("sync");
+    let store = &setup.store;
     let tarball = sid_tarball();
-    let user = TestUser::new("sync");
-    let before = HostSnapshot::take(&user);
-    let dir = shared_tempdir();
-    let store = dir.path().join("envs");
-    import(&store, "keep", &tarball);
-    import(&store, "dropped", &tarball);
+    import(store, "keep", &tarball);
+    import(store, "dropped", &tarball);
     let conf = write_config(
-        dir.path(),
+        setup.dir.path(),
         "keep = { distro = \"debian:sid\", packages = { \"hello\", \"jq\" }, exports = { \"jq\" }, volumes = { \"/srv\" } }",
     );
     let sync = |extra: &[&str]| {
-        let mut c = kod_root(&store);
+        let mut c = kod_root(store);
         c.arg("-c").arg(&conf).args(["env", "sync"]).args(extra);
         c
     };
@@ -422,11 +444,7 @@ fn net_sync_keeps_undeclared_environments_unless_pruning() {
     assert!(store.join(".view/bin/jq").exists());
 
     let out = expect(&mut sync(&["--prune", "--dry-run"]), 0);
-    assert!(
-        stdout(&out).contains("would delete dropped"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_has(&out, "would delete dropped");
     assert!(store.join("dropped/env.json").exists());
 
     expect(&mut sync(&["--prune"]), 0);
@@ -434,22 +452,12 @@ fn net_sync_keeps_undeclared_environments_unless_pruning() {
     assert!(store.join("keep/env.json").exists());
     // In line now: nothing more to do.
     let out = expect(&mut sync(&[]), 0);
-    assert!(stdout(&out).contains("in line"), "{}", stdout(&out));
+    assert_stdout_has(&out, "in line");
     // The declared volume is bound on every run.
-    let out = expect(
-        kod_root(&store).args([
-            "run",
-            "keep",
-            "--",
-            "sh",
-            "-c",
-            "test -d /srv && echo bound",
-        ]),
-        0,
-    );
+    let out = expect(&mut sh_in(store, "keep", "test -d /srv && echo bound"), 0);
     assert_eq!(stdout(&out), "bound\n");
 
-    HostSnapshot::take(&user).assert_unchanged(&before);
+    setup.assert_host_unchanged();
 }
 
 #[test]
@@ -475,22 +483,9 @@ fn net_import_tarballs_made_by_the_test_in_every_compression() {
             .unwrap();
         assert!(st.success(), "{tool:?}");
         let name = ext.replace('.', "-");
-        expect(
-            kod_root(&store)
-                .args(["env", "import", &name])
-                .arg(&made)
-                .args(["--distro", "debian:sid"]),
-            0,
-        );
+        import(&store, &name, &made);
         let out = expect(
-            kod_root(&store).args([
-                "run",
-                &name,
-                "--",
-                "sh",
-                "-c",
-                "hello && cat /etc/debian_chroot",
-            ]),
+            &mut sh_in(&store, &name, "hello && cat /etc/debian_chroot"),
             0,
         );
         assert_eq!(stdout(&out), format!("Hello, world!\n{name}\n"));
@@ -506,13 +501,7 @@ fn net_import_tarballs_made_by_the_test_in_every_compression() {
         .status()
         .unwrap();
     assert!(st.success());
-    expect(
-        kod_root(&store)
-            .args(["env", "import", "dir"])
-            .arg(&adopted)
-            .args(["--distro", "debian:sid"]),
-        0,
-    );
+    import(&store, "dir", &adopted);
     let out = expect(
         kod_root(&store).args(["run", "dir", "--", "jq", "-n", "1+1"]),
         0,
@@ -527,64 +516,49 @@ fn net_create_and_sync_build_environments_with_kods_engine() {
     if !on() {
         return;
     }
-    let user = TestUser::new("make");
-    let before = HostSnapshot::take(&user);
-    let dir = shared_tempdir();
-    let store = dir.path().join("envs");
-    let out = expect(
-        kod_root(&store).args([
-            "env",
-            "create",
-            "tx",
-            "--distro",
-            "debian:trixie",
-            "--packages",
-            "hello,jq",
-            "--dry-run",
-        ]),
-        0,
-    );
+    let setup = Setup::new("make");
+    let create_tx = |extra: &[&str]| {
+        let mut c = kod_root(&setup.store);
+        c.args(["env", "create", "tx", "--distro", "debian:trixie"])
+            .args(["--packages", "hello,jq"])
+            .args(extra);
+        c
+    };
+    let out = expect(&mut create_tx(&["--dry-run"]), 0);
     assert!(
         stdout(&out).starts_with("would create tx"),
         "{}",
         stdout(&out)
     );
-    assert!(!store.join("tx").exists());
-    expect(
-        kod_root(&store).args([
-            "env",
-            "create",
-            "tx",
-            "--distro",
-            "debian:trixie",
-            "--packages",
-            "hello,jq",
-        ]),
-        0,
-    );
-    let out = expect(
-        kod_root(&store).args(["run", "tx", "--", "sh", "-c", "hello; jq -n 6*7"]),
-        0,
-    );
+    assert!(!setup.store.join("tx").exists());
+    expect(&mut create_tx(&[]), 0);
+    let out = expect(&mut sh_in(&setup.store, "tx", "hello; jq -n 6*7"), 0);
     assert_eq!(stdout(&out), "Hello, world!\n42\n");
-    let out = expect(kod_root(&store).args(["env", "status", "tx", "--json"]), 0);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = json(&expect(
+        kod_root(&setup.store).args(["env", "status", "tx", "--json"]),
+        0,
+    ));
     assert_eq!(st[0]["requested"], serde_json::json!(["hello", "jq"]));
     assert_eq!(st[0]["origin"], "create");
 
     // A declared environment that does not exist is built by sync.
     let conf = write_config(
-        dir.path(),
+        setup.dir.path(),
         "tx = { distro = \"debian:trixie\", packages = { \"hello\", \"jq\" } }, \
          made = { distro = \"debian:trixie\", packages = { \"hello\" }, exports = { \"hello\" } }",
     );
     expect(
-        kod_root(&store).arg("-c").arg(&conf).args(["env", "sync"]),
+        kod_root(&setup.store)
+            .arg("-c")
+            .arg(&conf)
+            .args(["env", "sync"]),
         0,
     );
-    let mut c = user.command(&store.join(".view/bin/hello"), &user.home);
+    let mut c = setup
+        .user
+        .command(&setup.store.join(".view/bin/hello"), &setup.user.home);
     assert_eq!(stdout(&expect(&mut c, 0)), "Hello, world!\n");
-    HostSnapshot::take(&user).assert_unchanged(&before);
+    setup.assert_host_unchanged();
 }
 
 #[test]
@@ -592,15 +566,9 @@ fn net_a_user_creates_changes_and_runs_a_personal_environment_without_root() {
     if !on() {
         return;
     }
-    let kod = kod_bin();
     let user = TestUser::new("mine");
     let before = HostSnapshot::take(&user);
-    let home = user.home.clone();
-    let as_user = |args: &[&str]| {
-        let mut c = user.command(&kod, &home);
-        c.args(args);
-        c
-    };
+    let as_user = |args: &[&str]| kod_as(&user, args);
     let run = |cmd: &str| {
         stdout(&expect(
             &mut as_user(&["run", "mine", "--", "sh", "-c", cmd]),
@@ -609,7 +577,7 @@ fn net_a_user_creates_changes_and_runs_a_personal_environment_without_root() {
     };
 
     // Built by kod's engine as root of the user's namespace, into their
-    // own store.
+    // own store. Root's files are the user's.
     let out = expect(
         &mut as_user(&[
             "env",
@@ -622,20 +590,11 @@ fn net_a_user_creates_changes_and_runs_a_personal_environment_without_root() {
         ]),
         0,
     );
-    let root = home.join(".local/share/kod/envs/mine/root");
-    assert!(
-        stdout(&out).contains(root.to_str().unwrap()),
-        "{}",
-        stdout(&out)
-    );
+    let root = personal_root(&user, "mine", &out);
     assert_eq!(run("hello"), "Hello, world!\n");
-    // Root's files are the user's, group shadow (42) is in the user's
-    // subordinate range: dpkg could chown.
+    // Group shadow (42) is in the user's subordinate range: dpkg could
+    // chown.
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(root.join("usr/bin/hello")).unwrap().uid(),
-        user.uid
-    );
     let shadow = std::fs::metadata(root.join("etc/shadow")).unwrap();
     assert_eq!(
         (shadow.uid(), shadow.gid()),
@@ -667,8 +626,10 @@ fn net_a_user_creates_changes_and_runs_a_personal_environment_without_root() {
     expect(&mut as_user(&["env", "remove", "mine", "jq"]), 0);
     assert_eq!(run("command -v jq || echo gone"), "gone\n");
     assert_eq!(run("dpkg --audit; echo audited"), "audited\n");
-    let out = expect(&mut as_user(&["env", "status", "mine", "--json"]), 0);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let st = json(&expect(
+        &mut as_user(&["env", "status", "mine", "--json"]),
+        0,
+    ));
     assert_eq!(st[0]["requested"], serde_json::json!(["hello"]));
     assert_eq!(st[0]["scope"], "personal");
 

@@ -1,7 +1,10 @@
 //! `Client::get_conditional` against the fixture server and file:// URLs.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{failing, truncated};
 use kod_fetch::{Client, ClientOptions, Conditional, FetchError, Validators};
 use kod_testkit::assert_contains;
 use kod_testkit::http::{Fault, FileServer};
@@ -18,6 +21,18 @@ fn modified(c: Conditional) -> (Vec<u8>, Validators) {
         Conditional::Modified { body, validators } => (body, validators),
         Conditional::NotModified => panic!("expected Modified, got NotModified"),
     }
+}
+
+/// The fixture server with one file, `/NAME` holding `data`, served with
+/// `fault`: its directory (kept while it runs), the server and the file's
+/// URL.
+fn serving(name: &str, data: &[u8], fault: Fault) -> (tempfile::TempDir, FileServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), data).unwrap();
+    let srv = FileServer::start(dir.path());
+    srv.set_fault(&format!("/{name}"), fault);
+    let url = format!("{}/{name}", srv.url());
+    (dir, srv, url)
 }
 
 #[test]
@@ -70,17 +85,7 @@ fn missing_file_is_not_found() {
 
 #[test]
 fn server_errors_are_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("InRelease"), b"signed").unwrap();
-    let srv = FileServer::start(dir.path());
-    srv.set_fault(
-        "/InRelease",
-        Fault {
-            fail_first: 2,
-            truncate_at: None,
-        },
-    );
-    let url = format!("{}/InRelease", srv.url());
+    let (_dir, srv, url) = serving("InRelease", b"signed", failing(2));
     let (body, _) = modified(client().get_conditional(&url, None).unwrap());
     assert_eq!(body, b"signed");
     assert_eq!(srv.hits("/InRelease"), 3);
@@ -88,17 +93,7 @@ fn server_errors_are_retried() {
 
 #[test]
 fn persistent_server_error_fails_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("InRelease"), b"signed").unwrap();
-    let srv = FileServer::start(dir.path());
-    srv.set_fault(
-        "/InRelease",
-        Fault {
-            fail_first: 1000,
-            truncate_at: None,
-        },
-    );
-    let url = format!("{}/InRelease", srv.url());
+    let (_dir, srv, url) = serving("InRelease", b"signed", failing(1000));
     let err = client().get_conditional(&url, None).unwrap_err();
     assert!(
         matches!(
@@ -119,18 +114,8 @@ fn persistent_server_error_fails_cleanly() {
 
 #[test]
 fn truncated_metadata_is_retried() {
-    let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(dir.path().join("Packages"), &data).unwrap();
-    let srv = FileServer::start(dir.path());
-    srv.set_fault(
-        "/Packages",
-        Fault {
-            fail_first: 0,
-            truncate_at: Some((1000, 1)),
-        },
-    );
-    let url = format!("{}/Packages", srv.url());
+    let (_dir, srv, url) = serving("Packages", &data, truncated(1000, 1));
     let (body, _) = modified(client().get_conditional(&url, None).unwrap());
     assert_eq!(body, data);
     assert_eq!(srv.hits("/Packages"), 2);

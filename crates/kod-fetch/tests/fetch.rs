@@ -1,9 +1,12 @@
 //! `Fetcher::fetch_all` against the fixture server and file:// URLs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{failing, truncated};
 use kod_fetch::{Cache, Client, ClientOptions, Download, FetchError, Fetcher, to_hex};
 use kod_report::{Event, Level, Recorder, Report, Stage, Work};
 use kod_testkit::http::{Fault, FileServer};
@@ -58,6 +61,20 @@ impl Fixture {
             sha256: sha(data),
             label: format!("{name} 1.0-1"),
         }
+    }
+
+    /// [`Fixture::publish`], the server answering pool/NAME with `fault`.
+    fn publish_faulty(&self, name: &str, data: &[u8], fault: Fault) -> Download {
+        let d = self.publish(name, data);
+        self.srv.set_fault(&format!("/pool/{name}"), fault);
+        d
+    }
+
+    /// Leaves in the cache the partial download of `d` an earlier run would
+    /// have left, holding `bytes`.
+    fn leave_partial(&self, d: &Download, bytes: impl AsRef<[u8]>) {
+        std::fs::create_dir_all(self.cache_dir.join("partial")).unwrap();
+        std::fs::write(partial_path(self, d), bytes).unwrap();
     }
 
     fn fetcher(&self, retries: u32) -> Fetcher {
@@ -201,14 +218,7 @@ fn size_mismatch_longer_and_shorter() {
 fn dropped_connection_is_resumed_with_range() {
     let f = Fixture::new();
     let data = bytes(10, 1_000_000);
-    let d = f.publish("big.deb", &data);
-    f.srv.set_fault(
-        "/pool/big.deb",
-        Fault {
-            fail_first: 0,
-            truncate_at: Some((300_000, 1)),
-        },
-    );
+    let d = f.publish_faulty("big.deb", &data, truncated(300_000, 1));
     let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
     assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
     let log = f.srv.log();
@@ -221,14 +231,7 @@ fn dropped_connection_is_resumed_with_range() {
 fn connection_dropping_every_time_fails_cleanly_then_resumes_next_run() {
     let f = Fixture::new();
     let data = bytes(11, 1_000_000);
-    let d = f.publish("flaky.deb", &data);
-    f.srv.set_fault(
-        "/pool/flaky.deb",
-        Fault {
-            fail_first: 0,
-            truncate_at: Some((10_000, usize::MAX)),
-        },
-    );
+    let d = f.publish_faulty("flaky.deb", &data, truncated(10_000, usize::MAX));
     let fetcher = f.fetcher(3);
     let err = fetcher.fetch_all(std::slice::from_ref(&d)).unwrap_err();
     assert!(
@@ -263,8 +266,7 @@ fn wrong_partial_bytes_are_refetched_from_scratch() {
     let data = bytes(12, 200_000);
     let d = f.publish("stale.deb", &data);
     // A partial file from some earlier run whose bytes are wrong.
-    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
-    std::fs::write(partial_path(&f, &d), bytes(99, 5_000)).unwrap();
+    f.leave_partial(&d, bytes(99, 5_000));
     let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
     assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
     let log = f.srv.log();
@@ -278,8 +280,7 @@ fn complete_partial_from_an_earlier_run_needs_no_request() {
     let f = Fixture::new();
     let data = bytes(13, 70_000);
     let d = f.publish("done.deb", &data);
-    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
-    std::fs::write(partial_path(&f, &d), &data).unwrap();
+    f.leave_partial(&d, &data);
     let paths = f.fetcher(3).fetch_all(std::slice::from_ref(&d)).unwrap();
     assert_eq!(std::fs::read(&paths[0]).unwrap(), data);
     assert_eq!(f.requests(), 0);
@@ -295,13 +296,7 @@ fn second_mirror_is_used_when_the_first_is_down() {
         format!("http://{}/pool/m.deb", l.local_addr().unwrap())
     };
     let broken = Fixture::new(); // answers 503 for ever
-    broken.srv.set_fault(
-        "/pool/m.deb",
-        Fault {
-            fail_first: usize::MAX,
-            truncate_at: None,
-        },
-    );
+    broken.srv.set_fault("/pool/m.deb", failing(usize::MAX));
     let good = d.urls.remove(0);
     d.urls = vec![down, format!("{}/pool/m.deb", broken.srv.url()), good];
     let paths = f.fetcher(1).fetch_all(std::slice::from_ref(&d)).unwrap();
@@ -362,14 +357,7 @@ fn file_urls_are_fetched_and_verified() {
 #[test]
 fn one_failure_stops_the_others_promptly() {
     let f = Fixture::new();
-    let slow = f.publish("slow.deb", &bytes(17, 1000));
-    f.srv.set_fault(
-        "/pool/slow.deb",
-        Fault {
-            fail_first: usize::MAX,
-            truncate_at: None,
-        },
-    );
+    let slow = f.publish_faulty("slow.deb", &bytes(17, 1000), failing(usize::MAX));
     let missing = Download {
         urls: vec![format!("{}/pool/missing.deb", f.srv.url())],
         size: 5,
@@ -535,8 +523,7 @@ fn server_ignoring_range_is_fetched_from_the_start() {
         label: "x 1".into(),
     };
     // The right first 40 000 bytes, from an earlier run.
-    std::fs::create_dir_all(f.cache_dir.join("partial")).unwrap();
-    std::fs::write(partial_path(&f, &d), &data[..40_000]).unwrap();
+    f.leave_partial(&d, &data[..40_000]);
     let rec = Recorder::new(false);
     let paths = f
         .fetcher(3)

@@ -12,9 +12,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Fixture, assert_same_tree, in_root_ok, leftovers, minbase_root, run, snapshot};
+use common::{
+    Fixture, assert_same_tree, in_root_ok, leftovers, minbase_root, net_tmp, run, snapshot,
+};
 use kod_install::{Error, Options, Transaction};
-use kod_testkit::Tier;
 
 const TOOL: &str = "/usr/bin/kod-divert-tool";
 const DIVERTED: &str = "/usr/bin/kod-divert-tool.distrib";
@@ -43,10 +44,7 @@ fn facts(root: &Path) -> String {
 
 #[test]
 fn net_root_diverted_paths_are_written_where_dpkg_writes_them() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let ours = minbase_root(tmp.path(), "ours");
     let theirs = tmp.path().join("theirs");
     run(Command::new("cp").arg("-a").arg(&ours).arg(&theirs));

@@ -17,12 +17,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fixture, arch, assert_same_tree, in_root_ok, leftovers, minbase_debs, minbase_root,
-    mounts_under, processes_in, run, snapshot,
+    Fixture, arch, assert_same_tree, child_args, child_test, in_root_ok, install, leftovers,
+    minbase_debs, minbase_root, mounts_under, net_tmp, processes_in, run, snapshot,
 };
 use kod_db::Error as DbError;
 use kod_install::{BootstrapOptions, Error, Options, Transaction, bootstrap_into};
-use kod_testkit::Tier;
 
 /// No mount, no process, no temporary directory left for `root`.
 fn nothing_left(root: &Path) {
@@ -38,6 +37,24 @@ fn nothing_left(root: &Path) {
         Vec::<PathBuf>::new(),
         "temporary directories left"
     );
+}
+
+/// After a successful install: dpkg finds nothing to audit, nothing is
+/// left.
+fn installed_cleanly(root: &Path) {
+    assert_eq!(in_root_ok(root, "dpkg --audit"), "");
+    nothing_left(root);
+}
+
+/// Bootstraps a new root at `root` from `debs`, expecting failure.
+fn bootstrap_fails(root: &Path, debs: &[PathBuf]) -> Error {
+    bootstrap_into(
+        root,
+        debs,
+        &BootstrapOptions::new(&arch()),
+        &Options::default(),
+    )
+    .expect_err("must fail")
 }
 
 /// Installs `debs` into `root` in one transaction, expecting failure; the
@@ -93,10 +110,7 @@ fn malicious_deb(dir: &Path) -> PathBuf {
 
 #[test]
 fn net_failing_maintainer_scripts_leave_the_root_unchanged() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let root = minbase_root(tmp.path(), "root");
     let good = Fixture {
         files: &[("/usr/share/kod-good/file", "good\n")],
@@ -136,23 +150,17 @@ fn net_failing_maintainer_scripts_leave_the_root_unchanged() {
     assert!(msg.contains("refusing"), "{msg}");
 
     // The same good package alone goes in.
-    let mut t = Transaction::begin(&root, &Options::default()).expect("begin");
-    t.install(&[good]).expect("install");
-    t.commit().expect("commit");
+    install(&root, &[good]);
     assert_eq!(
         fs::read_to_string(root.join("etc/kod-good")).expect("postinst ran"),
         "configured\n"
     );
-    assert_eq!(in_root_ok(&root, "dpkg --audit"), "");
-    nothing_left(&root);
+    installed_cleanly(&root);
 }
 
 #[test]
 fn net_unpack_failure_and_file_conflict_leave_the_root_unchanged() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let root = minbase_root(tmp.path(), "root");
     let mut batch = Vec::new();
     for i in 0..6 {
@@ -202,23 +210,17 @@ fn net_unpack_failure_and_file_conflict_leave_the_root_unchanged() {
         ..Fixture::new("kod-heir")
     }
     .build(tmp.path());
-    let mut t = Transaction::begin(&root, &Options::default()).expect("begin");
-    t.install(&[heir]).expect("install");
-    t.commit().expect("commit");
+    install(&root, &[heir]);
     assert_eq!(
         in_root_ok(&root, "dpkg -S /usr/share/doc/hostname/copyright"),
         "kod-heir: /usr/share/doc/hostname/copyright\n"
     );
-    assert_eq!(in_root_ok(&root, "dpkg --audit"), "");
-    nothing_left(&root);
+    installed_cleanly(&root);
 }
 
 #[test]
 fn net_failed_bootstrap_leaves_no_root() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let root = tmp.path().join("new");
     let bad = Fixture {
         members: &[("postinst", "#!/bin/sh\nexit 7\n")],
@@ -227,13 +229,7 @@ fn net_failed_bootstrap_leaves_no_root() {
     .build(tmp.path());
     let mut debs = minbase_debs();
     debs.push(bad);
-    let e = bootstrap_into(
-        &root,
-        &debs,
-        &BootstrapOptions::new(&arch()),
-        &Options::default(),
-    )
-    .expect_err("must fail");
+    let e = bootstrap_fails(&root, &debs);
     assert!(
         e.to_string().contains("kod-bad-postinst") && e.to_string().contains("status 7"),
         "{e}"
@@ -243,13 +239,7 @@ fn net_failed_bootstrap_leaves_no_root() {
 
     let mut debs = minbase_debs();
     debs.push(malicious_deb(tmp.path()));
-    let e = bootstrap_into(
-        &root,
-        &debs,
-        &BootstrapOptions::new(&arch()),
-        &Options::default(),
-    )
-    .expect_err("must fail");
+    let e = bootstrap_fails(&root, &debs);
     assert!(matches!(e, Error::Db(DbError::Unpack(_))), "{e}");
     assert!(!root.exists());
     nothing_left(&root);
@@ -276,12 +266,7 @@ fn slow_package(dir: &Path, token: &str) -> PathBuf {
 /// postinst runs, kills the child with SIGKILL, and lets the postinst end.
 fn run_and_kill(mode: &str, root: &Path, debs: &[PathBuf], token: &str) {
     let exe = std::env::current_exe().expect("test binary");
-    let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
-    let mut child = Command::new(exe)
-        .args(["--exact", "child_transaction", "--ignored", "--nocapture"])
-        .env("KOD_CHILD_MODE", mode)
-        .env("KOD_CHILD_ROOT", root)
-        .env("KOD_CHILD_DEBS", debs.join(":"))
+    let mut child = child_test(&exe, "child_transaction", mode, root, debs)
         .spawn()
         .expect("spawn the child");
     let ready = PathBuf::from(format!("/dev/shm/kod-ready-{token}"));
@@ -311,15 +296,7 @@ fn run_and_kill(mode: &str, root: &Path, debs: &[PathBuf], token: &str) {
 #[test]
 #[ignore = "helper: run as a child process by the SIGKILL tests"]
 fn child_transaction() {
-    let (Ok(mode), Ok(root), Ok(debs)) = (
-        std::env::var("KOD_CHILD_MODE"),
-        std::env::var("KOD_CHILD_ROOT"),
-        std::env::var("KOD_CHILD_DEBS"),
-    ) else {
-        panic!("run by the SIGKILL tests only");
-    };
-    let debs: Vec<PathBuf> = debs.split(':').map(PathBuf::from).collect();
-    let root = PathBuf::from(root);
+    let (mode, root, debs) = child_args("run by the SIGKILL tests only");
     let result = if mode == "bootstrap" {
         bootstrap_into(
             &root,
@@ -338,10 +315,7 @@ fn child_transaction() {
 
 #[test]
 fn net_sigkill_during_install_is_cleaned_up_by_the_next_run() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let root = minbase_root(tmp.path(), "root");
     let before = snapshot(&root);
     let token = format!("install-{}", std::process::id());
@@ -368,12 +342,9 @@ fn net_sigkill_during_install_is_cleaned_up_by_the_next_run() {
 
 #[test]
 fn net_sigkill_during_bootstrap_leaves_only_the_staging_directory() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
-    let root = tmp.path().join("new");
+    let Some(tmp) = net_tmp() else { return };
     let token = format!("bootstrap-{}", std::process::id());
+    let root = tmp.path().join("new");
     let mut debs = minbase_debs();
     debs.push(slow_package(tmp.path(), &token));
     run_and_kill("bootstrap", &root, &debs, &token);

@@ -13,17 +13,13 @@ use std::fs;
 
 use common::{
     arch, copy_sources, file_lists, git_debs, healthy, in_root, in_root_ok, mmdebstrap_minbase,
-    packages, pulled_in,
+    net_tmp, packages, pulled_in,
 };
 use kod_install::{BootstrapOptions, Options, Transaction, bootstrap_into};
-use kod_testkit::Tier;
 
 #[test]
 fn net_minbase_matches_mmdebstrap_then_git_installs_and_removes() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let mm = tmp.path().join("mmdebstrap");
     let debs = mmdebstrap_minbase(&mm, &tmp.path().join("debs"));
     assert!(debs.len() > 50, "only {} packages", debs.len());

@@ -16,10 +16,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fixture, Node, assert_same_tree, leftovers, mounts_under, processes_in, run, snapshot,
+    Fixture, Node, arch, assert_same_tree, leftovers, mounts_under, processes_in, root_tmp, run,
+    snapshot,
 };
 use kod_install::{BootstrapOptions, Error, Options, Transaction};
-use kod_testkit::Tier;
 
 /// An empty dpkg root: what dpkg needs to run with `--root`.
 fn dpkg_root(root: &Path) {
@@ -31,13 +31,7 @@ fn dpkg_root(root: &Path) {
         fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     fs::write(root.join("var/lib/dpkg/status"), "").expect("status");
-    fs::write(root.join("var/lib/dpkg/arch"), format!("{}\n", host_arch())).expect("arch");
-}
-
-fn host_arch() -> String {
-    run(Command::new("dpkg").arg("--print-architecture"))
-        .trim()
-        .to_string()
+    fs::write(root.join("var/lib/dpkg/arch"), format!("{}\n", arch())).expect("arch");
 }
 
 /// The host's dpkg working on `root` (scripts would run without chroot:
@@ -64,7 +58,7 @@ struct Fixtures {
 }
 
 fn fixtures(dir: &Path) -> Fixtures {
-    let arch = host_arch();
+    let arch = arch();
     let lib_path = "/usr/lib/kod-test/libkod.so.1";
     let lib_sums = format!("{}  {}\n", md5("lib\n"), lib_path.trim_start_matches('/'));
     let watcher = Fixture {
@@ -162,10 +156,7 @@ fn files(root: &Path) -> BTreeMap<PathBuf, Node> {
 
 #[test]
 fn root_registration_matches_dpkg_unpack_and_dpkg_configures_it() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let fx = fixtures(tmp.path());
     let theirs = tmp.path().join("dpkg-root");
     let ours = tmp.path().join("kod-root");
@@ -220,7 +211,7 @@ fn root_registration_matches_dpkg_unpack_and_dpkg_configures_it() {
     da.remove(Path::new("triggers/Unincorp"));
     db.remove(Path::new("triggers/Unincorp"));
     assert_same_tree(&da, &db, "dpkg database after unpacking");
-    assert!(db.contains_key(Path::new(&format!("info/kod-lib:{}.list", host_arch()))));
+    assert!(db.contains_key(Path::new(&format!("info/kod-lib:{}.list", arch()))));
     assert_eq!(db[Path::new("info/kod-conf.prerm")].mode, 0o755);
     assert_same_tree(&files(&theirs), &files(&view), "unpacked files");
     assert!(view.join("etc/kod-conf.conf.dpkg-new").is_file());
@@ -254,20 +245,59 @@ fn root_registration_matches_dpkg_unpack_and_dpkg_configures_it() {
     assert!(mounts_under(tmp.path()).is_empty());
 }
 
-#[test]
-fn root_second_transaction_waits_or_fails_clearly() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("new-root");
-    let b = BootstrapOptions::new(&host_arch());
-    let first = Transaction::bootstrap(&root, &b, &Options::default()).expect("first");
-    let no_wait = Options {
+/// A transaction making a new root at `root` for the host's architecture.
+fn bootstrap(root: &Path, options: &Options) -> Result<Transaction, Error> {
+    Transaction::bootstrap(root, &BootstrapOptions::new(&arch()), options)
+}
+
+/// What a new root holds before any package: an empty dpkg status and the
+/// merged-/usr links.
+fn assert_empty_skeleton(root: &Path) {
+    assert_eq!(
+        fs::read_to_string(root.join("var/lib/dpkg/status")).expect("status"),
+        ""
+    );
+    assert_eq!(
+        fs::read_link(root.join("bin")).expect("bin"),
+        Path::new("usr/bin")
+    );
+}
+
+/// Options for a transaction that fails at once when its root is busy.
+fn no_wait() -> Options {
+    Options {
         no_wait: true,
         ..Options::default()
-    };
-    match Transaction::bootstrap(&root, &b, &no_wait) {
+    }
+}
+
+/// Drops `held` (a lock, or what keeps one) from another thread after
+/// 800 ms: what [`waited`] waits for.
+fn drop_later<T: Send + 'static>(held: T) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        drop(held);
+    })
+}
+
+/// `begin()`, asserting that it waited (for [`drop_later`]).
+#[track_caller]
+fn waited<T>(begin: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let t = begin();
+    assert!(
+        start.elapsed() >= Duration::from_millis(700),
+        "did not wait"
+    );
+    t
+}
+
+#[test]
+fn root_second_transaction_waits_or_fails_clearly() {
+    let Some(tmp) = root_tmp() else { return };
+    let root = tmp.path().join("new-root");
+    let first = bootstrap(&root, &Options::default()).expect("first");
+    match bootstrap(&root, &no_wait()) {
         Err(e @ Error::Locked { .. }) => {
             let msg = e.to_string();
             assert!(
@@ -278,16 +308,8 @@ fn root_second_transaction_waits_or_fails_clearly() {
         other => panic!("expected Locked, got {other:?}"),
     }
     // A waiting one gets the root once the first is done.
-    let holder = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        drop(first);
-    });
-    let start = Instant::now();
-    let second = Transaction::bootstrap(&root, &b, &Options::default()).expect("second waits");
-    assert!(
-        start.elapsed() >= Duration::from_millis(700),
-        "did not wait"
-    );
+    let holder = drop_later(first);
+    let second = waited(|| bootstrap(&root, &Options::default()).expect("second waits"));
     holder.join().expect("holder");
     drop(second);
     assert!(!root.exists());
@@ -299,10 +321,7 @@ fn root_second_transaction_waits_or_fails_clearly() {
 /// wait until the lock is released.
 #[test]
 fn root_dpkg_in_use_in_the_root_is_refused_or_waited_for() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let root = tmp.path().join("root");
     dpkg_root(&root);
     let lock_file = root.join("var/lib/dpkg/lock-frontend");
@@ -329,11 +348,7 @@ fn root_dpkg_in_use_in_the_root_is_refused_or_waited_for() {
         let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read the holder");
         assert!(n > 0, "the lock holder ended without taking the lock");
     }
-    let no_wait = Options {
-        no_wait: true,
-        ..Options::default()
-    };
-    match Transaction::begin(&root, &no_wait) {
+    match Transaction::begin(&root, &no_wait()) {
         Err(e @ Error::Db(kod_db::Error::DpkgLocked { .. })) => {
             let msg = e.to_string();
             assert!(msg.contains("apt or dpkg"), "{msg}");
@@ -347,17 +362,8 @@ fn root_dpkg_in_use_in_the_root_is_refused_or_waited_for() {
         "root after the refused transaction",
     );
     // A waiting transaction begins once the holder lets go.
-    let stdin = holder.stdin.take().expect("stdin");
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        drop(stdin);
-    });
-    let start = Instant::now();
-    let t = Transaction::begin(&root, &Options::default()).expect("waits, then begins");
-    assert!(
-        start.elapsed() >= Duration::from_millis(700),
-        "did not wait"
-    );
+    let release = drop_later(holder.stdin.take().expect("stdin"));
+    let t = waited(|| Transaction::begin(&root, &Options::default()).expect("waits, then begins"));
     release.join().expect("release");
     assert!(holder.wait().expect("holder").success());
     drop(t);
@@ -386,27 +392,16 @@ fn dpkg_frontend_lock_holder() {
 
 #[test]
 fn root_new_root_skeleton_and_debug_leave_nothing() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let root = tmp.path().join("r");
-    let b = BootstrapOptions::new(&host_arch());
-    let t = Transaction::bootstrap(&root, &b, &Options::default()).expect("bootstrap");
+    let t = bootstrap(&root, &Options::default()).expect("bootstrap");
     let view = t.view().to_path_buf();
     assert!(view.starts_with(tmp.path()) && view != root);
     assert_eq!(
         fs::read_to_string(view.join("var/lib/dpkg/arch")).expect("arch"),
-        format!("{}\n", host_arch())
+        format!("{}\n", arch())
     );
-    assert_eq!(
-        fs::read_to_string(view.join("var/lib/dpkg/status")).expect("status"),
-        ""
-    );
-    assert_eq!(
-        fs::read_link(view.join("bin")).expect("bin"),
-        Path::new("usr/bin")
-    );
+    assert_empty_skeleton(&view);
     let null = fs::symlink_metadata(view.join("dev/null")).expect("dev/null");
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     assert!(null.file_type().is_char_device());
@@ -427,7 +422,7 @@ fn root_new_root_skeleton_and_debug_leave_nothing() {
         debug: true,
         ..Options::default()
     };
-    let t = Transaction::bootstrap(&root, &b, &debug).expect("bootstrap");
+    let t = bootstrap(&root, &debug).expect("bootstrap");
     let report = t.commit().expect("commit");
     assert!(!report.committed);
     assert!(!root.exists());
@@ -436,33 +431,8 @@ fn root_new_root_skeleton_and_debug_leave_nothing() {
 }
 
 #[test]
-fn root_existing_root_that_is_not_debian_is_refused() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("r");
-    fs::create_dir(&root).expect("mkdir");
-    fs::write(root.join("x"), "x").expect("x");
-    match Transaction::begin(&root, &Options::default()) {
-        Err(e @ Error::Target { .. }) => {
-            assert!(e.to_string().contains("not a Debian root"), "{e}")
-        }
-        other => panic!("{other:?}"),
-    }
-    match Transaction::bootstrap(&root, &BootstrapOptions::new("amd64"), &Options::default()) {
-        Err(e @ Error::Target { .. }) => assert!(e.to_string().contains("not empty"), "{e}"),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
-}
-
-#[test]
 fn root_interrupted_commit_is_completed_and_unmarked_work_thrown_away() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let root = tmp.path().join("r");
     dpkg_root(&root);
     fs::create_dir_all(root.join("etc/old")).expect("mkdir");
@@ -493,18 +463,13 @@ fn root_interrupted_commit_is_completed_and_unmarked_work_thrown_away() {
 
     let t = Transaction::begin(&root, &Options::default()).expect("begin");
     drop(t);
-    assert_eq!(
-        fs::read_to_string(root.join("etc/changed")).expect("changed"),
-        "after"
-    );
-    assert_eq!(
-        fs::read_to_string(root.join("etc/new/file")).expect("new"),
-        "new"
-    );
-    assert_eq!(
-        fs::read_to_string(root.join("etc/old/kept")).expect("kept"),
-        "kept"
-    );
+    for (path, content) in [
+        ("etc/changed", "after"),
+        ("etc/new/file", "new"),
+        ("etc/old/kept", "kept"),
+    ] {
+        assert_eq!(fs::read_to_string(root.join(path)).expect(path), content);
+    }
     assert!(!root.join("etc/gone").exists());
     assert!(!root.join("etc/never").exists());
     assert!(!txn.exists() && !stale.exists());
@@ -522,10 +487,7 @@ impl Drop for Mounted {
 
 #[test]
 fn root_new_root_on_an_empty_mount_point_is_built_inside_it() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let root = tmp.path().join("mnt");
     fs::create_dir(&root).expect("mkdir");
     rustix::mount::mount(
@@ -537,28 +499,35 @@ fn root_new_root_on_an_empty_mount_point_is_built_inside_it() {
     )
     .expect("mount tmpfs");
     let _guard = Mounted(root.clone());
-    let t = Transaction::bootstrap(
-        &root,
-        &BootstrapOptions::new(&host_arch()),
-        &Options::default(),
-    )
-    .expect("bootstrap");
+    let t = bootstrap(&root, &Options::default()).expect("bootstrap");
     // Built on the mount point's own file system, inside it.
     assert!(t.view().starts_with(&root), "{}", t.view().display());
     let report = t.commit().expect("commit");
     assert!(report.committed && report.moved > 0);
-    assert_eq!(
-        fs::read_to_string(root.join("var/lib/dpkg/status")).expect("status"),
-        ""
-    );
-    assert_eq!(
-        fs::read_link(root.join("bin")).expect("bin"),
-        Path::new("usr/bin")
-    );
+    assert_empty_skeleton(&root);
     assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
     assert_eq!(
         mounts_under(&root),
         vec![root.display().to_string()],
         "only the test's tmpfs"
     );
+}
+
+#[test]
+fn root_existing_root_that_is_not_debian_is_refused() {
+    let Some(tmp) = root_tmp() else { return };
+    let root = tmp.path().join("r");
+    fs::create_dir(&root).expect("mkdir");
+    fs::write(root.join("x"), "x").expect("x");
+    match Transaction::begin(&root, &Options::default()) {
+        Err(e @ Error::Target { .. }) => {
+            assert!(e.to_string().contains("not a Debian root"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match Transaction::bootstrap(&root, &BootstrapOptions::new("amd64"), &Options::default()) {
+        Err(e @ Error::Target { .. }) => assert!(e.to_string().contains("not empty"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
 }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    Fixture, assert_same_tree, healthy, in_root_ok, leftovers, minbase_root, mounts_under, run,
-    snapshot,
+    Fixture, assert_same_tree, healthy, in_root_ok, leftovers, minbase_root, mounts_under, net_tmp,
+    root_tmp, run, snapshot,
 };
 use kod_install::{Dpkg, Error, Options, Transaction};
 use kod_testkit::Tier;
@@ -95,6 +95,25 @@ fn status_of(root: &Path, package: &str) -> String {
         root,
         &format!("dpkg-query -W -f '${{Status}}' {package} 2>/dev/null || true"),
     )
+}
+
+/// Options that keep the transactions' journal in `journal`.
+fn journaled(journal: &Path) -> Options {
+    Options {
+        journal: Some(journal.to_path_buf()),
+        ..Options::default()
+    }
+}
+
+/// Leaves in `journal` the record of a killed transaction (pid 999999,
+/// gone) naming `path` as its `what` (`work` or `root`).
+fn killed_record(journal: &Path, what: &str, path: &Path) {
+    fs::create_dir_all(journal).expect("journal");
+    fs::write(
+        journal.join("999999-0.txn"),
+        format!("pid 999999\n{what} {}\n", path.display()),
+    )
+    .expect("record");
 }
 
 /// Installs `good` into a snapshot of `from` at `to` and commits; then a
@@ -226,10 +245,7 @@ fn net_root_snapshot_elsewhere_is_a_copy_reflinked_where_possible() {
 
 #[test]
 fn net_root_ephemeral_overlay_never_writes_its_lower_root() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let lower = minbase_root(tmp.path(), "lower");
     let (good, bad) = fixtures(tmp.path());
     let before = snapshot(&lower);
@@ -237,10 +253,7 @@ fn net_root_ephemeral_overlay_never_writes_its_lower_root() {
     let work = shm.path().join("work");
     let kept = shm.path().join("kept");
     let journal = tmp.path().join("journal");
-    let options = Options {
-        journal: Some(journal.clone()),
-        ..Options::default()
-    };
+    let options = journaled(&journal);
 
     // Committed with a kept layer: the layer has the package, the lower
     // root does not.
@@ -275,12 +288,7 @@ fn net_root_ephemeral_overlay_never_writes_its_lower_root() {
     // its work directory, which the next transaction removes.
     let dead = work.join(".kod-ephemeral-999999-0");
     fs::create_dir_all(dead.join("upper/etc")).expect("mkdir");
-    fs::create_dir_all(&journal).expect("journal");
-    fs::write(
-        journal.join("999999-0.txn"),
-        format!("pid 999999\nwork {}\n", dead.display()),
-    )
-    .expect("record");
+    killed_record(&journal, "work", &dead);
     assert_eq!(kod_install::leftovers::list(&journal).len(), 1);
     let t = Transaction::<Dpkg>::ephemeral(&lower, &work, None, &options).expect("overlay");
     assert!(!dead.exists());
@@ -320,25 +328,14 @@ fn root_the_running_system_is_locked_apart_and_only_overlaid_here() {
 
 #[test]
 fn root_the_journal_cleans_leftovers_of_other_roots() {
-    if !kod_testkit::tier(Tier::Root) {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
+    let Some(tmp) = root_tmp() else { return };
     let journal = tmp.path().join("journal");
-    let options = Options {
-        journal: Some(journal.clone()),
-        ..Options::default()
-    };
+    let options = journaled(&journal);
     // A killed bootstrap of `a` left its staging directory and its record.
     let a = tmp.path().join("a");
     let staging = tmp.path().join(".a.kod-tmp-999999");
     fs::create_dir_all(staging.join("usr/bin")).expect("mkdir");
-    fs::create_dir_all(&journal).expect("journal");
-    fs::write(
-        journal.join("999999-0.txn"),
-        format!("pid 999999\nroot {}\n", a.display()),
-    )
-    .expect("record");
+    killed_record(&journal, "root", &a);
     // A live transaction's record is left alone.
     let live = format!("pid {}\nroot {}\n", std::process::id(), a.display());
     fs::write(journal.join("live.txn"), &live).expect("record");

@@ -6,56 +6,46 @@
 
 mod common;
 
-use common::{Fixture, in_root_ok, leftovers, minbase_root};
-use kod_install::{Options, Transaction};
-use kod_testkit::Tier;
+use std::path::{Path, PathBuf};
 
-fn install(root: &std::path::Path, debs: &[std::path::PathBuf]) -> kod_install::InstallReport {
-    let mut t = Transaction::begin(root, &Options::default()).expect("begin");
-    let r = t.install(debs).expect("install");
-    t.commit().expect("commit");
-    r
+use common::{Fixture, in_root_ok, install, leftovers, minbase_root, net_tmp};
+use kod_install::{Options, Transaction};
+
+/// Version `version` of kod-up: a conffile holding `conf`, a file only
+/// that version ships (`only_in`: path, content), and a postinst logging
+/// its arguments.
+fn kod_up(dir: &Path, version: &str, conf: &str, only_in: (&str, &str)) -> PathBuf {
+    Fixture {
+        version,
+        files: &[("/etc/kod-up.conf", conf), only_in],
+        members: &[
+            ("conffiles", "/etc/kod-up.conf\n"),
+            (
+                "postinst",
+                "#!/bin/sh\necho \"$1 $2\" >> /var/lib/kod-up.log\n",
+            ),
+        ],
+        ..Fixture::new("kod-up")
+    }
+    .build(dir)
 }
 
 #[test]
 fn net_upgrade_reinstall_and_config_files_go_through_dpkg() {
-    if !kod_testkit::tiers(&[Tier::Root, Tier::Net]) {
-        return;
-    }
-    let tmp = tempfile::tempdir_in("/var/tmp").expect("tmp");
+    let Some(tmp) = net_tmp() else { return };
     let root = minbase_root(tmp.path(), "root");
-    let v1 = Fixture {
-        version: "1.0-1",
-        files: &[
-            ("/etc/kod-up.conf", "v1\n"),
-            ("/usr/share/kod-up/only-in-1", "1\n"),
-        ],
-        members: &[
-            ("conffiles", "/etc/kod-up.conf\n"),
-            (
-                "postinst",
-                "#!/bin/sh\necho \"$1 $2\" >> /var/lib/kod-up.log\n",
-            ),
-        ],
-        ..Fixture::new("kod-up")
-    }
-    .build(tmp.path());
-    let v2 = Fixture {
-        version: "2.0-1",
-        files: &[
-            ("/etc/kod-up.conf", "v2\n"),
-            ("/usr/share/kod-up/only-in-2", "2\n"),
-        ],
-        members: &[
-            ("conffiles", "/etc/kod-up.conf\n"),
-            (
-                "postinst",
-                "#!/bin/sh\necho \"$1 $2\" >> /var/lib/kod-up.log\n",
-            ),
-        ],
-        ..Fixture::new("kod-up")
-    }
-    .build(tmp.path());
+    let v1 = kod_up(
+        tmp.path(),
+        "1.0-1",
+        "v1\n",
+        ("/usr/share/kod-up/only-in-1", "1\n"),
+    );
+    let v2 = kod_up(
+        tmp.path(),
+        "2.0-1",
+        "v2\n",
+        ("/usr/share/kod-up/only-in-2", "2\n"),
+    );
 
     let r = install(&root, std::slice::from_ref(&v1));
     assert_eq!(r.unpacked.len(), 1);
@@ -106,6 +96,6 @@ fn net_upgrade_reinstall_and_config_files_go_through_dpkg() {
         "the edited conffile is kept (--force-confold)"
     );
     assert_eq!(in_root_ok(&root, "dpkg --audit"), "");
-    assert_eq!(leftovers(&root), Vec::<std::path::PathBuf>::new());
+    assert_eq!(leftovers(&root), Vec::<PathBuf>::new());
     assert!(!root.join("var/cache/kod-install").exists());
 }

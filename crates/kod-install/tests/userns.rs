@@ -20,11 +20,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{
-    arch, copy_sources, file_lists, git_debs, healthy, in_root, in_root_ok, minbase_debs,
-    minbase_root, mounts_under, packages, pulled_in, snapshot,
+    arch, assert_success, child_args, child_test, copy_sources, file_lists, git_debs, healthy,
+    in_root, in_root_ok, minbase_debs, minbase_root, mounts_under, packages, pulled_in, snapshot,
 };
 use kod_install::{BootstrapOptions, Error, Options, Transaction, bootstrap_into, plan_removal};
 use kod_testkit::Tier;
@@ -41,20 +41,10 @@ const COUNT: u32 = 65_536;
 fn in_user_namespace(exe: &Path, step: &str, root: &Path, debs: &[PathBuf]) {
     let (mut pid_r, pid_w) = std::io::pipe().expect("pipe");
     let (go_r, mut go_w) = std::io::pipe().expect("pipe");
-    let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--exact",
-        "child_in_user_namespace",
-        "--ignored",
-        "--nocapture",
-    ])
-    .env("KOD_USERNS_STEP", step)
-    .env("KOD_USERNS_ROOT", root)
-    .env("KOD_USERNS_DEBS", debs.join(":"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = child_test(exe, "child_in_user_namespace", step, root, debs);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (pid_fd, go_fd) = (pid_w.as_raw_fd(), go_r.as_raw_fd());
     // SAFETY: raw system calls only, on descriptors open until spawn
     // returns; no allocation.
@@ -100,32 +90,14 @@ fn in_user_namespace(exe: &Path, step: &str, root: &Path, debs: &[PathBuf]) {
     drop((pid_w, go_r));
     let out = child.wait_with_output().expect("wait");
     mapper.join().expect("mapper");
-    assert!(
-        out.status.success(),
-        "{step} as root of a user namespace failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, format_args!("{step} as root of a user namespace"));
 }
 
 #[test]
 #[ignore = "helper: run in a user namespace by net_transactions_as_root_of_a_user_namespace"]
 fn child_in_user_namespace() {
-    let (Ok(step), Ok(root), Ok(debs)) = (
-        std::env::var("KOD_USERNS_STEP"),
-        std::env::var("KOD_USERNS_ROOT"),
-        std::env::var("KOD_USERNS_DEBS"),
-    ) else {
-        panic!("run by net_transactions_as_root_of_a_user_namespace only");
-    };
+    let (step, root, debs) = child_args("run by net_transactions_as_root_of_a_user_namespace only");
     assert!(kod_sandbox::in_user_namespace(), "not in a user namespace");
-    let root = PathBuf::from(root);
-    let debs: Vec<PathBuf> = debs
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .collect();
     let options = Options::default();
     match step.as_str() {
         "bootstrap" => {

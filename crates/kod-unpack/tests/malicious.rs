@@ -55,6 +55,12 @@ impl World {
             .collect()
     }
 
+    /// Stages `x` and `name`, a hard link to it.
+    fn stage_hard_link(&self, name: &str) {
+        fs::write(self.stage().join("x"), "x\n").expect("x");
+        fs::hard_link(self.stage().join("x"), self.stage().join(name)).expect("link");
+    }
+
     fn deb(&self, name: &str, tar_args: &[&str]) -> PathBuf {
         hand_deb(
             self.build.path(),
@@ -81,6 +87,11 @@ fn options() -> UnpackOptions {
         ownership: Ownership::SkipIfNotPermitted,
         ..UnpackOptions::default()
     }
+}
+
+/// How many names the file at `p` has.
+fn links(p: &Path) -> u64 {
+    fs::metadata(p).expect("stat").nlink()
 }
 
 fn only_failure(err: &UnpackError) -> &kod_unpack::Failure {
@@ -139,30 +150,34 @@ fn write_through_absolute_symlink_is_refused() {
     assert_eq!(fs::read_link(w.root.join("l")).expect("l"), w.canary);
 }
 
+/// Where, in a [`World`], a refused write would have landed.
+type Escaped = fn(&World) -> PathBuf;
+
 #[test]
 fn write_through_relative_symlink_climbing_out_is_refused() {
-    let w = World::new();
-    symlink("../../..", w.stage().join("up")).expect("symlink");
-    fs::write(w.stage().join("x"), "evil\n").expect("x");
-    let deb = w.deb("climb", &["--transform=s,^x$,up/x,S", "up", "x"]);
-    let err = w.refuse(&deb);
-    assert!(
-        matches!(only_failure(&err).reason, Reason::OutsideRoot { .. }),
-        "{err}"
-    );
-    assert!(!w.world.join("x").exists());
-
-    // `..` that lands exactly on the canary directory.
-    let w = World::new();
-    symlink("..", w.stage().join("up")).expect("symlink");
-    fs::write(w.stage().join("x"), "evil\n").expect("x");
-    let deb = w.deb("climb2", &["--transform=s,^x$,up/etc/x,S", "up", "x"]);
-    let err = w.refuse(&deb);
-    assert!(
-        matches!(only_failure(&err).reason, Reason::OutsideRoot { .. }),
-        "{err}"
-    );
-    assert!(!w.canary.join("x").exists());
+    // Out of the world; then `..` that lands exactly on the canary
+    // directory. Each: the symlink's target, the package, where `x` is
+    // sent, and where it would have escaped to.
+    let cases: [(&str, &str, &str, Escaped); 2] = [
+        ("../../..", "climb", "--transform=s,^x$,up/x,S", |w| {
+            w.world.join("x")
+        }),
+        ("..", "climb2", "--transform=s,^x$,up/etc/x,S", |w| {
+            w.canary.join("x")
+        }),
+    ];
+    for (target, name, transform, escaped) in cases {
+        let w = World::new();
+        symlink(target, w.stage().join("up")).expect("symlink");
+        fs::write(w.stage().join("x"), "evil\n").expect("x");
+        let deb = w.deb(name, &[transform, "up", "x"]);
+        let err = w.refuse(&deb);
+        assert!(
+            matches!(only_failure(&err).reason, Reason::OutsideRoot { .. }),
+            "{err}"
+        );
+        assert!(!escaped(&w).exists());
+    }
 }
 
 #[test]
@@ -171,8 +186,7 @@ fn hard_link_to_absolute_etc_passwd_is_refused() {
     // Even a passwd inside the root is not this package's file.
     fs::create_dir_all(w.root.join("etc")).expect("etc");
     fs::write(w.root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").expect("passwd");
-    fs::write(w.stage().join("x"), "x\n").expect("x");
-    fs::hard_link(w.stage().join("x"), w.stage().join("y")).expect("link");
+    w.stage_hard_link("y");
     let deb = w.deb(
         "hlabs",
         &["-P", "--transform=s,^x$,/etc/passwd,RS", "x", "y"],
@@ -183,52 +197,36 @@ fn hard_link_to_absolute_etc_passwd_is_refused() {
         matches!(&f.reason, Reason::HardLinkTarget { target } if target == "/etc/passwd"),
         "{err}"
     );
-    assert_eq!(
-        fs::metadata(w.root.join("etc/passwd"))
-            .expect("stat")
-            .nlink(),
-        1
-    );
-    assert_eq!(
-        fs::metadata(w.canary.join("passwd")).expect("stat").nlink(),
-        1
-    );
+    assert_eq!(links(&w.root.join("etc/passwd")), 1);
+    assert_eq!(links(&w.canary.join("passwd")), 1);
     assert!(!w.root.join("y").exists());
 }
 
 #[test]
 fn hard_link_with_dotdot_is_refused() {
     let w = World::new();
-    fs::write(w.stage().join("x"), "x\n").expect("x");
-    fs::hard_link(w.stage().join("x"), w.stage().join("y")).expect("link");
+    w.stage_hard_link("y");
     let deb = w.deb(
         "hldotdot",
         &["-P", "--transform=s,^x$,../../etc/passwd,RS", "x", "y"],
     );
     let err = w.refuse(&deb);
     assert!(matches!(only_failure(&err).reason, Reason::DotDot), "{err}");
-    assert_eq!(
-        fs::metadata(w.canary.join("passwd")).expect("stat").nlink(),
-        1
-    );
+    assert_eq!(links(&w.canary.join("passwd")), 1);
 }
 
 #[test]
 fn hard_link_through_outside_symlink_is_refused() {
     let w = World::new();
     symlink(&w.canary, w.stage().join("l")).expect("symlink");
-    fs::write(w.stage().join("x"), "x\n").expect("x");
-    fs::hard_link(w.stage().join("x"), w.stage().join("h")).expect("link");
+    w.stage_hard_link("h");
     let deb = w.deb("hlsym", &["--transform=s,^x$,l/secret,RS", "l", "x", "h"]);
     let err = w.refuse(&deb);
     assert!(
         matches!(&only_failure(&err).reason, Reason::HardLinkTarget { target } if target == "l/secret"),
         "{err}"
     );
-    assert_eq!(
-        fs::metadata(w.canary.join("secret")).expect("stat").nlink(),
-        1
-    );
+    assert_eq!(links(&w.canary.join("secret")), 1);
     assert!(!w.root.join("h").exists());
 }
 

@@ -47,6 +47,18 @@ fn download(dir: &Path, packages: &[&str]) -> Vec<PathBuf> {
     debs
 }
 
+/// For the tests that need the network and root: a temporary directory
+/// holding the .deb files of `packages`, downloaded by apt; None unless
+/// both tiers are on.
+fn downloaded(packages: &[&str]) -> Option<(tempfile::TempDir, Vec<PathBuf>)> {
+    if !kod_testkit::tiers(&[Tier::Net, Tier::Root]) {
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let debs = download(tmp.path(), packages);
+    Some((tmp, debs))
+}
+
 fn options() -> UnpackOptions {
     UnpackOptions {
         conffiles: Conffiles::Install,
@@ -56,11 +68,9 @@ fn options() -> UnpackOptions {
 
 #[test]
 fn net_real_packages_match_dpkg_deb_x() {
-    if !kod_testkit::tiers(&[Tier::Net, Tier::Root]) {
+    let Some((tmp, debs)) = downloaded(PACKAGES) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let debs = download(tmp.path(), PACKAGES);
+    };
     let mut host_compared = 0;
     for (i, deb) in debs.iter().enumerate() {
         let ours = tmp.path().join(format!("ours{i}"));
@@ -109,11 +119,9 @@ fn net_real_packages_match_dpkg_deb_x() {
 
 #[test]
 fn net_batch_into_merged_usr_root_matches_tar_keep_directory_symlink() {
-    if !kod_testkit::tiers(&[Tier::Net, Tier::Root]) {
+    let Some((tmp, debs)) = downloaded(PACKAGES) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let debs = download(tmp.path(), PACKAGES);
+    };
     let ours = tmp.path().join("ours");
     let theirs = tmp.path().join("theirs");
     for r in [&ours, &theirs] {
@@ -142,11 +150,9 @@ fn net_batch_into_merged_usr_root_matches_tar_keep_directory_symlink() {
 
 #[test]
 fn net_repacked_gzip_zstd_and_uncompressed_match_the_original() {
-    if !kod_testkit::tiers(&[Tier::Net, Tier::Root]) {
+    let Some((tmp, debs)) = downloaded(&["coreutils"]) else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tmp");
-    let debs = download(tmp.path(), &["coreutils"]);
+    };
     let original = &debs[0];
     let reference = tmp.path().join("reference");
     run(Command::new("dpkg-deb")

@@ -1,11 +1,13 @@
 //! `unpack_tar`: a root tarball unpacked through the writer's tree rules
 //! (hand-made archives; hostile paths written straight into the header).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::child_result_as_nobody;
 use kod_testkit::Tier;
 use kod_unpack::{Reason, TarOptions, TarUnpacked, unpack_tar};
 
@@ -26,6 +28,29 @@ fn e<'a>(path: &'a str, kind: tar::EntryType) -> E<'a> {
         link: None,
         mode: 0o755,
         pax: &[],
+    }
+}
+
+/// A regular file holding `data`.
+fn file<'a>(path: &'a str, data: &'a [u8]) -> E<'a> {
+    E {
+        data,
+        ..e(path, Regular)
+    }
+}
+
+/// A link (`Symlink`, or a hard `Link`) to `target`.
+fn link<'a>(path: &'a str, kind: tar::EntryType, target: &'a str) -> E<'a> {
+    E {
+        link: Some(target),
+        ..e(path, kind)
+    }
+}
+
+impl<'a> E<'a> {
+    /// This entry with mode `mode`.
+    fn mode(self, mode: u32) -> E<'a> {
+        E { mode, ..self }
     }
 }
 
@@ -87,35 +112,14 @@ fn symlinks_out_of_the_root_lead_inside_and_dotdot_is_refused() {
     let entries = [
         e(&own, Directory),
         e("./usr/bin/", Directory),
-        E {
-            link: Some("usr/bin"),
-            ..e("./bin", Symlink)
-        },
-        E {
-            data: b"#!/bin/sh\n",
-            ..e("./bin/tool", Regular)
-        },
-        E {
-            link: Some(&out),
-            ..e("./escape", Symlink)
-        },
-        E {
-            link: Some("../../../.."),
-            ..e("./up", Symlink)
-        },
-        E {
-            data: b"x",
-            ..e(escape_file, Regular)
-        },
-        E {
-            data: b"y",
-            ..e("./up/etc-file", Regular)
-        },
+        link("./bin", Symlink, "usr/bin"),
+        file("./bin/tool", b"#!/bin/sh\n"),
+        link("./escape", Symlink, &out),
+        link("./up", Symlink, "../../../.."),
+        file(escape_file, b"x"),
+        file("./up/etc-file", b"y"),
         // Hard links to any path inside, through symlinks too.
-        E {
-            link: Some("bin/tool"),
-            ..e("./link", Link)
-        },
+        link("./link", Link, "bin/tool"),
     ];
     let done = unpack(&entries, &root, false).unwrap();
     // The parents of `own` are made without entries of their own.
@@ -133,29 +137,13 @@ fn symlinks_out_of_the_root_lead_inside_and_dotdot_is_refused() {
 
     for bad in ["../evil", "./a/../../evil"] {
         let root = tempfile::tempdir_in(t.path()).unwrap();
-        let err = unpack(
-            &[E {
-                data: b"x",
-                ..e(bad, Regular)
-            }],
-            root.path(),
-            false,
-        )
-        .unwrap_err();
+        let err = unpack(&[file(bad, b"x")], root.path(), false).unwrap_err();
         assert!(matches!(err.reason, Reason::DotDot), "{err}");
         assert_eq!(err.path.as_deref(), Some(bad));
         assert!(err.to_string().contains("`..`"), "{err}");
     }
     let root = tempfile::tempdir_in(t.path()).unwrap();
-    let err = unpack(
-        &[E {
-            link: Some("../../etc/passwd"),
-            ..e("./l", Link)
-        }],
-        root.path(),
-        false,
-    )
-    .unwrap_err();
+    let err = unpack(&[link("./l", Link, "../../etc/passwd")], root.path(), false).unwrap_err();
     assert!(matches!(err.reason, Reason::DotDot), "{err}");
     assert!(!t.path().join("evil").exists());
 }
@@ -165,36 +153,16 @@ fn entries_replace_what_is_there_and_directories_get_their_modes_last() {
     let t = tempfile::tempdir().unwrap();
     let root = new_root(t.path(), "root");
     let entries = [
-        E {
-            mode: 0o750,
-            ..e("./", Directory)
-        },
+        e("./", Directory).mode(0o750),
         e("./was-dir/", Directory),
-        E {
-            link: Some("/nowhere"),
-            ..e("./was-link", Symlink)
-        },
-        E {
-            data: b"file over an empty directory",
-            mode: 0o4755,
-            ..e("./was-dir", Regular)
-        },
+        link("./was-link", Symlink, "/nowhere"),
+        file("./was-dir", b"file over an empty directory").mode(0o4755),
         // A directory over a symlink: the symlink goes.
         e("./was-link/", Directory),
-        E {
-            mode: 0o555,
-            ..e("./ro/", Directory)
-        },
-        E {
-            data: b"inside a read-only directory",
-            mode: 0o644,
-            ..e("./ro/f", Regular)
-        },
+        e("./ro/", Directory).mode(0o555),
+        file("./ro/f", b"inside a read-only directory").mode(0o644),
         e("./full/", Directory),
-        E {
-            data: b"1",
-            ..e("./full/f", Regular)
-        },
+        file("./full/f", b"1"),
     ];
     let done = unpack(&entries, &root, false).unwrap();
     assert_eq!(done.entries, 8);
@@ -209,15 +177,7 @@ fn entries_replace_what_is_there_and_directories_get_their_modes_last() {
         assert_eq!(meta(p).mtime(), 1_600_000_000, "{p:?}");
     }
     // A file over a directory that is not empty is refused.
-    let err = unpack(
-        &[E {
-            data: b"x",
-            ..e("./full", Regular)
-        }],
-        &root,
-        false,
-    )
-    .unwrap_err();
+    let err = unpack(&[file("./full", b"x")], &root, false).unwrap_err();
     assert!(matches!(err.reason, Reason::Replace { .. }), "{err}");
     assert_eq!(fs::read_to_string(root.join("full/f")).unwrap(), "1");
 }
@@ -263,18 +223,9 @@ fn root_owners_are_set_when_asked_and_device_nodes_made() {
     let t = tempfile::tempdir().unwrap();
     let entries = [
         e("./dev/", Directory),
-        E {
-            mode: 0o666,
-            ..e("./dev/null", tar::EntryType::Char)
-        },
-        E {
-            mode: 0o644,
-            ..e("./dev/fifo", tar::EntryType::Fifo)
-        },
-        E {
-            data: b"x",
-            ..e("./f", Regular)
-        },
+        e("./dev/null", tar::EntryType::Char).mode(0o666),
+        e("./dev/fifo", tar::EntryType::Fifo).mode(0o644),
+        file("./f", b"x"),
     ];
     let owned = new_root(t.path(), "owned");
     assert_eq!(unpack(&entries, &owned, true).unwrap().entries, 4);
@@ -337,26 +288,11 @@ fn root_unprivileged_device_nodes_and_owners_are_counted() {
     fs::set_permissions(&tar, fs::Permissions::from_mode(0o644)).unwrap();
     let root = new_root(t.path(), "root");
     std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "unprivileged_child", "--ignored", "--nocapture"])
-        .env(
-            "KOD_UNPACK_TAR_CHILD",
-            format!("{}\n{}", tar.display(), root.display()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result = stdout
-        .lines()
-        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
-        .unwrap_or_else(|| {
-            panic!(
-                "no result: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let result = child_result_as_nobody(
+        "unprivileged_child",
+        "KOD_UNPACK_TAR_CHILD",
+        &format!("{}\n{}", tar.display(), root.display()),
+    );
     // dev/ and the fifo are written and keep the caller's owner (two
     // refused chowns); the device node is left out.
     assert_eq!(result, "ok 2 1 2");

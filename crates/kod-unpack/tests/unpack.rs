@@ -10,7 +10,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_same_tree, dpkg_deb_build, dpkg_new_files, reference_list, run, snapshot};
+use common::{
+    assert_same_tree, child_result_as_nobody, dpkg_deb_build, dpkg_new_files, reference_list, run,
+    snapshot,
+};
 use kod_testkit::Tier;
 use kod_testkit::assert_contains;
 use kod_unpack::{
@@ -30,6 +33,24 @@ fn options() -> UnpackOptions {
 
 fn set_mode(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// An empty directory `dir/name` to unpack into.
+fn new_root(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    fs::create_dir(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+    root
+}
+
+/// The permission bits of `p` (through a symlink).
+fn mode_of(p: &Path) -> u32 {
+    let meta = fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    meta.permissions().mode() & 0o7777
+}
+
+/// What `p` itself is (a symlink is not followed).
+fn lstat(p: &Path) -> fs::Metadata {
+    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// A package tree with DEBIAN/control and the given extra control lines.
@@ -115,8 +136,7 @@ fn every_compression_unpacks_to_the_packaged_tree() {
     let expected = expected_tree(&tree);
     for z in ["gzip", "xz", "zstd", "none"] {
         let deb = dpkg_deb_build(&tree, &tmp.path().join(format!("rich-{z}.deb")), z);
-        let root = tmp.path().join(format!("root-{z}"));
-        fs::create_dir(&root).expect("root");
+        let root = new_root(tmp.path(), &format!("root-{z}"));
         let u = unpack_deb(&deb, &root, &options()).expect("unpack");
         assert_same_tree(&without_owners(snapshot(&root, false)), &expected, z);
         assert_eq!(u.list, reference_list(&deb), "{z}: list");
@@ -158,8 +178,7 @@ fn data_of_a_package_unpacked_twice_is_kept_then_read_and_checked() {
         ..options()
     };
     let unpack = |n: &str| {
-        let root = tmp.path().join(n);
-        fs::create_dir(&root).expect("root");
+        let root = new_root(tmp.path(), n);
         (unpack_deb(&deb, &root, &opts), root)
     };
     let check = |u: &kod_unpack::Unpacked, root: &Path, what: &str| {
@@ -270,8 +289,7 @@ fn control_members_conffiles_and_md5sums_are_returned() {
         .collect();
     assert_eq!(meta.md5sums, expected);
     // Unpacking returns the same control part.
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let u = unpack_deb(&deb, &root, &options()).expect("unpack");
     assert_eq!(u.meta.members, meta.members);
     assert_eq!(u.package(), "rich");
@@ -282,8 +300,7 @@ fn conffiles_are_left_as_dpkg_new_by_default() {
     let tmp = tempfile::tempdir().expect("tmp");
     let tree = rich_tree(tmp.path());
     let deb = dpkg_deb_build(&tree, &tmp.path().join("rich.deb"), "xz");
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let opts = UnpackOptions {
         ownership: Ownership::SkipIfNotPermitted,
         ..UnpackOptions::default()
@@ -325,8 +342,7 @@ fn paths_another_package_diverts_are_written_where_the_diversion_sends_them() {
         .to_vec()
     };
 
-    let root = tmp.path().join("diverted");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "diverted");
     let opts = UnpackOptions {
         ownership: Ownership::SkipIfNotPermitted,
         diversions: diversions("another-package"),
@@ -362,8 +378,7 @@ fn paths_another_package_diverts_are_written_where_the_diversion_sends_them() {
     );
 
     // The holder's own files are not diverted.
-    let root = tmp.path().join("holder");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "holder");
     let opts = UnpackOptions {
         diversions: diversions("rich"),
         ..opts
@@ -383,8 +398,7 @@ fn merged_usr_directories_are_followed_not_replaced() {
     set_mode(&t.join("bin/x"), 0o755);
     fs::write(t.join("lib/legacy/data"), "d\n").expect("data");
     let deb = dpkg_deb_build(&t, &tmp.path().join("legacy.deb"), "xz");
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let created = setup_merged_usr(&root, &kod_unpack::merged_usr_dirs("amd64")).expect("usrmerge");
     assert!(created.contains(&PathBuf::from("/bin")));
     let u = unpack_deb(&deb, &root, &options()).expect("unpack");
@@ -399,11 +413,7 @@ fn merged_usr_directories_are_followed_not_replaced() {
             PathBuf::from(target)
         );
     }
-    assert!(
-        fs::symlink_metadata(root.join("usr/bin/x"))
-            .expect("x")
-            .is_file()
-    );
+    assert!(lstat(&root.join("usr/bin/x")).is_file());
     assert_eq!(
         fs::read_to_string(root.join("usr/lib/legacy/data")).expect("data"),
         "d\n"
@@ -415,21 +425,13 @@ fn merged_usr_directories_are_followed_not_replaced() {
 #[test]
 fn merged_usr_setup_is_idempotent_and_refuses_a_real_directory() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     setup_merged_usr(&root, &["bin", "sbin", "lib"]).expect("first");
     assert_eq!(
         setup_merged_usr(&root, &["bin", "sbin", "lib"]).expect("again"),
         Vec::<PathBuf>::new()
     );
-    assert_eq!(
-        fs::metadata(root.join("usr/bin"))
-            .expect("usr/bin")
-            .permissions()
-            .mode()
-            & 0o7777,
-        0o755
-    );
+    assert_eq!(mode_of(&root.join("usr/bin")), 0o755);
     fs::create_dir(root.join("lib64")).expect("real lib64");
     let err = setup_merged_usr(&root, &["lib64"]).expect_err("real directory");
     assert!(err.to_string().contains("lib64"), "{err}");
@@ -463,19 +465,8 @@ fn existing_directories_are_kept_and_existing_files_replaced() {
     let u = unpack_deb(&deb, &root, &options()).expect("unpack");
     // dpkg leaves existing directories alone (mode included), and keeps a
     // directory where the archive has a symlink.
-    assert_eq!(
-        fs::metadata(root.join("usr/share/over"))
-            .expect("dir")
-            .permissions()
-            .mode()
-            & 0o7777,
-        0o700
-    );
-    assert!(
-        fs::symlink_metadata(root.join("usr/share/over/dirlink"))
-            .expect("dirlink")
-            .is_dir()
-    );
+    assert_eq!(mode_of(&root.join("usr/share/over")), 0o700);
+    assert!(lstat(&root.join("usr/share/over/dirlink")).is_dir());
     assert_eq!(
         fs::read_to_string(root.join("usr/share/over/f")).expect("f"),
         "new\n"
@@ -507,8 +498,7 @@ fn two_packages_with_one_path_and_no_replaces_is_an_error_naming_both() {
     let tmp = tempfile::tempdir().expect("tmp");
     let a = shipping(tmp.path(), "alpha", "", "usr/share/same", "a\n");
     let b = shipping(tmp.path(), "beta", "", "usr/share/same", "b\n");
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let err = unpack_all(&[&a, &b], &root, &options()).expect_err("conflict");
     let f = &err.failures[0];
     assert!(matches!(f.reason, Reason::Conflict { .. }), "{err}");
@@ -539,8 +529,7 @@ fn the_package_declaring_replaces_wins_whatever_the_timing() {
         let old = pad("old", "", "old\n");
         let new = pad("new", "Replaces: old (<< 2)\n", "new\n");
         // The later package replaces the earlier one.
-        let root = tmp.path().join("root1");
-        fs::create_dir(&root).expect("root");
+        let root = new_root(tmp.path(), "root1");
         let u = unpack_all(&[&old, &new], &root, &options()).expect("unpack");
         assert_eq!(
             fs::read_to_string(root.join("usr/share/same-dir/same")).expect("same"),
@@ -558,8 +547,7 @@ fn the_package_declaring_replaces_wins_whatever_the_timing() {
         );
         // The earlier package declares Replaces on the later one: it keeps
         // the file (dpkg's "replaced by files in installed package").
-        let root = tmp.path().join("root2");
-        fs::create_dir(&root).expect("root");
+        let root = new_root(tmp.path(), "root2");
         let u = unpack_all(&[&new, &old], &root, &options()).expect("unpack");
         assert_eq!(
             fs::read_to_string(root.join("usr/share/same-dir/same")).expect("same"),
@@ -582,8 +570,7 @@ fn a_directory_in_one_package_and_a_file_in_another_is_an_error() {
         "usr/share/thing",
         "y\n",
     );
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let err = unpack_all(&[&a, &b], &root, &options()).expect_err("conflict");
     assert!(
         err.failures
@@ -605,8 +592,7 @@ fn not_a_deb_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tmp");
     let f = tmp.path().join("junk.deb");
     fs::write(&f, "this is not an ar archive").expect("junk");
-    let root = tmp.path().join("root");
-    fs::create_dir(&root).expect("root");
+    let root = new_root(tmp.path(), "root");
     let err = unpack_deb(&f, &root, &options()).expect_err("junk");
     assert_eq!(err.failures[0].package, "junk.deb");
     assert!(err.to_string().contains("not a valid ar archive"), "{err}");
@@ -651,9 +637,8 @@ fn root_owners_modes_and_special_files_match_dpkg_deb_x() {
         .args(["-Zxz", "--build"])
         .arg(&t)
         .arg(&deb));
-    let ours = tmp.path().join("ours");
+    let ours = new_root(tmp.path(), "ours");
     let theirs = tmp.path().join("theirs");
-    fs::create_dir(&ours).expect("ours");
     let opts = UnpackOptions {
         conffiles: Conffiles::Install,
         ..UnpackOptions::default()
@@ -733,32 +718,11 @@ fn root_chown_not_permitted_is_an_error_unless_skipping_was_asked() {
     let run_as_nobody = |mode: &str, root: &Path| -> String {
         fs::create_dir(root).expect("root");
         std::os::unix::fs::chown(root, Some(nobody), Some(nobody)).expect("chown root");
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "eperm_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(
-                "KOD_UNPACK_EPERM_CHILD",
-                format!("{mode}\n{}\n{}", deb.display(), root.display()),
-            )
-            .output()
-            .expect("setpriv");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        stdout
-            .lines()
-            .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "child printed no result: {stdout}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
+        child_result_as_nobody(
+            "eperm_child",
+            "KOD_UNPACK_EPERM_CHILD",
+            &format!("{mode}\n{}\n{}", deb.display(), root.display()),
+        )
     };
     let strict = run_as_nobody("archive", &tmp.path().join("strict"));
     assert!(strict.starts_with("err "), "{strict}");

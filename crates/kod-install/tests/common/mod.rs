@@ -8,19 +8,40 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// For the tests that need root and the network: a temporary directory in
+/// /var/tmp (room for minbase roots); None, and the test returns, unless
+/// both tiers are on.
+pub fn net_tmp() -> Option<tempfile::TempDir> {
+    kod_testkit::tiers(&[kod_testkit::Tier::Root, kod_testkit::Tier::Net])
+        .then(|| tempfile::tempdir_in("/var/tmp").expect("tmp"))
+}
+
+/// For the tests that need root only: a temporary directory; None, and
+/// the test returns, unless the root tier is on.
+pub fn root_tmp() -> Option<tempfile::TempDir> {
+    kod_testkit::tier(kod_testkit::Tier::Root).then(|| tempfile::tempdir().expect("tmp"))
+}
+
+/// Panics unless `out` is a success, naming `what` ran, with its status
+/// and output.
+#[track_caller]
+pub fn assert_success(out: &Output, what: impl std::fmt::Display) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs a command, panicking with its output if it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, format_args!("{cmd:?}"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -45,14 +66,7 @@ pub fn in_root(root: &Path, script: &str) -> Output {
 /// [`in_root`], asserting success; returns stdout.
 pub fn in_root_ok(root: &Path, script: &str) -> String {
     let out = in_root(root, script);
-    assert!(
-        out.status.success(),
-        "`{script}` in {} failed ({}):\n{}\n{}",
-        root.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, format_args!("`{script}` in {}", root.display()));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -450,6 +464,47 @@ pub fn healthy(root: &Path) {
         Vec::<PathBuf>::new(),
         "overlayfs attributes leaked"
     );
+}
+
+/// Installs `debs` into `root` in one transaction and commits it.
+pub fn install(root: &Path, debs: &[PathBuf]) -> kod_install::InstallReport {
+    let mut t =
+        kod_install::Transaction::begin(root, &kod_install::Options::default()).expect("begin");
+    let r = t.install(debs).expect("install");
+    t.commit().expect("commit");
+    r
+}
+
+/// A child process running this test binary's ignored helper test `name`
+/// alone (from `exe`), handed `step`, `root` and `debs` through its
+/// environment (read there by [`child_args`]): how tests run a step in a
+/// process they kill, or in other namespaces.
+pub fn child_test(exe: &Path, name: &str, step: &str, root: &Path, debs: &[PathBuf]) -> Command {
+    let debs: Vec<String> = debs.iter().map(|d| d.display().to_string()).collect();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", name, "--ignored", "--nocapture"])
+        .env("KOD_CHILD_STEP", step)
+        .env("KOD_CHILD_ROOT", root)
+        .env("KOD_CHILD_DEBS", debs.join(":"));
+    cmd
+}
+
+/// In a child started by [`child_test`]: its step, root and .deb files.
+/// Panics with `otherwise` when the test runs any other way.
+pub fn child_args(otherwise: &str) -> (String, PathBuf, Vec<PathBuf>) {
+    let (Ok(step), Ok(root), Ok(debs)) = (
+        std::env::var("KOD_CHILD_STEP"),
+        std::env::var("KOD_CHILD_ROOT"),
+        std::env::var("KOD_CHILD_DEBS"),
+    ) else {
+        panic!("{otherwise}");
+    };
+    let debs = debs
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    (step, PathBuf::from(root), debs)
 }
 
 /// The packages an installation unpacked besides `requested`: what apt

@@ -65,3 +65,33 @@ pub fn reference_list(deb: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Runs this test binary's ignored test `child` alone as nobody (uid and
+/// gid 65534, through setpriv), handing it `spec` in the environment
+/// variable `var`; returns what it printed after `RESULT ` (panics with its
+/// output when it printed no result).
+pub fn child_result_as_nobody(child: &str, var: &str, spec: &str) -> String {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            child,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(var, spec)
+        .output()
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_string()))
+        .unwrap_or_else(|| {
+            panic!(
+                "child printed no result: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
