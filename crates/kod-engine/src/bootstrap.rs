@@ -79,29 +79,12 @@ impl BootstrapPlan {
 
     /// The packages, sorted by name.
     pub fn packages(&self) -> Vec<PlannedPackage> {
-        self.resolution
-            .packages
-            .iter()
-            .map(|p| PlannedPackage {
-                name: p.name.to_string(),
-                version: p.version.to_string(),
-                architecture: p.architecture.to_string(),
-                size: p
-                    .record
-                    .map(|id| self.index.record(id).location.size)
-                    .unwrap_or(0),
-            })
-            .collect()
+        planned_packages(&self.resolution, &self.index)
     }
 
     /// The downloads of the plan, each checked against the signed index.
     pub fn downloads(&self) -> Vec<Download> {
-        self.resolution
-            .packages
-            .iter()
-            .filter_map(|p| p.record)
-            .map(|id| packages::download(&self.index, id))
-            .collect()
+        downloads(&self.resolution, &self.index)
     }
 
     /// Builds the root in `dir` (absent or empty): nothing is left there
@@ -130,6 +113,33 @@ impl BootstrapPlan {
             committed: committed.committed,
         })
     }
+}
+
+/// The packages of `resolution`, sorted by name, with their sizes.
+pub(crate) fn planned_packages(resolution: &Resolution, index: &Index) -> Vec<PlannedPackage> {
+    resolution
+        .packages
+        .iter()
+        .map(|p| PlannedPackage {
+            name: p.name.to_string(),
+            version: p.version.to_string(),
+            architecture: p.architecture.to_string(),
+            size: p
+                .record
+                .map(|id| index.record(id).location.size)
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The downloads of `resolution`, each checked against the signed index.
+pub(crate) fn downloads(resolution: &Resolution, index: &Index) -> Vec<Download> {
+    resolution
+        .packages
+        .iter()
+        .filter_map(|p| p.record)
+        .map(|id| packages::download(index, id))
+        .collect()
 }
 
 /// The host's resolv.conf and hostname, as mmdebstrap copies them, so the

@@ -42,6 +42,23 @@ pub enum EngineError {
     /// A transaction on the target failed (and was rolled back).
     #[error(transparent)]
     Install(#[from] kod_install::Error),
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] kod_config::ConfigError),
+    /// A machine's generations (layout, record, default) failed.
+    #[error(transparent)]
+    Generations(#[from] kod_gen::Error),
+    /// Settling the system failed.
+    #[error(transparent)]
+    Settle(#[from] kod_system::Error),
+    /// The machine's file system is not one kod can install on as asked.
+    #[error("{}: {reason}", path.display())]
+    Machine {
+        /// The top level.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A file of the target could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Io {

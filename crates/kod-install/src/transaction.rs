@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use kod_db::dpkg::{BootstrapOptions, Dpkg};
-use kod_db::{InstallReport, PackageDb, PackageState, RemovalPlan, Root, Step};
+use kod_db::{InstallReport, PackageDb, PackageState, RemovalPlan, Root, Runner, Step};
 use kod_report::{Stage, Work};
 
 use crate::Options;
@@ -333,6 +333,25 @@ impl<D: PackageDb> Transaction<D> {
         Ok(self.db.remove(&step, plan)?)
     }
 
+    /// Configures what was installed so far now (the database's configure
+    /// step), so that the caller can work in a configured root before the
+    /// commit (settling a system: accounts, locales, units); the commit
+    /// then configures only what is installed after.
+    pub fn configure(&mut self) -> Result<(), Error> {
+        if self.configure {
+            let step = step(&self.fs, &self.chroot, &self.options);
+            self.db.configure(&step)?;
+            self.configure = false;
+        }
+        Ok(())
+    }
+
+    /// Runs commands in the transaction's view as its database's scripts
+    /// run (chrooted, with the same environment and `-v`/`-d` behaviour).
+    pub fn runner(&self) -> &dyn Runner {
+        &self.chroot
+    }
+
     /// Configures what was installed (once), then makes the result the
     /// target as its strategy does: a new root or a snapshot is renamed
     /// into place, an overlay's changes are moved onto its root, a
@@ -341,10 +360,7 @@ impl<D: PackageDb> Transaction<D> {
     /// before.
     pub fn commit(mut self) -> Result<CommitReport, Error> {
         let report = self.options.report.clone();
-        if self.configure {
-            let step = step(&self.fs, &self.chroot, &self.options);
-            self.db.configure(&step)?;
-        }
+        self.configure()?;
         let killed = kill_processes_in(self.fs.path());
         for k in &killed {
             report.warning(&format!(
@@ -373,8 +389,10 @@ impl<D: PackageDb> Transaction<D> {
         };
         let started = std::time::Instant::now();
         let committed = {
-            let _stage = report.stage(Stage::Commit, Work::items(1));
-            target.commit(&report)?
+            let stage = report.stage(Stage::Commit, Work::items(1));
+            let committed = target.commit(&report)?;
+            stage.advance(Work::items(1), "");
+            committed
         };
         report.verbose(|| {
             format!(

@@ -30,6 +30,10 @@ pub struct Account {
 pub struct Accounts {
     /// Every user of the root's passwd, as it will be.
     pub users: BTreeMap<String, Account>,
+    /// The shadow hash of each user whose clear password the
+    /// configuration gives (for the stored copy of the configuration,
+    /// which keeps the hash instead: `kod_config::sanitized`).
+    pub hashes: BTreeMap<String, String>,
 }
 
 impl Accounts {
@@ -160,6 +164,7 @@ fn today() -> u64 {
 /// they will be.
 pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(IdMap, Accounts), Error> {
     let mut ids = input.ids.clone();
+    let mut hashes = BTreeMap::new();
     let mut passwd = Table::load(p, "/etc/passwd", 7, true)?;
     let mut group = Table::load(p, "/etc/group", 4, true)?;
     let mut shadow = Table::load(p, "/etc/shadow", 9, false)?;
@@ -258,6 +263,9 @@ pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(IdMap, Accounts), 
         let current = shadow.get(name);
         let pw = user.map_or(&Password::Unset, |u| &u.password);
         let field = password::field(name, pw, current.as_ref().map(|f| f[1].as_str()))?;
+        if matches!(pw, Password::Plain(_)) {
+            hashes.insert(name.clone(), field.clone());
+        }
         let mut f = current.unwrap_or_else(|| {
             [name.as_str(), "", "", "0", "99999", "7", "", "", ""]
                 .map(str::to_string)
@@ -318,7 +326,10 @@ pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(IdMap, Accounts), 
         }
     }
 
-    let mut accounts = Accounts::default();
+    let mut accounts = Accounts {
+        hashes,
+        ..Accounts::default()
+    };
     for l in passwd.lines.iter().filter(|l| passwd.is_entry(l)) {
         let f: Vec<&str> = l.split(':').collect();
         if let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) {

@@ -18,7 +18,10 @@
 //! (install-stage helper effects). Debian is the first target.
 #![deny(missing_docs)]
 
+use std::collections::BTreeMap;
+
 pub mod accounts;
+
 mod apply;
 mod change;
 pub mod effects;
@@ -88,6 +91,9 @@ pub struct Settlement {
     /// The system units the configuration enables (the record's
     /// `enabled_services`), sorted.
     pub enabled_services: Vec<String>,
+    /// The hash given to each clear password, by login
+    /// ([`accounts::Accounts::hashes`]).
+    pub password_hashes: BTreeMap<String, String>,
 }
 
 /// Plans the settling of `root` for `input`: every step, in order. Reads
@@ -110,5 +116,6 @@ pub fn plan(root: &Root, input: &Input) -> Result<Settlement, Error> {
         changes: p.finish(),
         ids,
         enabled_services,
+        password_hashes: accounts.hashes,
     })
 }

@@ -64,6 +64,10 @@ pub enum Command {
     /// Install the configured system onto its disk (or a disk image):
     /// partition, format, build generation 0, make it bootable.
     Install {
+        /// Build generation 0 on the Btrfs file system whose top level
+        /// (subvolid=5) is mounted at TOP, instead of on a disk.
+        #[arg(long, value_name = "TOP", conflicts_with = "image")]
+        target: Option<PathBuf>,
         /// Where the new system is mounted while it is built.
         #[arg(short, long, default_value = "/mnt")]
         mount_point: PathBuf,
@@ -76,6 +80,8 @@ pub enum Command {
         yes: bool,
         #[command(flatten)]
         dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
     },
 
     /// Bring the system in line with the configuration. With -n, build a new
@@ -438,6 +444,7 @@ impl Command {
             Command::Plan { json }
             | Command::Generations { json, .. }
             | Command::Bootstrap { json, .. }
+            | Command::Install { json, .. }
             | Command::OsStatus { json } => json.json,
             Command::Pkg { action } => match action {
                 PkgAction::Update { .. } => false,

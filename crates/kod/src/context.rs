@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 use std::path::PathBuf;
 
-use kod_config::{Config, ConfigError, EvalOptions};
+use kod_config::{Config, ConfigError, EvalOptions, SourceFile};
 use kod_report::Report;
 
 use crate::cli::Cli;
@@ -24,6 +24,8 @@ pub struct Configuration {
     pub file: PathBuf,
     /// What it describes.
     pub config: Config,
+    /// Its source files (the main file, then its modules), as read.
+    pub files: Vec<SourceFile>,
 }
 
 impl<'a> Context<'a> {
@@ -48,10 +50,12 @@ impl<'a> Context<'a> {
             report: self.report.clone(),
             ..EvalOptions::default()
         };
-        let config = kod_config::load(&file, &options)?;
-        Ok(self
-            .configuration
-            .get_or_init(|| Configuration { file, config }))
+        let (config, files) = kod_config::load_files(&file, &options)?;
+        Ok(self.configuration.get_or_init(|| Configuration {
+            file,
+            config,
+            files,
+        }))
     }
 }
 

@@ -107,6 +107,12 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                 json: *json,
             },
         ),
+        Command::Install {
+            target: Some(target),
+            dry_run,
+            json,
+            ..
+        } => commands::install::run(ctx, target, *dry_run, *json),
         Command::Run {
             name,
             volume,

@@ -1,0 +1,310 @@
+//! A configured machine's generation 0 on a mounted Btrfs top level
+//! (`kod install --target TOP`): the base system and every planned
+//! package in one transaction into `generations/0/rootfs`, the system
+//! settled there (kod-system), fstab and `/.generation`, the stored copy
+//! of the configuration without clear passwords, the kod binary, then the
+//! commit, the record and the default pointer (kod-gen), in that order.
+//! A failure leaves no generation and no default behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kod_config::{Config, SourceFile};
+use kod_gen::{InstalledPackages, LockedPackage, Record, Top};
+use kod_plan::Plan;
+use kod_repo::{Freshness, Index};
+use kod_report::Report;
+use kod_root::Root;
+use kod_solve::{Request, Resolution};
+use serde::Serialize;
+
+use crate::sources::Repositories;
+use crate::{EngineError, packages};
+
+/// The Debian priority set a machine starts from, before its packages
+/// (apt, dpkg, the shell and core utilities; the configuration adds the
+/// rest, systemd included).
+pub const BASE_VARIANT: &str = "required";
+
+/// Where kod keeps the stable user and group ids of a machine, in the
+/// shared store (`store/var/kod`, bound to `/var/kod`).
+pub const ID_MAP: &str = "store/var/kod/ids.json";
+
+/// Where an installed machine keeps its configuration (the sanitised
+/// copy), so it can rebuild itself.
+pub const CONFIG_DIR: &str = "etc/kod";
+
+/// Where the kod binary that built a generation is kept in it.
+pub const KOD_BINARY: &str = "usr/local/bin/kod";
+
+/// What installing a machine will do, decided before anything is touched.
+pub struct MachinePlan {
+    /// The configuration.
+    pub config: Config,
+    /// Its source files, as read.
+    pub files: Vec<SourceFile>,
+    /// Its plan.
+    pub plan: Plan,
+    /// The repositories read.
+    pub repositories: Repositories,
+    /// Their index.
+    pub index: Index,
+    /// The resolved package set: the base and every planned package.
+    pub resolution: Resolution,
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineReport {
+    /// The generation made.
+    pub generation: u64,
+    /// Its root.
+    pub rootfs: PathBuf,
+    /// Packages installed.
+    pub packages: usize,
+    /// The units the configuration enabled.
+    pub enabled_services: Vec<String>,
+    /// What settling wrote or ran, one line each.
+    pub settled: Vec<String>,
+}
+
+impl MachinePlan {
+    /// Reads the repositories of `config` and resolves the base set plus
+    /// the packages its plan installs from the default repository (those
+    /// of other sources come with their backends: an error names them).
+    pub fn new(
+        config: Config,
+        files: Vec<SourceFile>,
+        plan: Plan,
+        report: &Report,
+    ) -> Result<MachinePlan, EngineError> {
+        let repositories = Repositories::for_config(&config, None)?;
+        if let Some((key, _)) = plan
+            .packages
+            .iter()
+            .find(|(k, set)| **k != config.default_repo && !set.install.is_empty())
+        {
+            return Err(EngineError::Unsupported {
+                distribution: plan.packages[key].kind.clone(),
+                what: format!("packages from repos.{key}"),
+            });
+        }
+        let index = repositories.load(Freshness::Cached, report)?;
+        let base = kod_solve::variant_base(&index, BASE_VARIANT)?;
+        let wanted = plan
+            .packages
+            .get(&config.default_repo)
+            .map(|set| set.install.clone())
+            .unwrap_or_default();
+        let request = Request::new(base, &wanted)?;
+        let resolution = packages::resolve(&index, &request, None, report)?;
+        Ok(MachinePlan {
+            config,
+            files,
+            plan,
+            repositories,
+            index,
+            resolution,
+        })
+    }
+
+    /// The packages, as a bootstrap lists them.
+    pub fn packages(&self) -> Vec<crate::bootstrap::PlannedPackage> {
+        crate::bootstrap::planned_packages(&self.resolution, &self.index)
+    }
+
+    /// The files kod itself writes into the new root, besides what
+    /// settling writes (listed by a dry run).
+    pub fn own_files(&self) -> Vec<String> {
+        let mut files = vec![
+            "/etc/fstab".to_string(),
+            "/.generation".to_string(),
+            format!("/{KOD_BINARY}"),
+            "/etc/apt/sources.list".to_string(),
+        ];
+        files.extend(
+            self.relative_files()
+                .into_iter()
+                .map(|(rel, _)| format!("/{CONFIG_DIR}/{}", rel.display())),
+        );
+        files
+    }
+
+    /// Installs generation 0 on the Btrfs top level mounted at `top`:
+    /// nothing is left there unless the whole install succeeds (a killed
+    /// one is cleaned by the next run).
+    pub fn install(
+        &self,
+        top: &Path,
+        options: &kod_install::Options,
+        report: &Report,
+    ) -> Result<MachineReport, EngineError> {
+        let top = Top::open(top)?.with_report(report.clone());
+        top.prepare()?;
+        for gone in top.remove_leftovers()? {
+            report.note(&format!(
+                "removed {}, left by a kod that was stopped",
+                gone.display()
+            ));
+        }
+        if let Some(n) = top.highest()? {
+            return Err(EngineError::Machine {
+                path: top.path().to_path_buf(),
+                reason: format!(
+                    "already holds generation {n}; `kod install` makes generation 0 of a new \
+                     machine (use `kod rebuild` for a new generation, or a fresh file system)"
+                ),
+            });
+        }
+        let n = top.allocate()?;
+        let result = self.build(&top, n, options, report);
+        if result.is_err() {
+            // Nothing of a failed install stays: the next run would do
+            // the same, but not leave it lying until then.
+            let _ = top.remove_leftovers();
+        }
+        result
+    }
+
+    fn build(
+        &self,
+        top: &Top,
+        n: u64,
+        options: &kod_install::Options,
+        report: &Report,
+    ) -> Result<MachineReport, EngineError> {
+        let rootfs = top.create_rootfs(n)?;
+        let debs = packages::fetch(
+            &crate::bootstrap::downloads(&self.resolution, &self.index),
+            report,
+        )?;
+        let arch = self.index.native_architecture().to_string();
+        let mut t = kod_install::Transaction::bootstrap(
+            &rootfs,
+            &kod_install::BootstrapOptions::new(&arch),
+            options,
+        )?;
+        t.install(&debs)?;
+        t.configure()?;
+        self.repositories.write_into(t.fs())?;
+
+        let ids_path = top.path().join(ID_MAP);
+        let ids = kod_system::IdMap::load(&ids_path)?;
+        let input = kod_system::Input::new(&self.config, &self.plan, n, &ids);
+        let settlement = kod_system::plan(t.fs(), &input)?;
+        kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
+
+        let uuid =
+            kod_root::btrfs::fs_uuid(top.path()).map_err(|e| EngineError::io(top.path(), e))?;
+        let fs = t.fs();
+        write(
+            fs,
+            "etc/fstab",
+            kod_gen::fstab(&uuid, n, &[]).as_bytes(),
+            0o644,
+        )?;
+        write(fs, ".generation", format!("{n}\n").as_bytes(), 0o644)?;
+        let copy = self.sanitized(&settlement.password_hashes)?;
+        for (rel, text) in &copy {
+            let path = Path::new(CONFIG_DIR).join(rel);
+            if let Some(dir) = path.parent() {
+                fs.create_dir_all(dir, 0o755)
+                    .map_err(|e| EngineError::io(&fs.show(dir), e))?;
+            }
+            write(fs, &path, text, 0o600)?;
+        }
+        let me = std::env::current_exe().map_err(|e| EngineError::io(Path::new("kod"), e))?;
+        let binary = std::fs::read(&me).map_err(|e| EngineError::io(&me, e))?;
+        fs.create_dir_all("usr/local/bin", 0o755)
+            .map_err(|e| EngineError::io(&fs.show("usr/local/bin"), e))?;
+        write(fs, KOD_BINARY, &binary, 0o755)?;
+
+        let installed: Vec<LockedPackage> = t
+            .packages()
+            .into_iter()
+            .map(|p| LockedPackage {
+                name: p.id.name,
+                version: p.id.version,
+                arch: p.id.architecture,
+            })
+            .collect();
+        let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
+        let committed = t.commit()?;
+        if !committed.committed {
+            // A debug run: nothing was made, so there is nothing to record.
+            return Ok(MachineReport {
+                generation: n,
+                rootfs,
+                packages: installed.len(),
+                enabled_services: settlement.enabled_services,
+                settled,
+            });
+        }
+        settlement.ids.save(&ids_path)?;
+        let record = Record {
+            installed_packages: InstalledPackages {
+                kernel: self.plan.boot.kernel_package.clone(),
+                sources: self
+                    .plan
+                    .packages
+                    .iter()
+                    .map(|(k, set)| (k.clone(), set.install.clone()))
+                    .collect(),
+            },
+            enabled_services: settlement.enabled_services.clone(),
+            packages: installed.clone(),
+            configuration: serde_json::to_value(&self.plan).map_err(|e| EngineError::Machine {
+                path: top.path().to_path_buf(),
+                reason: format!("the plan does not serialise: {e}"),
+            })?,
+            kod_version: env!("CARGO_PKG_VERSION").to_string(),
+            config_files: copy,
+        };
+        record.write(top, n)?;
+        top.set_default(n)?;
+        Ok(MachineReport {
+            generation: n,
+            rootfs,
+            packages: installed.len(),
+            enabled_services: settlement.enabled_services,
+            settled,
+        })
+    }
+
+    /// The configuration's files relative to its directory.
+    fn relative_files(&self) -> Vec<(PathBuf, &SourceFile)> {
+        let dir = self.config.source.parent().unwrap_or(Path::new(""));
+        self.files
+            .iter()
+            .map(|f| {
+                let rel = f
+                    .path
+                    .strip_prefix(dir)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| PathBuf::from(f.path.file_name().unwrap_or_default()));
+                (rel, f)
+            })
+            .collect()
+    }
+
+    /// The stored copy: each file relative to the configuration's
+    /// directory, clear passwords replaced by their hashes.
+    fn sanitized(
+        &self,
+        hashes: &BTreeMap<String, String>,
+    ) -> Result<Vec<(PathBuf, Vec<u8>)>, EngineError> {
+        let clean = kod_config::sanitized(&self.files, &self.config, hashes)?;
+        let rel: Vec<PathBuf> = self.relative_files().into_iter().map(|(r, _)| r).collect();
+        Ok(rel
+            .into_iter()
+            .zip(clean)
+            .map(|(r, f)| (r, f.text.into_bytes()))
+            .collect())
+    }
+}
+
+fn write(root: &Root, path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<(), EngineError> {
+    let path = path.as_ref();
+    root.write(path, bytes, mode)
+        .map_err(|e| EngineError::io(&root.show(path), e))
+}

@@ -1,0 +1,310 @@
+//! `kod install --target TOP` end to end (root and net tiers): generation 0
+//! of a configuration of the tests' own, without a kernel, on a
+//! loop-mounted Btrfs; every setting read back from the target.
+
+use std::path::Path;
+use std::process::Command as Process;
+
+mod common;
+
+use common::{kod, kod_ok};
+use kod_testkit::btrfs::Btrfs;
+use kod_testkit::{Tier, tiers};
+
+/// The clear password of the test user: it must appear nowhere.
+const CLEAR: &str = "correct-horse-battery-staple-41";
+
+/// A configuration with users (clear and hashed passwords, groups that do
+/// not exist yet, an ssh key), two locales with an extra setting, a keymap,
+/// a timezone, one enabled service with settings and one switched off.
+fn configuration() -> String {
+    format!(
+        r#"local repos = require("repos")
+return {{
+  repos = {{ official = repos.debian_repo({{ suite = "bookworm", components = {{ "main" }} }}) }},
+  boot = {{ kernel = {{ package = false }} }},
+  locale = {{
+    locale = {{
+      default = "en_US.UTF-8 UTF-8",
+      extra_generate = {{ "de_DE.UTF-8 UTF-8" }},
+      extra_settings = {{ LC_TIME = "de_DE.UTF-8" }},
+    }},
+    keymap = "de-latin1",
+    timezone = "Europe/Berlin",
+  }},
+  network = {{ hostname = "kod-test" }},
+  users = {{
+    ann = {{
+      name = "Ann Example",
+      password = "{CLEAR}",
+      shell = "/bin/bash",
+      extra_groups = {{ "wheel", "kodtesters" }},
+      ssh_authorized = {{ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKodTestKeyOnlyForTests ann@test" }},
+    }},
+    bob = {{ hashed_password = "$6$kodsalt$0HaucfEgSj9tgRFdmzl1rIeiM5KJ8yK/gMKfthfPRBKLPCKMOyIeC2gPiuSMPEF3nXGY4kX3ugwk2NvZ0x1Su/" }},
+  }},
+  packages = {{ "less" }},
+  services = {{
+    ssh = {{
+      enable = true,
+      package = "openssh-server",
+      settings = {{ PermitRootLogin = false, PasswordAuthentication = false }},
+    }},
+    cron = {{ enable = false }},
+  }},
+}}
+"#
+    )
+}
+
+/// The sorted `dpkg-query -W` lines of `root`, as `packages.lock` has them.
+fn dpkg_lines(root: &Path) -> Vec<String> {
+    let mut listed: Vec<String> = in_root(
+        root,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package} ${Version} ${Architecture}\\n",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    listed.sort();
+    listed
+}
+
+fn lock_lines(generation: &Path) -> Vec<String> {
+    std::fs::read_to_string(generation.join("packages.lock"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn run_ok(cmd: &mut Process) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn in_root(root: &Path, args: &[&str]) -> String {
+    run_ok(Process::new("chroot").arg(root).args(args))
+}
+
+/// Every path under `dir` with its kind and size, sorted: what a dry run
+/// must leave as it was.
+fn manifest(dir: &Path) -> String {
+    run_ok(
+        Process::new("find")
+            .arg(dir)
+            .args(["-printf", "%P %y %s %m\n"]),
+    )
+    .lines()
+    .collect::<std::collections::BTreeSet<_>>()
+    .into_iter()
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+#[test]
+fn net_root_install_target_makes_generation_0_as_configured() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let fs = Btrfs::with_size(2 << 30);
+    let top = fs.path();
+    let cache = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("configuration.lua"), configuration()).unwrap();
+    let c = config.path().to_str().unwrap();
+    let t = top.to_str().unwrap();
+
+    // A dry run lists what it would do and changes nothing.
+    let before = (manifest(top), fs.subvolumes());
+    let dry = kod_ok(
+        cache.path(),
+        ["-c", c, "install", "--target", t, "--dry-run"],
+    );
+    assert!(dry.contains("openssh-server"), "{dry}");
+    assert!(dry.contains("write /etc/fstab"), "{dry}");
+    assert!(dry.contains("set locale.timezone = Europe/Berlin"), "{dry}");
+    assert_eq!(
+        (manifest(top), fs.subvolumes()),
+        before,
+        "the dry run changed the target"
+    );
+
+    kod_ok(cache.path(), ["-c", c, "install", "--target", t]);
+    let root = top.join("generations/0/rootfs");
+    let record = top.join("generations/0");
+
+    // The layout, the default pointer and the generation's own number.
+    assert!(fs.subvolumes().iter().any(|s| s == "generations/0/rootfs"));
+    assert!(fs.subvolumes().iter().any(|s| s == "store/home"));
+    assert_eq!(
+        std::fs::read_to_string(root.join(".generation")).unwrap(),
+        "0\n"
+    );
+    let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap();
+    assert!(fstab.contains("subvol=generations/0/rootfs"), "{fstab}");
+    assert!(
+        fstab.contains("/kod/store/var/log /var/log none bind"),
+        "{fstab}"
+    );
+
+    // Accounts: groups made, the clear password hashed, the hash kept.
+    let ann = in_root(&root, &["getent", "passwd", "ann"]);
+    assert!(
+        ann.contains("Ann Example") && ann.ends_with(":/home/ann:/bin/bash\n"),
+        "{ann}"
+    );
+    let groups = in_root(&root, &["id", "-nG", "ann"]);
+    for g in ["wheel", "kodtesters"] {
+        assert!(groups.split_whitespace().any(|x| x == g), "{groups}");
+    }
+    let shadow = in_root(&root, &["getent", "shadow", "bob"]);
+    assert!(shadow.starts_with("bob:$6$kodsalt$0Hauc"), "{shadow}");
+    let keys = std::fs::read_to_string(root.join("home/ann/.ssh/authorized_keys")).unwrap();
+    assert!(keys.contains("ann@test"), "{keys}");
+
+    // Locales, keymap, timezone, hostname.
+    let locales = in_root(&root, &["locale", "-a"]);
+    for l in ["en_US.utf8", "de_DE.utf8"] {
+        assert!(locales.lines().any(|x| x == l), "{locales}");
+    }
+    let conf = std::fs::read_to_string(root.join("etc/locale.conf")).unwrap();
+    assert!(conf.contains("LC_TIME=de_DE.UTF-8"), "{conf}");
+    let vconsole = std::fs::read_to_string(root.join("etc/vconsole.conf")).unwrap();
+    assert!(vconsole.contains("KEYMAP=de-latin1"), "{vconsole}");
+    let zone = std::fs::read_link(root.join("etc/localtime")).unwrap();
+    assert!(zone.ends_with("Europe/Berlin"), "{}", zone.display());
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "kod-test\n"
+    );
+
+    // Services: ssh enabled with its drop-in; cron neither installed nor
+    // enabled.
+    let drop_in = std::fs::read_to_string(root.join("etc/ssh/sshd_config.d/kod.conf")).unwrap();
+    assert!(drop_in.contains("PermitRootLogin no"), "{drop_in}");
+    assert!(
+        std::fs::symlink_metadata(
+            root.join("etc/systemd/system/multi-user.target.wants/ssh.service")
+        )
+        .is_ok()
+    );
+    assert!(!root.join("lib/systemd/system/cron.service").exists());
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    assert!(!status.contains("\nPackage: cron\n"));
+
+    // The record: packages.lock is the root's dpkg database, the services
+    // and packages those of the plan.
+    assert_eq!(lock_lines(&record), dpkg_lines(&root));
+    let services = std::fs::read_to_string(record.join("enabled_services")).unwrap();
+    // The plan's `ssh`, by its unit's full name.
+    assert_eq!(services, "ssh.service\n");
+    let installed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record.join("installed_packages")).unwrap())
+            .unwrap();
+    let official = installed["official"].as_array().unwrap();
+    assert!(
+        official.iter().any(|p| p == "openssh-server"),
+        "{installed}"
+    );
+    assert!(official.iter().all(|p| p != "cron"), "{installed}");
+
+    // The system works inside.
+    assert_eq!(in_root(&root, &["dpkg", "--audit"]), "");
+    in_root(&root, &["apt-get", "check"]);
+    assert!(root.join("usr/local/bin/kod").is_file());
+    let copy = std::fs::read_to_string(root.join("etc/kod/configuration.lua")).unwrap();
+    assert!(copy.contains("hashed_password = \"$6$"), "{copy}");
+
+    // No clear password anywhere: not in the tree, not on the disk.
+    let grep = Process::new("grep")
+        .args(["-r", "-F", "-l", "-s", CLEAR])
+        .arg(top)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&grep.stdout),
+        "",
+        "the clear password is in these files"
+    );
+    run_ok(&mut Process::new("sync"));
+    let image = Process::new("grep")
+        .args(["-c", "-a", "-F", CLEAR])
+        .arg(fs.image())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&image.stdout).trim(), "0");
+
+    // A second install on the same machine is refused, changing nothing.
+    let before = manifest(top);
+    let again = kod(cache.path(), ["-c", c, "install", "--target", t]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("kod rebuild"));
+    assert_eq!(manifest(top), before);
+}
+
+/// The one test with a kernel: the example CI boots later, installed with
+/// its kernel and initramfs.
+#[test]
+fn net_root_install_target_of_the_debian_vm_example_with_its_kernel() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let fs = Btrfs::with_size(6 << 30);
+    let cache = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/debian-vm");
+    kod_ok(
+        cache.path(),
+        [
+            "-c".as_ref(),
+            example.as_os_str(),
+            "install".as_ref(),
+            "--target".as_ref(),
+            fs.path().as_os_str(),
+        ],
+    );
+    let record = fs.path().join("generations/0");
+    let root = record.join("rootfs");
+    let boot: Vec<String> = std::fs::read_dir(root.join("boot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(boot.iter().any(|f| f.starts_with("vmlinuz-")), "{boot:?}");
+    assert!(
+        boot.iter().any(|f| f.starts_with("initrd.img-")),
+        "{boot:?}"
+    );
+    assert_eq!(lock_lines(&record), dpkg_lines(&root));
+    let installed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record.join("installed_packages")).unwrap())
+            .unwrap();
+    assert_eq!(installed["kernel"], "linux-image-amd64");
+    assert_eq!(
+        std::fs::read_to_string(record.join("enabled_services")).unwrap(),
+        "systemd-networkd.service\n"
+    );
+    assert_eq!(in_root(&root, &["dpkg", "--audit"]), "");
+    let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap();
+    assert!(
+        release.contains("ID=debian") && release.contains("VARIANT_ID=kod"),
+        "{release}"
+    );
+    assert!(release.contains("IMAGE_VERSION=0"), "{release}");
+    assert!(
+        std::fs::symlink_metadata(
+            root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service")
+        )
+        .is_ok()
+    );
+}
