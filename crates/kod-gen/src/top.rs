@@ -490,41 +490,15 @@ fn remove_generation_dir(dir: &Path) -> Result<()> {
 
 /// Fails when a file system is mounted at or below `dir`.
 fn mounts_below(dir: &Path) -> Result<()> {
-    let info =
-        fs::read_to_string("/proc/self/mountinfo").map_err(io("read", "/proc/self/mountinfo"))?;
-    for line in info.lines() {
-        let Some(at) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let at = PathBuf::from(unescape(at));
-        if at.starts_with(dir) {
-            return Err(Error::Mounted {
-                path: dir.to_owned(),
-                mount: at.display().to_string(),
-            });
-        }
+    let mounts =
+        kod_root::tree::mounts_at_or_below(dir).map_err(io("read", "/proc/self/mountinfo"))?;
+    match mounts.first() {
+        Some(at) => Err(Error::Mounted {
+            path: dir.to_owned(),
+            mount: at.display().to_string(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Deletes the subvolume `path` with the subvolumes nested in it
@@ -577,13 +551,6 @@ mod tests {
         for not in ["07", "+1", "-1", "", "default", ".highest", "1 "] {
             assert_eq!(number(not), None, "{not:?}");
         }
-    }
-
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
-        assert_eq!(unescape(r"/x\134y"), r"/x\y");
-        assert_eq!(unescape(r"/end\04"), r"/end\04");
     }
 
     #[test]

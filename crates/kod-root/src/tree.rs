@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
@@ -118,4 +118,55 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     };
     let dir = open_dir(parent)?;
     remove_at(&dir, &name.to_string_lossy())
+}
+
+/// The mount points at `dir` or below it in this process's mount namespace
+/// (from `/proc/self/mountinfo`).
+pub fn mounts_at_or_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(dir))
+        .collect())
+}
+
+/// mountinfo's octal escapes (`\040` for a space) undone.
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), Path::new("/mnt/a b"));
+        assert_eq!(unescape_mountinfo(r"/x\134y"), Path::new(r"/x\y"));
+        assert_eq!(unescape_mountinfo(r"/end\04"), Path::new(r"/end\04"));
+    }
+
+    #[test]
+    fn the_root_file_system_is_a_mount_at_or_below_slash() {
+        let all = mounts_at_or_below(Path::new("/")).unwrap();
+        assert!(all.iter().any(|p| p == Path::new("/")), "{all:?}");
+        assert!(all.iter().all(|p| p.starts_with("/")));
+    }
 }

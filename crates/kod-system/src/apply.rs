@@ -77,7 +77,8 @@ pub fn apply(
     Ok(())
 }
 
-fn parent<'a>(
+/// The open directory of `path` in the root, and `path`'s last name.
+pub(crate) fn parent<'a>(
     root: &Root,
     path: &'a Path,
 ) -> Result<(std::os::fd::OwnedFd, &'a std::ffi::OsStr), Error> {

@@ -59,14 +59,7 @@ fn node_of(root: &Root, path: &Path, st: &Stat) -> Result<Node, Error> {
 
 /// The target of the symlink `path` in the root.
 pub(crate) fn read_link(root: &Root, path: &Path) -> Result<PathBuf, Error> {
-    let (parent, name) = kod_root::split(path).ok_or_else(|| Error::Io {
-        op: "read the link",
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"),
-    })?;
-    let dir = root
-        .dir(parent)
-        .map_err(io_err("open the directory of", root.show(path)))?;
+    let (dir, name) = crate::apply::parent(root, path)?;
     let t = rustix::fs::readlinkat(&dir, name, Vec::new())
         .map_err(|e| io_err("read the link", root.show(path))(e.into()))?;
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(t.as_bytes())))

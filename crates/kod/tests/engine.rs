@@ -8,19 +8,8 @@ use std::process::Command as Process;
 
 mod common;
 
-use common::{kod, kod_ok};
+use common::{kod, kod_ok, run_ok};
 use kod_testkit::{Tier, tiers};
-
-fn run_ok(cmd: &mut Process) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// `name version arch` of every package in a root's dpkg database, sorted.
 fn installed(root: &Path) -> Vec<String> {

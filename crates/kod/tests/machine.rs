@@ -7,7 +7,7 @@ use std::process::Command as Process;
 
 mod common;
 
-use common::{kod, kod_ok};
+use common::{kod, kod_ok, run_ok};
 use kod_testkit::btrfs::Btrfs;
 use kod_testkit::{Tier, tiers};
 
@@ -81,17 +81,6 @@ fn lock_lines(generation: &Path) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn run_ok(cmd: &mut Process) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn in_root(root: &Path, args: &[&str]) -> String {

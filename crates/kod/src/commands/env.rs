@@ -46,6 +46,9 @@ pub fn run(ctx: &Context, action: &EnvAction) -> anyhow::Result<ExitCode> {
         }
     }
     let dry = |d: &crate::cli::DryRun| d.dry_run || cli.debug;
+    let change = |name: &str, packages: &[String], d: &crate::cli::DryRun, how: Change| {
+        change_packages(ctx, &loc, caller, name, packages, dry(d), how)
+    };
     match action {
         EnvAction::Create {
             name,
@@ -57,28 +60,12 @@ pub fn run(ctx: &Context, action: &EnvAction) -> anyhow::Result<ExitCode> {
             name,
             packages,
             dry_run,
-        } => change_packages(
-            ctx,
-            &loc,
-            caller,
-            name,
-            packages,
-            dry(dry_run),
-            Change::Install,
-        ),
+        } => change(name, packages, dry_run, Change::Install),
         EnvAction::Remove {
             name,
             packages,
             dry_run,
-        } => change_packages(
-            ctx,
-            &loc,
-            caller,
-            name,
-            packages,
-            dry(dry_run),
-            Change::Remove,
-        ),
+        } => change(name, packages, dry_run, Change::Remove),
         EnvAction::Cleanup { dry_run, json } => cleanup(&loc, dry(dry_run), json.json),
         EnvAction::Import {
             name,

@@ -37,3 +37,15 @@ where
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A program that must succeed; its stdout (both outputs in the panic).
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
