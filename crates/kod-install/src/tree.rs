@@ -257,8 +257,11 @@ fn copy_entry(
     rel: &Path,
     ctx: &mut Ctx,
 ) -> io::Result<()> {
-    let tmp = format!("{name}.kod-new");
-    let _ = rustix::fs::unlinkat(dst, tmp.as_str(), AtFlags::empty());
+    // kod's one temporary-name scheme: unique per process, thread and
+    // call, and removed by a later run if this one is killed.
+    let tmp = kod_root::temp_name(std::ffi::OsStr::new(name))
+        .to_string_lossy()
+        .into_owned();
     match kind(st) {
         FileType::Directory => {
             match rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700)) {
