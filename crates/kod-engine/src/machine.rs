@@ -147,7 +147,7 @@ impl MachinePlan {
                 gone.display()
             ));
         }
-        if let Some(n) = top.highest()? {
+        if let Some(n) = top.generations()?.last() {
             return Err(EngineError::Machine {
                 path: top.path().to_path_buf(),
                 reason: format!(
@@ -156,6 +156,8 @@ impl MachinePlan {
                 ),
             });
         }
+        // After a first install that failed, the machine still starts at 0.
+        top.forget_unused_numbers()?;
         let n = top.allocate()?;
         let result = self.build(&top, n, options, report);
         if result.is_err() {

@@ -276,6 +276,23 @@ impl Top {
         }
     }
 
+    /// Forgets the numbers given so far when no generation was ever
+    /// committed and none is being built (a first install that failed), so
+    /// that a machine's first generation is 0 again: an uncommitted number
+    /// named nothing (no record, no boot entry, no default). Says whether
+    /// there was something to forget.
+    pub fn forget_unused_numbers(&self) -> Result<bool> {
+        if !self.numbered()?.is_empty() || self.pointer()?.is_some() {
+            return Ok(false);
+        }
+        let path = self.path.join(HIGHEST);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("remove", path)(e)),
+        }
+    }
+
     /// Checks that `n` exists and is not committed (its root may change).
     fn building(&self, n: u64) -> Result<()> {
         let dir = self.generation_dir(n);

@@ -197,6 +197,32 @@ fn root_the_default_pointer_moves_atomically_and_keeps_history() {
 
 /// What a kod killed while writing generation `n`'s record leaves: its
 /// root (with a nested subvolume, as systemd makes) and part of a record.
+#[test]
+fn root_a_machine_whose_first_install_failed_starts_at_0_again() {
+    if !kod_testkit::tiers(&[Tier::Root]) {
+        return;
+    }
+    let fs = Btrfs::new();
+    let top = Top::open(fs.path()).expect("open");
+    top.prepare().expect("prepare");
+    // A first install that failed: its number given, its directory gone.
+    assert_eq!(killed(&top), 0);
+    assert!(
+        !top.forget_unused_numbers().unwrap(),
+        "0 is still being built"
+    );
+    top.remove_leftovers().unwrap();
+    assert!(top.forget_unused_numbers().unwrap());
+    assert_eq!(commit(&top), 0);
+    top.set_default(0).unwrap();
+    // Once a generation exists, numbers are never forgotten.
+    assert!(!top.forget_unused_numbers().unwrap());
+    assert_eq!(killed(&top), 1);
+    top.remove_leftovers().unwrap();
+    assert!(!top.forget_unused_numbers().unwrap());
+    assert_eq!(commit(&top), 2);
+}
+
 fn killed(top: &Top) -> u64 {
     let n = top.allocate().unwrap();
     let root = top.create_rootfs(n).unwrap();

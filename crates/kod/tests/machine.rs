@@ -16,10 +16,13 @@ const CLEAR: &str = "correct-horse-battery-staple-41";
 
 /// A configuration with users (clear and hashed passwords, groups that do
 /// not exist yet, an ssh key), two locales with an extra setting, a keymap,
-/// a timezone, one enabled service with settings and one switched off.
+/// a timezone, one enabled service with settings, two switched off (one of
+/// a package not installed, one of a package the base has, whose unit its
+/// package enables), and an install-stage `configs.mount`.
 fn configuration() -> String {
     format!(
         r#"local repos = require("repos")
+local configs = require("configs")
 return {{
   repos = {{ official = repos.debian_repo({{ suite = "bookworm", components = {{ "main" }} }}) }},
   boot = {{ kernel = {{ package = false }} }},
@@ -51,6 +54,11 @@ return {{
       settings = {{ PermitRootLogin = false, PasswordAuthentication = false }},
     }},
     cron = {{ enable = false }},
+    apt_timer = {{ enable = false, service_name = "apt-daily.timer" }},
+    systemd_mount = {{ services = {{
+      data = configs.mount({{ name = "mnt-data", type = "tmpfs", what = "tmpfs",
+                              where = "/mnt/data", automount = true }}),
+    }} }},
   }},
 }}
 "#
@@ -192,6 +200,29 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     assert!(!root.join("lib/systemd/system/cron.service").exists());
     let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
     assert!(!status.contains("\nPackage: cron\n"));
+    // apt enables its timer; the configuration switched it off.
+    let apt_timer = root.join("etc/systemd/system/timers.target.wants/apt-daily.timer");
+    assert!(root.join("lib/systemd/system/apt-daily.timer").exists());
+    assert!(
+        std::fs::symlink_metadata(&apt_timer).is_err(),
+        "apt-daily.timer is enabled"
+    );
+    // The install-stage mount helper: its units written, the automount enabled.
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/mnt-data.mount")).unwrap();
+    assert!(
+        unit.contains("What=tmpfs") && unit.contains("Where=/mnt/data"),
+        "{unit}"
+    );
+    let wants = run_ok(
+        Process::new("find")
+            .arg(root.join("etc/systemd/system"))
+            .args(["-name", "mnt-data.automount", "-path", "*.wants/*"]),
+    );
+    assert_eq!(
+        wants.lines().count(),
+        1,
+        "the automount is not enabled: {wants:?}"
+    );
 
     // The record: packages.lock is the root's dpkg database, the services
     // and packages those of the plan.
@@ -295,5 +326,75 @@ fn net_root_install_target_of_the_debian_vm_example_with_its_kernel() {
             root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service")
         )
         .is_ok()
+    );
+}
+
+/// A failure after packages are in (settling: a time zone the root does not
+/// have) leaves no generation and no default, and says what was wrong.
+#[test]
+fn net_root_a_failed_install_leaves_no_generation() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let fs = Btrfs::with_size(2 << 30);
+    let cache = tempfile::tempdir().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("configuration.lua"),
+        r#"local repos = require("repos")
+return {
+  repos = { official = repos.debian_repo({ suite = "bookworm", components = { "main" } }) },
+  boot = { kernel = { package = false } },
+  locale = { timezone = "Mars/Olympus_Mons" },
+}
+"#,
+    )
+    .unwrap();
+    let out = kod(
+        cache.path(),
+        [
+            "-c".as_ref(),
+            config.path().as_os_str(),
+            "install".as_ref(),
+            "--target".as_ref(),
+            fs.path().as_os_str(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Mars/Olympus_Mons"), "{err}");
+    let generations: Vec<String> = std::fs::read_dir(fs.path().join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".highest"))
+        .collect();
+    assert_eq!(generations, Vec::<String>::new(), "left behind");
+    assert!(
+        !fs.subvolumes()
+            .iter()
+            .any(|s| s.starts_with("generations/")),
+        "{:?}",
+        fs.subvolumes()
+    );
+    assert!(!fs.path().join("generations/default").exists());
+
+    // Fixed, the same machine gets its generation 0.
+    let fixed = std::fs::read_to_string(config.path().join("configuration.lua"))
+        .unwrap()
+        .replace("Mars/Olympus_Mons", "Europe/Berlin");
+    std::fs::write(config.path().join("configuration.lua"), fixed).unwrap();
+    kod_ok(
+        cache.path(),
+        [
+            "-c".as_ref(),
+            config.path().as_os_str(),
+            "install".as_ref(),
+            "--target".as_ref(),
+            fs.path().as_os_str(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(fs.path().join("generations/0/rootfs/.generation")).unwrap(),
+        "0\n"
     );
 }
