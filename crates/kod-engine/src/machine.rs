@@ -66,6 +66,9 @@ pub struct MachineReport {
     pub enabled_services: Vec<String>,
     /// What settling wrote or ran, one line each.
     pub settled: Vec<String>,
+    /// Whether the generation was made (false for a `-d` run, which only
+    /// prints what it would run).
+    pub committed: bool,
 }
 
 impl MachinePlan {
@@ -160,10 +163,11 @@ impl MachinePlan {
         top.forget_unused_numbers()?;
         let n = top.allocate()?;
         let result = self.build(&top, n, options, report);
-        if result.is_err() {
-            // Nothing of a failed install stays: the next run would do
-            // the same, but not leave it lying until then.
+        if !result.as_ref().is_ok_and(|r| r.committed) {
+            // Nothing of a failed (or debug) install stays: the next run
+            // would remove it, but it should not lie there until then.
             let _ = top.remove_leftovers();
+            let _ = top.forget_unused_numbers();
         }
         result
     }
@@ -240,6 +244,7 @@ impl MachinePlan {
                 packages: installed.len(),
                 enabled_services: settlement.enabled_services,
                 settled,
+                committed: false,
             });
         }
         settlement.ids.save(&ids_path)?;
@@ -270,6 +275,7 @@ impl MachinePlan {
             packages: installed.len(),
             enabled_services: settlement.enabled_services,
             settled,
+            committed: true,
         })
     }
 

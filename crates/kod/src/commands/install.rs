@@ -99,6 +99,11 @@ pub fn run(ctx: &Context, target: &Path, dry_run: DryRun, json: Json) -> anyhow:
     let report = machine.install(target, &options, &ctx.report)?;
     if json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !report.committed {
+        eprintln!(
+            "kod: debug run: commands printed, {} untouched",
+            target.display()
+        );
     } else {
         eprintln!(
             "kod: generation {} with {} packages in {} ({:.1} s), the default",

@@ -36,184 +36,29 @@
 //! sets every directory's owner, mode and mtime last, deepest first.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kod_root::Root;
-use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags,
-};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
+
+mod at;
+mod entry;
+
+use at::{Dir, fresh, node, open_dir, remove_existing, times};
+use entry::{DPKG_NEW, as_path, split_parent, with_suffix};
+pub(crate) use entry::{Entry, EntryKind, list_path, normalize};
 
 use crate::claims::{Claims, Decision, Key};
 use crate::error::Reason;
 use crate::{Changes, Conffiles, Ownership, UnpackOptions};
-
-/// One archive entry, already parsed from whatever container carries it.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    /// The path relative to the root, normalized by [`normalize`]: no
-    /// leading `./` or `/`, no `.` or empty components; empty for the root.
-    pub(crate) path: Vec<u8>,
-    pub(crate) kind: EntryKind,
-    /// Permission bits including setuid, setgid and sticky (`0o7777`).
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    /// Seconds since the epoch.
-    pub(crate) mtime: i64,
-    /// Extended attributes (name, value) to set on a regular file; only
-    /// tree archives carry them.
-    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-/// What an entry is.
-#[derive(Debug, Clone)]
-pub(crate) enum EntryKind {
-    Directory,
-    /// A regular file of this size; its bytes follow in the data reader.
-    File(u64),
-    Symlink(Vec<u8>),
-    /// A hard link to this archive path (raw, not yet normalized).
-    HardLink(Vec<u8>),
-    CharDevice(u32, u32),
-    BlockDevice(u32, u32),
-    Fifo,
-}
-
-impl EntryKind {
-    fn noun(&self) -> &'static str {
-        match self {
-            EntryKind::Directory => "directory",
-            EntryKind::File(_) => "file",
-            EntryKind::Symlink(_) => "symlink",
-            EntryKind::HardLink(_) => "hard link",
-            EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) => "device node",
-            EntryKind::Fifo => "fifo",
-        }
-    }
-}
-
-/// Splits a raw archive path into clean components: leading `/`, `.` and
-/// empty components dropped, `..` refused.
-pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>, Reason> {
-    let mut out = Vec::with_capacity(raw.len());
-    for comp in raw.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => return Err(Reason::DotDot),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (b"", path),
-    }
-}
-
-fn with_suffix(name: &[u8], suffix: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(name.len() + suffix.len());
-    v.extend_from_slice(name);
-    v.extend_from_slice(suffix);
-    v
-}
-
-/// Creates `new` in `dir` exclusively with `op`; a stale `new` (left by an
-/// interrupted run) is removed and `op` retried once.
-fn fresh<T>(
-    dir: &OwnedFd,
-    new: &[u8],
-    what: &'static str,
-    mut op: impl FnMut() -> Result<T, Errno>,
-) -> Result<T, Reason> {
-    match op() {
-        Err(Errno::EXIST) => {
-            rustix::fs::unlinkat(dir, new, AtFlags::empty()).map_err(|err| {
-                Reason::io("remove a stale .dpkg-new (or what is in the way)", err)
-            })?;
-            op().map_err(|err| Reason::io(what, err))
-        }
-        r => r.map_err(|err| Reason::io(what, err)),
-    }
-}
-
-/// `/` + path, the form of dpkg's `.list` (`/.` for the root).
-pub(crate) fn list_path(path: &[u8]) -> PathBuf {
-    if path.is_empty() {
-        return PathBuf::from("/.");
-    }
-    PathBuf::from(OsString::from_vec(with_suffix(b"/", path)))
-}
-
-const DPKG_NEW: &[u8] = b".dpkg-new";
-
-/// Access and modification times both `mtime` (as dpkg and tar set them).
-fn times(mtime: i64) -> Timestamps {
-    let t = Timespec {
-        tv_sec: mtime,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: t,
-        last_modification: t,
-    }
-}
-
-/// The file type and device number of a device node or fifo entry.
-fn node(kind: &EntryKind) -> (FileType, u64) {
-    match *kind {
-        EntryKind::CharDevice(a, b) => (FileType::CharacterDevice, rustix::fs::makedev(a, b)),
-        EntryKind::BlockDevice(a, b) => (FileType::BlockDevice, rustix::fs::makedev(a, b)),
-        _ => (FileType::Fifo, 0),
-    }
-}
-
-/// Removes what is at `name` in `dir` (an empty directory too); whether
-/// something was there.
-fn remove_existing(dir: &OwnedFd, name: &[u8]) -> Result<bool, Errno> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map(|()| true)
-        }
-        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map(|()| true),
-        Err(Errno::NOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// A directory inside the root, resolved confined.
-#[derive(Debug)]
-struct Dir {
-    path: Vec<u8>,
-    fd: OwnedFd,
-    dev: u64,
-    ino: u64,
-}
-
-/// An archive path as a path.
-fn as_path(p: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(p))
-}
-
-/// Opens `rel` as a directory, resolving it as the root says.
-fn open_dir(root: &Root, rel: &[u8]) -> Result<OwnedFd, Errno> {
-    root.open_at(as_path(rel), OFlags::PATH | OFlags::DIRECTORY)
-}
 
 /// Which rules a [`Writer`] follows (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -997,25 +842,5 @@ impl<'a> Writer<'a> {
             let _ = rustix::fs::futimens(&fd, &times(d.mtime));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalize_strips_dot_and_slashes_and_refuses_dotdot() {
-        assert_eq!(normalize(b"./usr//bin/./ls").expect("ok"), b"usr/bin/ls");
-        assert_eq!(normalize(b"./").expect("ok"), b"");
-        assert_eq!(normalize(b"/etc/x/").expect("ok"), b"etc/x");
-        assert!(matches!(normalize(b"./../x"), Err(Reason::DotDot)));
-        assert!(matches!(normalize(b"a/../../x"), Err(Reason::DotDot)));
-    }
-
-    #[test]
-    fn list_paths_are_absolute_with_dot_for_the_root() {
-        assert_eq!(list_path(b""), PathBuf::from("/."));
-        assert_eq!(list_path(b"usr/bin"), PathBuf::from("/usr/bin"));
     }
 }
