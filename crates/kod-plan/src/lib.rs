@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kod_config::{
     Action, Config, Disk, Distribution, Effect, Environment, IpConfig, KeyPath, LoaderKind, Locale,
-    Repo, Stage,
+    PartitionKind, Repo, Stage,
 };
 use serde::Serialize;
 
@@ -275,7 +275,7 @@ pub fn plan(config: &Config) -> Result<Plan, PlanError> {
                 (k.clone(), plan)
             })
             .collect(),
-        devices: config.devices.clone(),
+        devices: devices(config),
         boot,
         locale: config.locale.clone(),
         network: NetworkPlan {
@@ -294,6 +294,24 @@ pub fn plan(config: &Config) -> Result<Plan, PlanError> {
         environments: config.environments.clone(),
     })
 }
+
+/// The configured disks, with every ESP mounted at `/efi` whatever the
+/// configuration says (`disk.disk_definition` says `/boot`): each
+/// generation keeps its own `/boot`, and only kod writes to the ESP, so
+/// that removing a kernel in one generation cannot delete the kernel
+/// another boots.
+fn devices(config: &Config) -> BTreeMap<String, Disk> {
+    let mut devices = config.devices.clone();
+    for p in devices.values_mut().flat_map(|d| d.partitions.iter_mut()) {
+        if p.kind == PartitionKind::Esp {
+            p.mountpoint = Some(ESP_MOUNTPOINT.to_string());
+        }
+    }
+    devices
+}
+
+/// Where the EFI system partition is mounted in every installed system.
+pub const ESP_MOUNTPOINT: &str = "/efi";
 
 /// The kernel package a distribution installs when none is configured.
 pub fn default_kernel(d: Distribution) -> &'static str {

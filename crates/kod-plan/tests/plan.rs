@@ -209,6 +209,10 @@ fn debian_vm_example() {
     assert_eq!(plan.network.hostname, "kod-vm");
     let disk = &plan.devices["disk0"];
     assert_eq!(disk.partitions.len(), 2, "no swap size was given");
+    // disk_definition says /boot; the plan mounts every ESP at /efi.
+    let esp = &disk.partitions[0];
+    assert_eq!(esp.kind, kod_config::PartitionKind::Esp);
+    assert_eq!(esp.mountpoint.as_deref(), Some("/efi"));
 }
 
 #[test]
