@@ -65,6 +65,27 @@ return {{
     )
 }
 
+/// The text of `rel` under `dir`, which must be there.
+fn text(dir: &Path, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A new machine's disk (a fresh Btrfs of `size` bytes) and an empty cache.
+fn new_machine(size: u64) -> (Btrfs, tempfile::TempDir) {
+    (Btrfs::with_size(size), tempfile::tempdir().unwrap())
+}
+
+/// `-c CONFIG install --target TOP`.
+fn install_args(config: &Path, top: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "-c".into(),
+        config.into(),
+        "install".into(),
+        "--target".into(),
+        top.into(),
+    ]
+}
+
 /// The sorted `dpkg-query -W` lines of `root`, as `packages.lock` has them.
 fn dpkg_lines(root: &Path) -> Vec<String> {
     let mut listed: Vec<String> = in_root(
@@ -84,8 +105,7 @@ fn dpkg_lines(root: &Path) -> Vec<String> {
 }
 
 fn lock_lines(generation: &Path) -> Vec<String> {
-    std::fs::read_to_string(generation.join("packages.lock"))
-        .unwrap()
+    text(generation, "packages.lock")
         .lines()
         .map(str::to_string)
         .collect()
@@ -115,9 +135,8 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let fs = Btrfs::with_size(2 << 30);
+    let (fs, cache) = new_machine(2 << 30);
     let top = fs.path();
-    let cache = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("configuration.lua"), configuration()).unwrap();
     let c = config.path().to_str().unwrap();
@@ -145,11 +164,8 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     // The layout, the default pointer and the generation's own number.
     assert!(fs.subvolumes().iter().any(|s| s == "generations/0/rootfs"));
     assert!(fs.subvolumes().iter().any(|s| s == "store/home"));
-    assert_eq!(
-        std::fs::read_to_string(root.join(".generation")).unwrap(),
-        "0\n"
-    );
-    let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap();
+    assert_eq!(text(&root, ".generation"), "0\n");
+    let fstab = text(&root, "etc/fstab");
     assert!(fstab.contains("subvol=generations/0/rootfs"), "{fstab}");
     assert!(
         fstab.contains("/kod/store/var/log /var/log none bind"),
@@ -168,7 +184,7 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     }
     let shadow = in_root(&root, &["getent", "shadow", "bob"]);
     assert!(shadow.starts_with("bob:$6$kodsalt$0Hauc"), "{shadow}");
-    let keys = std::fs::read_to_string(root.join("home/ann/.ssh/authorized_keys")).unwrap();
+    let keys = text(&root, "home/ann/.ssh/authorized_keys");
     assert!(keys.contains("ann@test"), "{keys}");
 
     // Locales, keymap, timezone, hostname.
@@ -176,20 +192,17 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     for l in ["en_US.utf8", "de_DE.utf8"] {
         assert!(locales.lines().any(|x| x == l), "{locales}");
     }
-    let conf = std::fs::read_to_string(root.join("etc/locale.conf")).unwrap();
+    let conf = text(&root, "etc/locale.conf");
     assert!(conf.contains("LC_TIME=de_DE.UTF-8"), "{conf}");
-    let vconsole = std::fs::read_to_string(root.join("etc/vconsole.conf")).unwrap();
+    let vconsole = text(&root, "etc/vconsole.conf");
     assert!(vconsole.contains("KEYMAP=de-latin1"), "{vconsole}");
     let zone = std::fs::read_link(root.join("etc/localtime")).unwrap();
     assert!(zone.ends_with("Europe/Berlin"), "{}", zone.display());
-    assert_eq!(
-        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
-        "kod-test\n"
-    );
+    assert_eq!(text(&root, "etc/hostname"), "kod-test\n");
 
     // Services: ssh enabled with its drop-in; cron neither installed nor
     // enabled.
-    let drop_in = std::fs::read_to_string(root.join("etc/ssh/sshd_config.d/kod.conf")).unwrap();
+    let drop_in = text(&root, "etc/ssh/sshd_config.d/kod.conf");
     assert!(drop_in.contains("PermitRootLogin no"), "{drop_in}");
     assert!(
         std::fs::symlink_metadata(
@@ -198,7 +211,7 @@ fn net_root_install_target_makes_generation_0_as_configured() {
         .is_ok()
     );
     assert!(!root.join("lib/systemd/system/cron.service").exists());
-    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    let status = text(&root, "var/lib/dpkg/status");
     assert!(!status.contains("\nPackage: cron\n"));
     // apt enables its timer; the configuration switched it off.
     let apt_timer = root.join("etc/systemd/system/timers.target.wants/apt-daily.timer");
@@ -208,7 +221,7 @@ fn net_root_install_target_makes_generation_0_as_configured() {
         "apt-daily.timer is enabled"
     );
     // The install-stage mount helper: its units written, the automount enabled.
-    let unit = std::fs::read_to_string(root.join("etc/systemd/system/mnt-data.mount")).unwrap();
+    let unit = text(&root, "etc/systemd/system/mnt-data.mount");
     assert!(
         unit.contains("What=tmpfs") && unit.contains("Where=/mnt/data"),
         "{unit}"
@@ -227,12 +240,11 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     // The record: packages.lock is the root's dpkg database, the services
     // and packages those of the plan.
     assert_eq!(lock_lines(&record), dpkg_lines(&root));
-    let services = std::fs::read_to_string(record.join("enabled_services")).unwrap();
+    let services = text(&record, "enabled_services");
     // The plan's `ssh`, by its unit's full name.
     assert_eq!(services, "ssh.service\n");
     let installed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(record.join("installed_packages")).unwrap())
-            .unwrap();
+        serde_json::from_str(&text(&record, "installed_packages")).unwrap();
     let official = installed["official"].as_array().unwrap();
     assert!(
         official.iter().any(|p| p == "openssh-server"),
@@ -244,7 +256,7 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     assert_eq!(in_root(&root, &["dpkg", "--audit"]), "");
     in_root(&root, &["apt-get", "check"]);
     assert!(root.join("usr/local/bin/kod").is_file());
-    let copy = std::fs::read_to_string(root.join("etc/kod/configuration.lua")).unwrap();
+    let copy = text(&root, "etc/kod/configuration.lua");
     assert!(copy.contains("hashed_password = \"$6$"), "{copy}");
 
     // No clear password anywhere: not in the tree, not on the disk.
@@ -281,19 +293,9 @@ fn net_root_install_target_of_the_debian_vm_example_with_its_kernel() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let fs = Btrfs::with_size(6 << 30);
-    let cache = tempfile::tempdir().unwrap();
+    let (fs, cache) = new_machine(6 << 30);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/debian-vm");
-    kod_ok(
-        cache.path(),
-        [
-            "-c".as_ref(),
-            example.as_os_str(),
-            "install".as_ref(),
-            "--target".as_ref(),
-            fs.path().as_os_str(),
-        ],
-    );
+    kod_ok(cache.path(), install_args(&example, fs.path()));
     let record = fs.path().join("generations/0");
     let root = record.join("rootfs");
     let boot: Vec<String> = std::fs::read_dir(root.join("boot"))
@@ -307,15 +309,14 @@ fn net_root_install_target_of_the_debian_vm_example_with_its_kernel() {
     );
     assert_eq!(lock_lines(&record), dpkg_lines(&root));
     let installed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(record.join("installed_packages")).unwrap())
-            .unwrap();
+        serde_json::from_str(&text(&record, "installed_packages")).unwrap();
     assert_eq!(installed["kernel"], "linux-image-amd64");
     assert_eq!(
-        std::fs::read_to_string(record.join("enabled_services")).unwrap(),
+        text(&record, "enabled_services"),
         "systemd-networkd.service\n"
     );
     assert_eq!(in_root(&root, &["dpkg", "--audit"]), "");
-    let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap();
+    let release = text(&root, "etc/os-release");
     assert!(
         release.contains("ID=debian") && release.contains("VARIANT_ID=kod"),
         "{release}"
@@ -336,8 +337,7 @@ fn net_root_a_failed_install_leaves_no_generation() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let fs = Btrfs::with_size(2 << 30);
-    let cache = tempfile::tempdir().unwrap();
+    let (fs, cache) = new_machine(2 << 30);
     let config = tempfile::tempdir().unwrap();
     std::fs::write(
         config.path().join("configuration.lua"),
@@ -350,16 +350,7 @@ return {
 "#,
     )
     .unwrap();
-    let out = kod(
-        cache.path(),
-        [
-            "-c".as_ref(),
-            config.path().as_os_str(),
-            "install".as_ref(),
-            "--target".as_ref(),
-            fs.path().as_os_str(),
-        ],
-    );
+    let out = kod(cache.path(), install_args(config.path(), fs.path()));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Mars/Olympus_Mons"), "{err}");
@@ -383,16 +374,7 @@ return {
         .unwrap()
         .replace("Mars/Olympus_Mons", "Europe/Berlin");
     std::fs::write(config.path().join("configuration.lua"), fixed).unwrap();
-    kod_ok(
-        cache.path(),
-        [
-            "-c".as_ref(),
-            config.path().as_os_str(),
-            "install".as_ref(),
-            "--target".as_ref(),
-            fs.path().as_os_str(),
-        ],
-    );
+    kod_ok(cache.path(), install_args(config.path(), fs.path()));
     assert_eq!(
         std::fs::read_to_string(fs.path().join("generations/0/rootfs/.generation")).unwrap(),
         "0\n"
