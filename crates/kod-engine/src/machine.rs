@@ -192,6 +192,24 @@ impl MachinePlan {
         )?;
         t.install(&debs)?;
         t.configure()?;
+        if options.debug {
+            // Settling reads the configured root (its accounts, units),
+            // which a debug run only prints the commands for.
+            report.verbose(|| {
+                "+ (debug) settle the system, write fstab, the configuration and the record: \
+                 planned against the configured root, which a debug run does not make"
+                    .to_string()
+            });
+            t.commit()?;
+            return Ok(MachineReport {
+                generation: n,
+                rootfs,
+                packages: self.resolution.packages.len(),
+                enabled_services: Vec::new(),
+                settled: Vec::new(),
+                committed: false,
+            });
+        }
         self.repositories.write_into(t.fs())?;
 
         let ids_path = top.path().join(ID_MAP);
@@ -235,18 +253,7 @@ impl MachinePlan {
             })
             .collect();
         let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
-        let committed = t.commit()?;
-        if !committed.committed {
-            // A debug run: nothing was made, so there is nothing to record.
-            return Ok(MachineReport {
-                generation: n,
-                rootfs,
-                packages: installed.len(),
-                enabled_services: settlement.enabled_services,
-                settled,
-                committed: false,
-            });
-        }
+        t.commit()?;
         settlement.ids.save(&ids_path)?;
         let record = Record {
             installed_packages: InstalledPackages {

@@ -476,7 +476,7 @@ impl Top {
             let dir = self.generation_dir(n);
             self.report.verbose(|| {
                 format!(
-                    "removing {}: an incomplete generation a killed kod left",
+                    "removing {}: an incomplete generation (of a kod that failed or was killed)",
                     dir.display()
                 )
             });

@@ -374,6 +374,18 @@ return {
         .unwrap()
         .replace("Mars/Olympus_Mons", "Europe/Berlin");
     std::fs::write(config.path().join("configuration.lua"), fixed).unwrap();
+    // A debug run prints what it would run and leaves nothing either.
+    let mut debug = vec!["-d".into()];
+    debug.extend(install_args(config.path(), fs.path()));
+    let out = kod(cache.path(), &debug);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("debug run"));
+    assert!(!fs.path().join("generations/0").exists());
+    assert!(!fs.path().join("generations/default").exists());
     kod_ok(cache.path(), install_args(config.path(), fs.path()));
     assert_eq!(
         std::fs::read_to_string(fs.path().join("generations/0/rootfs/.generation")).unwrap(),
