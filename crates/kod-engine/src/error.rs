@@ -59,6 +59,17 @@ pub enum EngineError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// Building the initramfs failed.
+    #[error("building the initramfs failed ({status}):\n{output}")]
+    Initramfs {
+        /// How the tool ended.
+        status: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// A database step (a command in the target) failed.
+    #[error(transparent)]
+    Db(#[from] kod_db::Error),
     /// A file of the target could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Io {

@@ -185,10 +185,20 @@ impl MachinePlan {
             report,
         )?;
         let arch = self.index.native_architecture().to_string();
+        let kernel = self.plan.boot.kernel_package.is_some();
+        let mut options = options.clone();
+        if kernel {
+            // Debian's hooks would build the initramfs twice while
+            // configuring (the kernel's postinst, then initramfs-tools'
+            // trigger); kod builds it once, when the system is settled.
+            options
+                .script_env
+                .push(("INITRD".to_string(), "No".to_string()));
+        }
         let mut t = kod_install::Transaction::bootstrap(
             &rootfs,
             &kod_install::BootstrapOptions::new(&arch),
-            options,
+            &options,
         )?;
         t.install(&debs)?;
         t.configure()?;
@@ -217,6 +227,9 @@ impl MachinePlan {
         let input = kod_system::Input::new(&self.config, &self.plan, n, &ids);
         let settlement = kod_system::plan(t.fs(), &input)?;
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
+        if kernel {
+            build_initramfs(t.runner())?;
+        }
 
         let uuid =
             kod_root::btrfs::fs_uuid(top.path()).map_err(|e| EngineError::io(top.path(), e))?;
@@ -316,6 +329,20 @@ impl MachinePlan {
             .map(|(r, f)| (r, f.text.into_bytes()))
             .collect())
     }
+}
+
+/// The initramfs of every kernel in the root, built once with the
+/// distribution's tool (its hooks were held back during configure).
+fn build_initramfs(runner: &dyn kod_db::Runner) -> Result<(), EngineError> {
+    let argv = ["update-initramfs", "-c", "-k", "all"];
+    let ran = runner.run("build the initramfs", &argv, &[])?;
+    if !ran.success {
+        return Err(EngineError::Initramfs {
+            status: ran.status,
+            output: ran.tail.join("\n"),
+        });
+    }
+    Ok(())
 }
 
 fn write(root: &Root, path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<(), EngineError> {

@@ -57,6 +57,8 @@ pub(crate) struct Chroot {
     /// Show commands instead of running them.
     debug: bool,
     report: Report,
+    /// More environment for every command ([`crate::Options::script_env`]).
+    env: Vec<(String, String)>,
 }
 
 fn cpath(p: &Path) -> Result<CString, Error> {
@@ -98,7 +100,14 @@ impl Chroot {
             bind_kernel_dirs: in_user_namespace,
             debug,
             report: report.clone(),
+            env: Vec::new(),
         })
+    }
+
+    /// The same, with `env` added to every command's environment.
+    pub(crate) fn with_env(mut self, env: &[(String, String)]) -> Chroot {
+        self.env = env.to_vec();
+        self
     }
 }
 
@@ -135,6 +144,7 @@ impl Runner for Chroot {
             .env("HOME", "/root")
             // kod holds the root's dpkg frontend lock (lock.rs), as apt does.
             .env("DPKG_FRONTEND_LOCKED", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(writer)
@@ -242,7 +252,8 @@ impl Runner for Chroot {
 
     fn show(&self, argv: &[&str], env: &[(&str, &str)]) -> String {
         let mut s = format!("chroot {} env", self.shown.display());
-        for (k, v) in env {
+        let own = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in own.chain(env.iter().copied()) {
             s.push_str(&format!(" {k}={v}"));
         }
         for a in argv {

@@ -71,6 +71,11 @@ pub struct Options {
     pub journal: Option<PathBuf>,
     /// Where progress, notes and `-v` lines go.
     pub report: Report,
+    /// More environment for every command the transaction runs in the
+    /// target (the database's scripts and hooks): e.g. Debian's `INITRD=No`
+    /// holds back the kernel's initramfs hook, for a caller that builds
+    /// the initramfs once itself.
+    pub script_env: Vec<(String, String)>,
 }
 
 /// Creates the new root `root` from `debs` (a complete, installable set:

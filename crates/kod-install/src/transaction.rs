@@ -212,7 +212,9 @@ impl<D: PackageDb> Transaction<D> {
         let prepared = Root::open(target.view())
             .map_err(io_error("open", target.view()))
             .and_then(|fs| {
-                let chroot = target.chroot(&root, options.debug, &options.report)?;
+                let chroot = target
+                    .chroot(&root, options.debug, &options.report)?
+                    .with_env(&options.script_env);
                 let db = db(&fs)?;
                 Ok((fs, chroot, db))
             });

@@ -187,6 +187,7 @@ pub fn install_options(ctx: &Context) -> kod_install::Options {
         data_cache: Some(kod_fetch::kept_data_dir(&cache)),
         journal: Some(cache.join("transactions")),
         report: ctx.report.clone(),
+        script_env: Vec::new(),
     }
 }
 
