@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use kod_report::{Bytes, Level, Report, Reporter, Stage, Work};
 
-/// How often bars are redrawn.
-const TICK: Duration = Duration::from_millis(100);
-
 /// The report of one command: bars when stderr is a terminal, else plain
 /// lines; `-v` lines when `verbose`; stages not shown at all unless
 /// `stages` (commands printing JSON show only messages).
@@ -135,14 +132,17 @@ impl Drawer {
             show,
             counts: Default::default(),
             out: Out::Bars {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(
+                    redraw_rate(),
+                )),
                 bars: Default::default(),
             },
         });
         let weak: Weak<Drawer> = Arc::downgrade(&drawer);
+        let tick = Duration::from_secs_f64(1.0 / f64::from(redraw_rate()));
         std::thread::spawn(move || {
             loop {
-                std::thread::sleep(TICK);
+                std::thread::sleep(tick);
                 match weak.upgrade() {
                     Some(d) => d.redraw(),
                     None => break,
@@ -292,6 +292,17 @@ impl Reporter for Drawer {
     fn verbose(&self) -> bool {
         self.show.verbose
     }
+}
+
+/// Redraws per second of the bars (the counts are moved and drawn at this
+/// rate): `KOD_PROGRESS_HZ` (1 to 255; lower for a slow link to the
+/// terminal, higher to see short stages move), else 10.
+fn redraw_rate() -> u8 {
+    std::env::var("KOD_PROGRESS_HZ")
+        .ok()
+        .and_then(|v| v.parse::<u8>().ok())
+        .filter(|&hz| hz > 0)
+        .unwrap_or(10)
 }
 
 /// What a stage counts, for people: `files`, `packages`, ...
