@@ -128,7 +128,7 @@ impl MachinePlan {
         files.extend(
             self.relative_files()
                 .into_iter()
-                .map(|(rel, _)| format!("/{CONFIG_DIR}/{}", rel.display())),
+                .map(|rel| format!("/{CONFIG_DIR}/{}", rel.display())),
         );
         files
     }
@@ -266,6 +266,7 @@ impl MachinePlan {
             })
             .collect();
         let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
+        let packages = installed.len();
         t.commit()?;
         settlement.ids.save(&ids_path)?;
         let record = Record {
@@ -279,7 +280,7 @@ impl MachinePlan {
                     .collect(),
             },
             enabled_services: settlement.enabled_services.clone(),
-            packages: installed.clone(),
+            packages: installed,
             configuration: serde_json::to_value(&self.plan).map_err(|e| EngineError::Machine {
                 path: top.path().to_path_buf(),
                 reason: format!("the plan does not serialise: {e}"),
@@ -292,25 +293,24 @@ impl MachinePlan {
         Ok(MachineReport {
             generation: n,
             rootfs,
-            packages: installed.len(),
+            packages,
             enabled_services: settlement.enabled_services,
             settled,
             committed: true,
         })
     }
 
-    /// The configuration's files relative to its directory.
-    fn relative_files(&self) -> Vec<(PathBuf, &SourceFile)> {
+    /// The configuration's files' paths relative to its directory, in the
+    /// order of `files`.
+    fn relative_files(&self) -> Vec<PathBuf> {
         let dir = self.config.source.parent().unwrap_or(Path::new(""));
         self.files
             .iter()
             .map(|f| {
-                let rel = f
-                    .path
+                f.path
                     .strip_prefix(dir)
                     .map(Path::to_path_buf)
-                    .unwrap_or_else(|_| PathBuf::from(f.path.file_name().unwrap_or_default()));
-                (rel, f)
+                    .unwrap_or_else(|_| PathBuf::from(f.path.file_name().unwrap_or_default()))
             })
             .collect()
     }
@@ -322,8 +322,8 @@ impl MachinePlan {
         hashes: &BTreeMap<String, String>,
     ) -> Result<Vec<(PathBuf, Vec<u8>)>, EngineError> {
         let clean = kod_config::sanitized(&self.files, &self.config, hashes)?;
-        let rel: Vec<PathBuf> = self.relative_files().into_iter().map(|(r, _)| r).collect();
-        Ok(rel
+        Ok(self
+            .relative_files()
             .into_iter()
             .zip(clean)
             .map(|(r, f)| (r, f.text.into_bytes()))
