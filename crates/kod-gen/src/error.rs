@@ -114,6 +114,15 @@ pub enum Error {
         /// The mount point inside it.
         mount: String,
     },
+    /// The machine lock is held by another kod (and the caller did not
+    /// wait).
+    #[error("{} is held by {holder}: wait for it to finish, then run kod again", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it (`kod pid 12 (rebuild)`).
+        holder: String,
+    },
     /// No default generation to go back to.
     #[error(
         "no previous default generation to go back to (the pointer's history holds no committed generation): name one"

@@ -18,6 +18,8 @@
 //! - Leftovers of killed writes ([`Top::leftovers`],
 //!   [`Top::remove_leftovers`]).
 //! - The fstab text of a generation ([`fstab`]).
+//! - The machine lock ([`Top::lock`]): one kod at a time changes a
+//!   machine's generations.
 //!
 //! Nothing here prints; `-v` lines go to a [`kod_report::Report`].
 #![deny(missing_docs)]
@@ -25,12 +27,14 @@
 mod durable;
 mod error;
 mod fstab;
+mod lock;
 mod pointer;
 mod record;
 mod top;
 
 pub use error::{Error, Result};
 pub use fstab::{STORE_BINDS, fstab};
+pub use lock::{Holder, LOCK, MachineLock};
 pub use pointer::{HISTORY, Pointer};
 pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
 pub use top::{BUILDING, HIGHEST, POINTER, RECORD_COMPLETE, Top};

@@ -398,3 +398,76 @@ fn root_fs_uuid_is_what_blkid_says() {
     let text = kod_gen::fstab(&uuid, 3, &[]);
     assert!(text.contains(&format!("UUID={uuid} / btrfs subvol=generations/3/rootfs")));
 }
+
+#[test]
+fn root_the_machine_lock_waits_for_another_process_and_names_it() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    if !kod_testkit::tiers(&[Tier::Root]) {
+        return;
+    }
+    let fs = Btrfs::new();
+    let top = Top::open(fs.path()).expect("open");
+    // No layout yet: the lock makes generations/ and its file.
+    let lock = top.lock_path();
+    assert_eq!(lock, fs.path().join(kod_gen::LOCK));
+    drop(top.try_lock("test").expect("a free lock"));
+    assert!(lock.is_file());
+
+    // Another process holds it (flock(1)), and names itself as kod does.
+    let mut child = Command::new("flock")
+        .arg(&lock)
+        .args([
+            "sh",
+            "-c",
+            r#"printf '4242 rebuild\n' > "$0"; echo held; read x"#,
+        ])
+        .arg(&lock)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flock");
+    let mut held = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut held)
+        .unwrap();
+    assert_eq!(held, "held\n");
+
+    let e = top.try_lock("gc").unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+    assert!(
+        e.to_string().contains("held by kod pid 4242 (rebuild)"),
+        "{e}"
+    );
+
+    let rec = kod_report::Recorder::new(false);
+    let waiting = top.clone().with_report(kod_report::Report::to(rec.clone()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let l = waiting.lock("delete").expect("the lock, after waiting");
+            tx.send(()).unwrap();
+            drop(l);
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(500)).is_err(),
+            "took a lock another process holds"
+        );
+        child.stdin.take().unwrap().write_all(b"\n").unwrap();
+        assert!(child.wait().unwrap().success());
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the lock once the other process let go");
+    });
+    assert_eq!(
+        rec.messages(kod_report::Level::Note),
+        [format!(
+            "waiting for {}: held by kod pid 4242 (rebuild)",
+            lock.display()
+        )]
+    );
+    // Free again, and layout still prepares around the lock file.
+    drop(top.try_lock("test").unwrap());
+    top.prepare().expect("prepare after the lock");
+}
