@@ -13,7 +13,7 @@ use kod_config::{Config, SourceFile};
 use kod_gen::{InstalledPackages, LockedPackage, Record, Top};
 use kod_plan::Plan;
 use kod_repo::{Freshness, Index};
-use kod_report::Report;
+use kod_report::{Report, Stage, Work};
 use kod_root::Root;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
@@ -228,7 +228,7 @@ impl MachinePlan {
         let settlement = kod_system::plan(t.fs(), &input)?;
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
         if kernel {
-            build_initramfs(t.runner())?;
+            build_initramfs(t.runner(), report)?;
         }
 
         let uuid =
@@ -250,8 +250,10 @@ impl MachinePlan {
             }
             write(fs, &path, text, 0o600)?;
         }
-        let me = std::env::current_exe().map_err(|e| EngineError::io(Path::new("kod"), e))?;
-        let binary = std::fs::read(&me).map_err(|e| EngineError::io(&me, e))?;
+        // The running binary itself, also when its file was replaced or
+        // removed since it started (`current_exe` would name a gone path).
+        let me = Path::new("/proc/self/exe");
+        let binary = std::fs::read(me).map_err(|e| EngineError::io(me, e))?;
         fs.create_dir_all("usr/local/bin", 0o755)
             .map_err(|e| EngineError::io(&fs.show("usr/local/bin"), e))?;
         write(fs, KOD_BINARY, &binary, 0o755)?;
@@ -333,7 +335,8 @@ impl MachinePlan {
 
 /// The initramfs of every kernel in the root, built once with the
 /// distribution's tool (its hooks were held back during configure).
-fn build_initramfs(runner: &dyn kod_db::Runner) -> Result<(), EngineError> {
+fn build_initramfs(runner: &dyn kod_db::Runner, report: &Report) -> Result<(), EngineError> {
+    let _stage = report.stage(Stage::Initramfs, Work::default());
     let argv = ["update-initramfs", "-c", "-k", "all"];
     let ran = runner.run("build the initramfs", &argv, &[])?;
     if !ran.success {

@@ -454,6 +454,9 @@ fn settings_support(config: &Config, boot: &BootPlan, packages: &mut Packages) {
     needs.push(("systemd", "network"));
     if boot.kernel_package.is_some() {
         needs.push(("initramfs-tools", "boot.kernel"));
+        // initramfs-tools compresses with zstd (its default) only when it
+        // is there, gzip otherwise: several times slower to build.
+        needs.push(("zstd", "boot.kernel"));
         if boot.loader == LoaderKind::SystemdBoot {
             needs.push(("systemd-boot", "boot.loader"));
         }

@@ -184,6 +184,7 @@ fn debian_vm_example() {
             "console-setup",
             "tzdata",
             "initramfs-tools",
+            "zstd",
             "systemd-boot"
         ])
     );
@@ -193,6 +194,7 @@ fn debian_vm_example() {
         ("console-setup", "locale.keymap"),
         ("tzdata", "locale.timezone"),
         ("initramfs-tools", "boot.kernel"),
+        ("zstd", "boot.kernel"),
         ("systemd-boot", "boot.loader"),
     ] {
         assert_eq!(official.reasons[package], [why], "{package}");
@@ -279,6 +281,7 @@ fn desktop_display_manager_and_exclusions() {
             "linux-image-amd64",
             "systemd",
             "initramfs-tools",
+            "zstd",
             "systemd-boot"
         ])
     );

@@ -31,19 +31,25 @@ pub enum Stage {
     PreInstall,
     /// Configuring what was installed (dpkg --configure, hooks).
     Configure,
+    /// Writing the configuration's settings into the root (kod-system).
+    Settle,
+    /// Building the initramfs of the root's kernels.
+    Initramfs,
     /// Making the result the target (sync, rename, record).
     Commit,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Metadata,
         Stage::Resolve,
         Stage::Fetch,
         Stage::Unpack,
         Stage::PreInstall,
         Stage::Configure,
+        Stage::Settle,
+        Stage::Initramfs,
         Stage::Commit,
     ];
 
@@ -56,6 +62,8 @@ impl Stage {
             Stage::Unpack => "unpack",
             Stage::PreInstall => "preinst",
             Stage::Configure => "configure",
+            Stage::Settle => "settle",
+            Stage::Initramfs => "initramfs",
             Stage::Commit => "commit",
         }
     }

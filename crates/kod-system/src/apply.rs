@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kod_db::Runner;
-use kod_report::Report;
+use kod_report::{Report, Stage, Work};
 use kod_root::Root;
 use rustix::fs::{AtFlags, Mode};
 
@@ -13,7 +13,8 @@ use crate::error::{Error, io_err};
 
 /// Makes `changes` in `root`, in order: files written atomically through
 /// `root` (never leaving it), commands run through `runner`. Each change
-/// is reported as a verbose line. Stops at the first failure; the changes
+/// is reported as a verbose line, the whole as the settle stage. Stops at
+/// the first failure; the changes
 /// made so far stay (each is idempotent: planning again finishes the job).
 pub fn apply(
     root: &Root,
@@ -21,6 +22,7 @@ pub fn apply(
     changes: &[Change],
     report: &Report,
 ) -> Result<(), Error> {
+    let stage = report.stage(Stage::Settle, Work::items(changes.len() as u64));
     for c in changes {
         report.verbose(|| format!("settle: {c}"));
         match &c.action {
@@ -73,6 +75,7 @@ pub fn apply(
                 }
             }
         }
+        stage.advance(Work::items(1), &c.key);
     }
     Ok(())
 }

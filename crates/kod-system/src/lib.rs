@@ -15,7 +15,8 @@
 //! (os-release, machine-id), [`accounts`] (users and groups, with
 //! [`ids`] keeping their numbers stable across generations), [`services`]
 //! (settings drop-ins, units enabled and disabled) and [`effects`]
-//! (install-stage helper effects). Debian is the first target.
+//! (install-stage helper effects), [`boot`] (the initramfs's modules).
+//! Debian is the first target.
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 pub mod accounts;
 
 mod apply;
+pub mod boot;
 mod change;
 pub mod effects;
 mod error;
@@ -109,6 +111,7 @@ pub fn plan(root: &Root, input: &Input) -> Result<Settlement, Error> {
     release::plan_machine_id(&mut p)?;
     let (ids, accounts) = accounts::plan(&mut p, input)?;
     services::plan_settings(&mut p, input)?;
+    boot::plan(&mut p, input)?;
     effects::plan_files(&mut p, input, &accounts)?;
     let enabled_services = services::plan_units(&mut p, input)?;
     effects::plan_units_and_commands(&mut p, input, &accounts)?;

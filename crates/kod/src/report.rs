@@ -311,6 +311,8 @@ fn unit(stage: Stage, n: u64) -> &'static str {
         Stage::Metadata | Stage::Fetch => ("file", "files"),
         Stage::Resolve | Stage::Unpack | Stage::Configure => ("package", "packages"),
         Stage::PreInstall => ("script", "scripts"),
+        Stage::Settle => ("change", "changes"),
+        Stage::Initramfs => ("kernel", "kernels"),
         Stage::Commit => ("step", "steps"),
     };
     if n == 1 { one } else { many }

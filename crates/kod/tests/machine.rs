@@ -303,9 +303,34 @@ fn net_root_install_target_of_the_debian_vm_example_with_its_kernel() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(boot.iter().any(|f| f.starts_with("vmlinuz-")), "{boot:?}");
+    let initrds: Vec<&String> = boot
+        .iter()
+        .filter(|f| f.starts_with("initrd.img-"))
+        .collect();
+    assert_eq!(initrds.len(), 1, "{boot:?}");
+    // Compressed with zstd (kod installs it for initramfs-tools), with
+    // the configured modules in its list.
+    let image = std::fs::read(root.join("boot").join(initrds[0])).unwrap();
+    assert_eq!(&image[..4], &[0x28, 0xb5, 0x2f, 0xfd], "not zstd");
+    let wanted = "virtio_pci\nvirtio_blk\nvirtio_scsi\nbtrfs\n";
     assert!(
-        boot.iter().any(|f| f.starts_with("initrd.img-")),
-        "{boot:?}"
+        text(&root, "etc/initramfs-tools/modules").ends_with(wanted),
+        "{}",
+        text(&root, "etc/initramfs-tools/modules")
+    );
+    let unpacked = in_root(
+        &root,
+        &[
+            "sh",
+            "-c",
+            "d=$(mktemp -d) && unmkinitramfs /boot/initrd.img-* $d && cat $d/conf/modules && rm -rf $d",
+        ],
+    );
+    // mkinitramfs writes each as `NAME ARGS`: compared by name.
+    let listed: Vec<&str> = unpacked.lines().map(str::trim).collect();
+    assert!(
+        listed.ends_with(&["virtio_pci", "virtio_blk", "virtio_scsi", "btrfs"]),
+        "{unpacked}"
     );
     assert_eq!(lock_lines(&record), dpkg_lines(&root));
     let installed: serde_json::Value =
