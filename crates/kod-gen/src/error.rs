@@ -80,11 +80,38 @@ pub enum Error {
     },
     /// Deleting the default generation.
     #[error(
-        "generation {generation} is the default generation: set another default first (rollback), then delete it"
+        "generation {generation} is the default generation (the next boot starts it): make another generation the default first (roll back), then delete it"
     )]
     IsDefault {
         /// Its number.
         generation: u64,
+    },
+    /// Deleting the generation the running system booted.
+    #[error(
+        "generation {generation} is the booted generation (the running system started from it): boot another generation first, then delete it"
+    )]
+    IsBooted {
+        /// Its number.
+        generation: u64,
+    },
+    /// Deleting the generation `/` is now.
+    #[error(
+        "generation {generation} is the current generation (the running system's / is it): boot another generation first, then delete it"
+    )]
+    IsCurrent {
+        /// Its number.
+        generation: u64,
+    },
+    /// A numbered directory in `generations/` that kod did not make.
+    #[error(
+        "{} is not a generation kod made (it holds neither record-complete nor .kod-building; a KodOS generation?): kod leaves it alone; remove it yourself if it is not needed",
+        path.display()
+    )]
+    NotKods {
+        /// Its number.
+        generation: u64,
+        /// Its directory.
+        path: PathBuf,
     },
     /// A file kod owns does not say what it should.
     #[error("{}: {problem}; remove or repair the file, then run kod again", path.display())]

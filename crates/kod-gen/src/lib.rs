@@ -18,23 +18,38 @@
 //! - Leftovers of killed writes ([`Top::leftovers`],
 //!   [`Top::remove_leftovers`]).
 //! - The fstab text of a generation ([`fstab`]).
+//! - What people ask of generations: the list with the booted, current,
+//!   default and last good marks ([`Top::list`], [`Running`]), what
+//!   changed between two records ([`RecordDiff`]), which may be deleted
+//!   ([`Top::check_delete`]) and what garbage collection keeps
+//!   ([`Top::gc_plan`]).
 //! - The machine lock ([`Top::lock`]): one kod at a time changes a
 //!   machine's generations.
 //!
 //! Nothing here prints; `-v` lines go to a [`kod_report::Report`].
 #![deny(missing_docs)]
 
+mod diff;
 mod durable;
 mod error;
 mod fstab;
+mod gc;
+mod listing;
 mod lock;
 mod pointer;
 mod record;
+mod running;
 mod top;
 
+pub use diff::{
+    FilesDiff, PackageChange, PackagesDiff, RecordDiff, ServicesDiff, UserChange, UsersDiff,
+};
 pub use error::{Error, Result};
 pub use fstab::{STORE_BINDS, fstab};
+pub use gc::{GcPlan, Keep, Kept};
+pub use listing::{Generation, Kernel, Listing, utc};
 pub use lock::{Holder, LOCK, MachineLock};
 pub use pointer::{HISTORY, Pointer};
 pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
+pub use running::Running;
 pub use top::{BUILDING, HIGHEST, POINTER, RECORD_COMPLETE, Top};

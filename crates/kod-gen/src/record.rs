@@ -48,7 +48,7 @@ pub struct InstalledPackages {
 }
 
 /// One installed package: a line of `packages.lock`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LockedPackage {
     /// Its name.
     pub name: String,

@@ -55,7 +55,7 @@ pub struct Top {
 
 /// A generation number from a directory name: canonical decimal only
 /// (`7`, not `07`), so two names never mean one number.
-fn number(name: &str) -> Option<u64> {
+pub(crate) fn number(name: &str) -> Option<u64> {
     let n: u64 = name.parse().ok()?;
     (n.to_string() == name).then_some(n)
 }
