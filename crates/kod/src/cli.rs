@@ -119,12 +119,13 @@ pub enum Command {
         command: Vec<String>,
     },
 
-    /// List, delete and garbage-collect generations.
+    /// List, compare, roll back, delete and garbage-collect a machine's
+    /// generations (the running system's, on /kod, unless --target).
     Generations {
         #[command(subcommand)]
         action: Option<GenerationsAction>,
         #[command(flatten)]
-        json: Json,
+        flags: GenerationsFlags,
     },
 
     /// Build a root filesystem of a distribution into a directory, like
@@ -209,23 +210,55 @@ pub enum Command {
     },
 }
 
+/// Flags of every `kod generations` action (given before or after it).
+#[derive(Debug, Args, Clone)]
+pub struct GenerationsFlags {
+    /// The machine's Btrfs top level (mounted with subvolid=5) at TOP,
+    /// instead of the running system's at /kod.
+    #[arg(long, value_name = "TOP", global = true)]
+    pub target: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
 /// `kod generations` actions.
 #[derive(Debug, Subcommand)]
 pub enum GenerationsAction {
-    /// List generations (the default).
+    /// List the committed generations with their marks: booted, current,
+    /// default, last good (the default action).
     List,
-    /// Delete generations by number (never the booted one).
-    Delete {
-        /// Generation numbers.
-        ids: Vec<u32>,
+    /// Show what changed from generation A to generation B: packages,
+    /// services, users, configuration files.
+    Diff {
+        /// The older generation.
+        a: u64,
+        /// The newer generation.
+        b: u64,
+    },
+    /// Make generation N the default (the next boot's); without N, the
+    /// previous default. The running system is not changed.
+    Rollback {
+        /// A committed generation (default: the previous default).
+        generation: Option<u64>,
         #[command(flatten)]
         dry_run: DryRun,
     },
-    /// Delete all but the newest N generations (and the booted one).
+    /// Delete generations by number (never the booted, current or
+    /// default one).
+    Delete {
+        /// Generation numbers.
+        #[arg(required = true, value_name = "N")]
+        generations: Vec<u64>,
+        #[command(flatten)]
+        dry_run: DryRun,
+    },
+    /// Delete all but the newest K committed generations, keeping the
+    /// booted, current, default and last good ones too.
     Gc {
-        /// How many to keep.
-        #[arg(long, default_value_t = 5)]
-        keep: u32,
+        /// How many of the newest generations to keep.
+        #[arg(long, value_name = "K", default_value_t = 5)]
+        keep: usize,
         #[command(flatten)]
         dry_run: DryRun,
     },
@@ -441,8 +474,8 @@ impl Command {
     /// then not drawn, only messages reach stderr.
     pub fn json(&self) -> bool {
         match self {
+            Command::Generations { flags, .. } => flags.json,
             Command::Plan { json }
-            | Command::Generations { json, .. }
             | Command::Bootstrap { json, .. }
             | Command::Install { json, .. }
             | Command::OsStatus { json } => json.json,
@@ -504,6 +537,10 @@ mod tests {
         assert!(json(&["pkg", "search", "x", "--json"]));
         assert!(json(&["env", "status", "--json"]));
         assert!(json(&["snapshot", "list", "--json"]));
+        assert!(json(&["generations", "--json"]));
+        assert!(json(&["generations", "diff", "0", "1", "--json"]));
+        assert!(json(&["generations", "--json", "gc", "--keep", "1"]));
+        assert!(!json(&["generations", "rollback", "--target", "/t"]));
         assert!(!json(&["plan"]));
         assert!(!json(&["pkg", "install", "--root", "/r", "hello"]));
         assert!(!json(&["env", "create", "e", "--distro", "debian:sid"]));

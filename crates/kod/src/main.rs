@@ -118,6 +118,9 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             volume,
             command,
         } => commands::env::run_in(ctx, name, volume, command),
+        Command::Generations { action, flags } => {
+            commands::generations::run(ctx, action.as_ref(), flags)
+        }
         other => Ok(commands::not_implemented(other.name())),
     }
 }

@@ -82,6 +82,9 @@ fn changing_commands_take_dry_run_and_listing_commands_json() {
             &["env", "create"],
             &["env", "sync"],
             &["switch-os"],
+            &["generations", "rollback"],
+            &["generations", "delete"],
+            &["generations", "gc"],
         ],
         "--dry-run",
     );
@@ -89,6 +92,8 @@ fn changing_commands_take_dry_run_and_listing_commands_json() {
         &[
             &["plan"],
             &["generations"],
+            &["generations", "list"],
+            &["generations", "diff"],
             &["pkg", "search"],
             &["env", "list"],
             &["env", "status"],
@@ -105,7 +110,6 @@ fn unbuilt_commands_exit_2_without_panicking() {
         &["rebuild", "-n"],
         &["rebuild-user"],
         &["shell", "-p", "htop"],
-        &["generations"],
         &["snapshot", "list"],
         &["switch-os", "other"],
         &["os-status"],

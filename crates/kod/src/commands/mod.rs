@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod env;
+pub mod generations;
 pub mod install;
 pub mod pkg;
 pub mod plan;
