@@ -187,6 +187,7 @@ impl MachinePlan {
         let arch = self.index.native_architecture().to_string();
         let kernel = self.plan.boot.kernel_package.is_some();
         let mut options = options.clone();
+        options.binds = top.shared_dirs();
         if kernel {
             // Debian's hooks would build the initramfs twice while
             // configuring (the kernel's postinst, then initramfs-tools'

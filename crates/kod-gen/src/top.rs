@@ -108,6 +108,18 @@ impl Top {
         &self.report
     }
 
+    /// The directories every generation shares, as (the directory on the
+    /// top level, where a root sees it): `store/home` at `/home` and the
+    /// store binds ([`crate::STORE_BINDS`]). A transaction on a
+    /// generation binds them in, so what its scripts and kod write there
+    /// lands where the booted system sees it.
+    pub fn shared_dirs(&self) -> Vec<(PathBuf, PathBuf)> {
+        std::iter::once(("store/home", "/home"))
+            .chain(crate::STORE_BINDS)
+            .map(|(store, at)| (self.path.join(store), PathBuf::from(at)))
+            .collect()
+    }
+
     /// `generations/`.
     pub fn generations_dir(&self) -> PathBuf {
         self.path.join("generations")

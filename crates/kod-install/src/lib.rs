@@ -76,6 +76,13 @@ pub struct Options {
     /// holds back the kernel's initramfs hook, for a caller that builds
     /// the initramfs once itself.
     pub script_env: Vec<(String, String)>,
+    /// Directories bound into the target while the transaction works, as
+    /// (the directory outside, the path in the root): a machine's shared
+    /// store (`/home`, `/var/log`, ...), so that what scripts and kod write
+    /// there lands where the booted system sees it. Unmounted before the
+    /// commit and on rollback; the caller runs in a private mount
+    /// namespace, so a killed kod leaves no mount behind.
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Creates the new root `root` from `debs` (a complete, installable set:

@@ -55,6 +55,8 @@ pub struct Transaction<D: PackageDb = Dpkg> {
     chroot: Chroot,
     db: D,
     configure: bool,
+    /// Where [`Options::binds`] are mounted, in mounting order.
+    bound: Vec<PathBuf>,
     _record: Option<Record>,
 }
 
@@ -215,10 +217,18 @@ impl<D: PackageDb> Transaction<D> {
                 let chroot = target
                     .chroot(&root, options.debug, &options.report)?
                     .with_env(&options.script_env);
-                let db = db(&fs)?;
-                Ok((fs, chroot, db))
+                // Bound before the database is made: a new root's skeleton
+                // directories under them belong to the shared ones.
+                let mut bound = mount_binds(&fs, &options.binds, options)?;
+                match db(&fs) {
+                    Ok(db) => Ok((fs, chroot, db, bound)),
+                    Err(e) => {
+                        let _ = unmount_binds(&mut bound);
+                        Err(e)
+                    }
+                }
             });
-        let (fs, chroot, db) = match prepared {
+        let (fs, chroot, db, bound) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 target.discard(&options.report);
@@ -235,6 +245,7 @@ impl<D: PackageDb> Transaction<D> {
             chroot,
             db,
             configure: false,
+            bound,
             _record: held.record,
         })
     }
@@ -389,6 +400,7 @@ impl<D: PackageDb> Transaction<D> {
         let Some(target) = self.target.take() else {
             return Ok(done);
         };
+        unmount_binds(&mut self.bound)?;
         let started = std::time::Instant::now();
         let committed = {
             let stage = report.stage(Stage::Commit, Work::items(1));
@@ -419,11 +431,52 @@ impl<D: PackageDb> Transaction<D> {
             return;
         };
         kill_processes_in(self.fs.path());
+        if let Err(e) = unmount_binds(&mut self.bound) {
+            self.options.report.warning(&e.to_string());
+        }
         self.options
             .report
             .verbose(|| format!("+ roll back: {} stays as it was", self.root.display()));
         target.discard(&self.options.report);
     }
+}
+
+/// Mounts each of `binds` on its path in `fs` (made when missing);
+/// returns the mount points. A debug run only shows them.
+fn mount_binds(
+    fs: &Root,
+    binds: &[(PathBuf, PathBuf)],
+    options: &Options,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut bound = Vec::new();
+    for (from, at) in binds {
+        let rel = at.strip_prefix("/").unwrap_or(at);
+        let point = fs.path().join(rel);
+        options
+            .report
+            .verbose(|| format!("+ mount --bind {} {}", from.display(), point.display()));
+        if options.debug {
+            continue;
+        }
+        let mounted = fs
+            .create_dir_all(rel, 0o755)
+            .and_then(|()| rustix::mount::mount_bind(from, &point).map_err(Into::into));
+        if let Err(e) = mounted {
+            let _ = unmount_binds(&mut bound);
+            return Err(io_error("bind-mount into the target", &point)(e));
+        }
+        bound.push(point);
+    }
+    Ok(bound)
+}
+
+/// Unmounts what [`mount_binds`] mounted, last first.
+fn unmount_binds(bound: &mut Vec<PathBuf>) -> Result<(), Error> {
+    while let Some(point) = bound.pop() {
+        rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH)
+            .map_err(|e| io_error("unmount", &point)(e.into()))?;
+    }
+    Ok(())
 }
 
 impl Transaction<Dpkg> {

@@ -47,6 +47,8 @@ pub(crate) enum Op {
     Chdir(Vec<(CString, Vec<u8>)>),
     /// Set the signal mask (the parent blocked signals to wait for them).
     SetSigmask(libc::sigset_t),
+    /// Be killed (SIGKILL) when the parent dies.
+    DieWithParent,
 }
 
 // SAFETY: `sigset_t` is plain data; every other field is owned data.
@@ -142,6 +144,9 @@ impl Op {
                 }
                 Err(last)
             }
+            Op::DieWithParent => rustix::process::set_parent_process_death_signal(Some(
+                rustix::process::Signal::KILL,
+            )),
             Op::SetSigmask(set) => {
                 // SAFETY: `set` is a valid, initialised signal set.
                 let r =

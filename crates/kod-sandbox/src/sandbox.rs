@@ -65,6 +65,7 @@ pub struct Sandbox {
     ids: Ids,
     nosuid: bool,
     workdir: Workdir,
+    die_with_parent: bool,
 }
 
 impl Sandbox {
@@ -79,6 +80,7 @@ impl Sandbox {
             ids: Ids::Caller,
             nosuid: true,
             workdir: Workdir::Inherit { home: None },
+            die_with_parent: false,
         }
     }
 
@@ -117,6 +119,14 @@ impl Sandbox {
         self
     }
 
+    /// Whether the command is killed (SIGKILL) when kod dies: then
+    /// nothing it does outlives a killed kod, and its mount namespace goes
+    /// with it.
+    pub fn die_with_parent(mut self, yes: bool) -> Sandbox {
+        self.die_with_parent = yes;
+        self
+    }
+
     /// Sets where the command starts.
     pub fn workdir(mut self, workdir: Workdir) -> Sandbox {
         self.workdir = workdir;
@@ -148,6 +158,9 @@ impl Sandbox {
             None => None,
         };
 
+        if self.die_with_parent {
+            plan.push(Op::DieWithParent, "die with kod (PR_SET_PDEATHSIG)", false);
+        }
         let mut unshare = UnshareFlags::NEWNS;
         let mut subids = None;
         match (&self.ids, caller_is_root) {

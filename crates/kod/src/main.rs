@@ -7,6 +7,7 @@ mod commands;
 mod context;
 mod output;
 mod plan_view;
+mod private_mounts;
 mod report;
 
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ use context::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = private_mounts::reenter(&cli.command) {
+        return code;
+    }
     // With -d, the commands kod would run are the -v lines.
     let report = report::for_command(cli.verbose || cli.debug, !cli.command.json());
     // The libraries' tracing warnings (a damaged stored index, a cached

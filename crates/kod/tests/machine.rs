@@ -184,8 +184,21 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     }
     let shadow = in_root(&root, &["getent", "shadow", "bob"]);
     assert!(shadow.starts_with("bob:$6$kodsalt$0Hauc"), "{shadow}");
-    let keys = text(&root, "home/ann/.ssh/authorized_keys");
+    // Homes are in the shared store (`/home` at boot), not in the root;
+    // so are root's files and the logs.
+    let keys = text(fs.path(), "store/home/ann/.ssh/authorized_keys");
     assert!(keys.contains("ann@test"), "{keys}");
+    let owner = std::fs::metadata(fs.path().join("store/home/ann/.ssh/authorized_keys")).unwrap();
+    let ann_uid: u32 = ann.split(':').nth(2).unwrap().parse().unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), ann_uid);
+    for empty in ["home", "root", "var/log"] {
+        let left: Vec<_> = std::fs::read_dir(root.join(empty)).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "/{empty} of the root is not empty: {left:?}"
+        );
+    }
+    assert!(fs.path().join("store/var/log/dpkg.log").is_file());
 
     // Locales, keymap, timezone, hostname.
     let locales = in_root(&root, &["locale", "-a"]);

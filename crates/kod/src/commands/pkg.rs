@@ -188,6 +188,7 @@ pub fn install_options(ctx: &Context) -> kod_install::Options {
         journal: Some(cache.join("transactions")),
         report: ctx.report.clone(),
         script_env: Vec::new(),
+        binds: Vec::new(),
     }
 }
 
