@@ -10,6 +10,7 @@ pub mod env;
 mod error;
 pub mod machine;
 pub mod packages;
+pub mod rebuild;
 pub mod sources;
 
 pub use error::EngineError;

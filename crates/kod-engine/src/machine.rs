@@ -81,6 +81,19 @@ impl MachinePlan {
         plan: Plan,
         report: &Report,
     ) -> Result<MachinePlan, EngineError> {
+        Self::resolve(config, files, plan, Freshness::Cached, None, report)
+    }
+
+    /// [`MachinePlan::new`] with the metadata as fresh as `freshness`
+    /// says, keeping `installed` packages (see [`kod_solve::solve`]).
+    pub fn resolve(
+        config: Config,
+        files: Vec<SourceFile>,
+        plan: Plan,
+        freshness: Freshness,
+        installed: Option<&kod_db::Installed>,
+        report: &Report,
+    ) -> Result<MachinePlan, EngineError> {
         let repositories = Repositories::for_config(&config, None)?;
         if let Some((key, _)) = plan
             .packages
@@ -92,23 +105,43 @@ impl MachinePlan {
                 what: format!("packages from repos.{key}"),
             });
         }
-        let index = repositories.load(Freshness::Cached, report)?;
-        let base = kod_solve::variant_base(&index, BASE_VARIANT)?;
-        let wanted = plan
-            .packages
-            .get(&config.default_repo)
-            .map(|set| set.install.clone())
-            .unwrap_or_default();
-        let request = Request::new(base, &wanted)?;
-        let resolution = packages::resolve(&index, &request, None, report)?;
-        Ok(MachinePlan {
+        let index = repositories.load(freshness, report)?;
+        let mut machine = MachinePlan {
             config,
             files,
             plan,
             repositories,
             index,
-            resolution,
-        })
+            resolution: Resolution::default(),
+        };
+        machine.resolution =
+            packages::resolve(&machine.index, &machine.request()?, installed, report)?;
+        Ok(machine)
+    }
+
+    /// The same plan resolved again, keeping `installed` packages.
+    pub fn re_resolve(
+        mut self,
+        installed: Option<&kod_db::Installed>,
+        report: &Report,
+    ) -> Result<MachinePlan, EngineError> {
+        self.resolution = packages::resolve(&self.index, &self.request()?, installed, report)?;
+        Ok(self)
+    }
+
+    /// The packages the plan asks for from the default repository.
+    pub fn wanted(&self) -> Vec<String> {
+        self.plan
+            .packages
+            .get(&self.config.default_repo)
+            .map(|set| set.install.clone())
+            .unwrap_or_default()
+    }
+
+    /// The base set plus the wanted packages.
+    fn request(&self) -> Result<Request, EngineError> {
+        let base = kod_solve::variant_base(&self.index, BASE_VARIANT)?;
+        Ok(Request::new(base, self.wanted())?)
     }
 
     /// The packages, as a bootstrap lists them.
@@ -144,6 +177,8 @@ impl MachinePlan {
     ) -> Result<MachineReport, EngineError> {
         let top = Top::open(top)?.with_report(report.clone());
         top.prepare()?;
+        // What a stopped kod left is removed only while no other kod works.
+        let _lock = top.lock("install")?;
         for gone in top.remove_leftovers()? {
             report.note(&format!(
                 "removed {}, left by a kod that was stopped",
@@ -185,17 +220,7 @@ impl MachinePlan {
             report,
         )?;
         let arch = self.index.native_architecture().to_string();
-        let kernel = self.plan.boot.kernel_package.is_some();
-        let mut options = options.clone();
-        options.binds = top.shared_dirs();
-        if kernel {
-            // Debian's hooks would build the initramfs twice while
-            // configuring (the kernel's postinst, then initramfs-tools'
-            // trigger); kod builds it once, when the system is settled.
-            options
-                .script_env
-                .push(("INITRD".to_string(), "No".to_string()));
-        }
+        let options = self.transaction_options(top, options);
         let mut t = kod_install::Transaction::bootstrap(
             &rootfs,
             &kod_install::BootstrapOptions::new(&arch),
@@ -203,7 +228,44 @@ impl MachinePlan {
         )?;
         t.install(&debs)?;
         t.configure()?;
-        if options.debug {
+        self.finish(t, top, n, &[], report)
+    }
+
+    /// The options of a transaction that builds a generation of `top`:
+    /// the shared store bound in, and Debian's kernel hooks held back
+    /// when there is a kernel (they would build the initramfs twice while
+    /// configuring, the kernel's postinst then initramfs-tools' trigger;
+    /// kod builds it once, when the system is settled).
+    pub(crate) fn transaction_options(
+        &self,
+        top: &Top,
+        options: &kod_install::Options,
+    ) -> kod_install::Options {
+        let mut options = options.clone();
+        options.binds = top.shared_dirs();
+        if self.plan.boot.kernel_package.is_some() {
+            options
+                .script_env
+                .push(("INITRD".to_string(), "No".to_string()));
+        }
+        options
+    }
+
+    /// Finishes generation `n` in the configured transaction `t`: settles
+    /// the system (disabling what `previously_enabled` had and this
+    /// configuration does not), builds the initramfs, writes fstab,
+    /// `/.generation`, the configuration's copy and the kod binary, then
+    /// commits: the root, the record, the default pointer, in that order.
+    pub(crate) fn finish(
+        &self,
+        t: kod_install::Transaction,
+        top: &Top,
+        n: u64,
+        previously_enabled: &[String],
+        report: &Report,
+    ) -> Result<MachineReport, EngineError> {
+        let rootfs = top.rootfs(n);
+        if t.options().debug {
             // Settling reads the configured root (its accounts, units),
             // which a debug run only prints the commands for.
             report.verbose(|| {
@@ -225,11 +287,16 @@ impl MachinePlan {
 
         let ids_path = top.path().join(ID_MAP);
         let ids = kod_system::IdMap::load(&ids_path)?;
-        let input = kod_system::Input::new(&self.config, &self.plan, n, &ids);
+        let input =
+            kod_system::Input::new(&self.config, &self.plan, n, &ids).after(previously_enabled);
         let settlement = kod_system::plan(t.fs(), &input)?;
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
-        if kernel {
-            build_initramfs(t.runner(), report)?;
+        if self.plan.boot.kernel_package.is_some() {
+            let modules_changed = settlement
+                .changes
+                .iter()
+                .any(|c| c.key == kod_system::boot::KEY);
+            initramfs(t.fs(), t.runner(), modules_changed, report)?;
         }
 
         let uuid =
@@ -243,14 +310,7 @@ impl MachinePlan {
         )?;
         write(fs, ".generation", format!("{n}\n").as_bytes(), 0o644)?;
         let copy = self.sanitized(&settlement.password_hashes)?;
-        for (rel, text) in &copy {
-            let path = Path::new(CONFIG_DIR).join(rel);
-            if let Some(dir) = path.parent() {
-                fs.create_dir_all(dir, 0o755)
-                    .map_err(|e| EngineError::io(&fs.show(dir), e))?;
-            }
-            write(fs, &path, text, 0o600)?;
-        }
+        write_config_copy(fs, &copy)?;
         // The running binary itself, also when its file was replaced or
         // removed since it started (`current_exe` would name a gone path).
         let me = Path::new("/proc/self/exe");
@@ -259,38 +319,12 @@ impl MachinePlan {
             .map_err(|e| EngineError::io(&fs.show("usr/local/bin"), e))?;
         write(fs, KOD_BINARY, &binary, 0o755)?;
 
-        let installed: Vec<LockedPackage> = t
-            .packages()
-            .into_iter()
-            .map(|p| LockedPackage {
-                name: p.id.name,
-                version: p.id.version,
-                arch: p.id.architecture,
-            })
-            .collect();
+        let installed = locked(&t.packages());
         let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
         let packages = installed.len();
         t.commit()?;
         settlement.ids.save(&ids_path)?;
-        let record = Record {
-            installed_packages: InstalledPackages {
-                kernel: self.plan.boot.kernel_package.clone(),
-                sources: self
-                    .plan
-                    .packages
-                    .iter()
-                    .map(|(k, set)| (k.clone(), set.install.clone()))
-                    .collect(),
-            },
-            enabled_services: settlement.enabled_services.clone(),
-            packages: installed,
-            configuration: serde_json::to_value(&self.plan).map_err(|e| EngineError::Machine {
-                path: top.path().to_path_buf(),
-                reason: format!("the plan does not serialise: {e}"),
-            })?,
-            kod_version: env!("CARGO_PKG_VERSION").to_string(),
-            config_files: copy,
-        };
+        let record = self.record(installed, settlement.enabled_services.clone(), copy)?;
         record.write(top, n)?;
         top.set_default(n)?;
         Ok(MachineReport {
@@ -300,6 +334,34 @@ impl MachinePlan {
             enabled_services: settlement.enabled_services,
             settled,
             committed: true,
+        })
+    }
+
+    /// The record of a generation of this plan with `packages` installed.
+    pub(crate) fn record(
+        &self,
+        packages: Vec<LockedPackage>,
+        enabled_services: Vec<String>,
+        config_files: Vec<(PathBuf, Vec<u8>)>,
+    ) -> Result<Record, EngineError> {
+        Ok(Record {
+            installed_packages: InstalledPackages {
+                kernel: self.plan.boot.kernel_package.clone(),
+                sources: self
+                    .plan
+                    .packages
+                    .iter()
+                    .map(|(k, set)| (k.clone(), set.install.clone()))
+                    .collect(),
+            },
+            enabled_services,
+            packages,
+            configuration: serde_json::to_value(&self.plan).map_err(|e| EngineError::Machine {
+                path: PathBuf::from(&self.plan.source),
+                reason: format!("the plan does not serialise: {e}"),
+            })?,
+            kod_version: env!("CARGO_PKG_VERSION").to_string(),
+            config_files,
         })
     }
 
@@ -320,7 +382,7 @@ impl MachinePlan {
 
     /// The stored copy: each file relative to the configuration's
     /// directory, clear passwords replaced by their hashes.
-    fn sanitized(
+    pub(crate) fn sanitized(
         &self,
         hashes: &BTreeMap<String, String>,
     ) -> Result<Vec<(PathBuf, Vec<u8>)>, EngineError> {
@@ -334,19 +396,78 @@ impl MachinePlan {
     }
 }
 
-/// The initramfs of every kernel in the root, built once with the
-/// distribution's tool (its hooks were held back during configure).
-fn build_initramfs(runner: &dyn kod_db::Runner, report: &Report) -> Result<(), EngineError> {
-    let _stage = report.stage(Stage::Initramfs, Work::default());
-    let argv = ["update-initramfs", "-c", "-k", "all"];
-    let ran = runner.run("build the initramfs", &argv, &[])?;
-    if !ran.success {
-        return Err(EngineError::Initramfs {
-            status: ran.status,
-            output: ran.tail.join("\n"),
-        });
+/// The initramfs of the root's kernels, built once with the
+/// distribution's tool (its hooks were held back during configure): made
+/// for each kernel that has none (a new machine's, a new kernel's), and
+/// every existing one updated when the configured modules changed.
+fn initramfs(
+    fs: &Root,
+    runner: &dyn kod_db::Runner,
+    modules_changed: bool,
+    report: &Report,
+) -> Result<(), EngineError> {
+    let mut kernels = Vec::new();
+    let boot = fs.path().join("boot");
+    // Names only; a /boot that is no directory (a link out) has none.
+    if std::fs::symlink_metadata(&boot).is_ok_and(|m| m.is_dir()) {
+        for entry in std::fs::read_dir(&boot).map_err(|e| EngineError::io(&boot, e))? {
+            let name = entry.map_err(|e| EngineError::io(&boot, e))?.file_name();
+            if let Some(v) = name.to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
+                kernels.push(v.to_string());
+            }
+        }
+    }
+    kernels.sort();
+    let has_initrd = |v: &str| fs.exists(format!("boot/initrd.img-{v}")).unwrap_or(false);
+    let missing: Vec<&String> = kernels.iter().filter(|v| !has_initrd(v)).collect();
+    let update = modules_changed && missing.len() < kernels.len();
+    if missing.is_empty() && !update {
+        return Ok(());
+    }
+    let _stage = report.stage(Stage::Initramfs, Work::items(kernels.len() as u64));
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    if update {
+        runs.push(vec!["update-initramfs", "-u", "-k", "all"]);
+    }
+    for v in &missing {
+        runs.push(vec!["update-initramfs", "-c", "-k", v.as_str()]);
+    }
+    for argv in runs {
+        let ran = runner.run("build the initramfs", &argv, &[])?;
+        if !ran.success {
+            return Err(EngineError::Initramfs {
+                status: ran.status,
+                output: ran.tail.join("\n"),
+            });
+        }
     }
     Ok(())
+}
+
+/// The configuration's copy in `/etc/kod`, each file 0600 (it may hold
+/// password hashes).
+fn write_config_copy(fs: &Root, copy: &[(PathBuf, Vec<u8>)]) -> Result<(), EngineError> {
+    for (rel, text) in copy {
+        let path = Path::new(CONFIG_DIR).join(rel);
+        if let Some(dir) = path.parent() {
+            fs.create_dir_all(dir, 0o755)
+                .map_err(|e| EngineError::io(&fs.show(dir), e))?;
+        }
+        write(fs, &path, text, 0o600)?;
+    }
+    Ok(())
+}
+
+/// The lock list of the packages of a root's database.
+pub(crate) fn locked(packages: &[kod_install::PackageState]) -> Vec<LockedPackage> {
+    packages
+        .iter()
+        .map(|p| LockedPackage {
+            name: p.id.name.clone(),
+            version: p.id.version.clone(),
+            arch: p.id.architecture.clone(),
+        })
+        .collect()
 }
 
 fn write(root: &Root, path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result<(), EngineError> {

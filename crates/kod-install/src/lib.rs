@@ -33,6 +33,7 @@
 //! is printed.
 #![deny(missing_docs)]
 
+mod binds;
 mod chroot;
 mod error;
 pub mod leftovers;
@@ -45,6 +46,7 @@ mod tree;
 
 use std::path::{Path, PathBuf};
 
+pub use binds::Bound;
 pub use error::Error;
 pub use kod_db::dpkg::{BootstrapOptions, Dpkg};
 pub use kod_db::{Broken, InstallReport, Output, PackageId, PackageState, RemovalPlan};

@@ -13,6 +13,7 @@ use kod_db::{InstallReport, PackageDb, PackageState, RemovalPlan, Root, Runner, 
 use kod_report::{Stage, Work};
 
 use crate::Options;
+use crate::binds::Bound;
 use crate::chroot::{Chroot, kill_processes_in};
 use crate::error::{Error, io_error};
 use crate::leftovers::{self, Record};
@@ -55,8 +56,8 @@ pub struct Transaction<D: PackageDb = Dpkg> {
     chroot: Chroot,
     db: D,
     configure: bool,
-    /// Where [`Options::binds`] are mounted, in mounting order.
-    bound: Vec<PathBuf>,
+    /// [`Options::binds`], mounted.
+    bound: Bound,
     _record: Option<Record>,
 }
 
@@ -219,14 +220,9 @@ impl<D: PackageDb> Transaction<D> {
                     .with_env(&options.script_env);
                 // Bound before the database is made: a new root's skeleton
                 // directories under them belong to the shared ones.
-                let mut bound = mount_binds(&fs, &options.binds, options)?;
-                match db(&fs) {
-                    Ok(db) => Ok((fs, chroot, db, bound)),
-                    Err(e) => {
-                        let _ = unmount_binds(&mut bound);
-                        Err(e)
-                    }
-                }
+                let bound = Bound::mount(&fs, &options.binds, &options.report, options.debug)?;
+                let db = db(&fs)?;
+                Ok((fs, chroot, db, bound))
             });
         let (fs, chroot, db, bound) = match prepared {
             Ok(p) => p,
@@ -248,6 +244,11 @@ impl<D: PackageDb> Transaction<D> {
             bound,
             _record: held.record,
         })
+    }
+
+    /// How the transaction runs.
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// The target root (for an ephemeral transaction, its lower root).
@@ -337,7 +338,7 @@ impl<D: PackageDb> Transaction<D> {
     ) -> Result<RemovalPlan, Error> {
         Ok(self
             .db
-            .plan_removal(&self.root, names, with_dependents, purge)?)
+            .plan_removal(self.fs.path(), names, with_dependents, purge)?)
     }
 
     /// Removes (or purges) what `plan` lists, with the database's own tool.
@@ -400,7 +401,7 @@ impl<D: PackageDb> Transaction<D> {
         let Some(target) = self.target.take() else {
             return Ok(done);
         };
-        unmount_binds(&mut self.bound)?;
+        self.bound.unmount()?;
         let started = std::time::Instant::now();
         let committed = {
             let stage = report.stage(Stage::Commit, Work::items(1));
@@ -431,7 +432,7 @@ impl<D: PackageDb> Transaction<D> {
             return;
         };
         kill_processes_in(self.fs.path());
-        if let Err(e) = unmount_binds(&mut self.bound) {
+        if let Err(e) = self.bound.unmount() {
             self.options.report.warning(&e.to_string());
         }
         self.options
@@ -439,44 +440,6 @@ impl<D: PackageDb> Transaction<D> {
             .verbose(|| format!("+ roll back: {} stays as it was", self.root.display()));
         target.discard(&self.options.report);
     }
-}
-
-/// Mounts each of `binds` on its path in `fs` (made when missing);
-/// returns the mount points. A debug run only shows them.
-fn mount_binds(
-    fs: &Root,
-    binds: &[(PathBuf, PathBuf)],
-    options: &Options,
-) -> Result<Vec<PathBuf>, Error> {
-    let mut bound = Vec::new();
-    for (from, at) in binds {
-        let rel = at.strip_prefix("/").unwrap_or(at);
-        let point = fs.path().join(rel);
-        options
-            .report
-            .verbose(|| format!("+ mount --bind {} {}", from.display(), point.display()));
-        if options.debug {
-            continue;
-        }
-        let mounted = fs
-            .create_dir_all(rel, 0o755)
-            .and_then(|()| rustix::mount::mount_bind(from, &point).map_err(Into::into));
-        if let Err(e) = mounted {
-            let _ = unmount_binds(&mut bound);
-            return Err(io_error("bind-mount into the target", &point)(e));
-        }
-        bound.push(point);
-    }
-    Ok(bound)
-}
-
-/// Unmounts what [`mount_binds`] mounted, last first.
-fn unmount_binds(bound: &mut Vec<PathBuf>) -> Result<(), Error> {
-    while let Some(point) = bound.pop() {
-        rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH)
-            .map_err(|e| io_error("unmount", &point)(e.into()))?;
-    }
-    Ok(())
 }
 
 impl Transaction<Dpkg> {

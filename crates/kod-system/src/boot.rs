@@ -12,7 +12,8 @@ use crate::Input;
 use crate::error::Error;
 use crate::planner::Planner;
 
-const KEY: &str = "boot.kernel.modules";
+/// The configuration key of the modules (the key of its changes).
+pub const KEY: &str = "boot.kernel.modules";
 /// initramfs-tools' list of modules to add.
 pub const MODULES_FILE: &str = "/etc/initramfs-tools/modules";
 /// The line that opens kod's block; everything after it is kod's.

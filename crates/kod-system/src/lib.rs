@@ -67,6 +67,10 @@ pub struct Input<'a> {
     pub generation: u64,
     /// User and group ids of earlier generations.
     pub ids: &'a IdMap,
+    /// The units the generation this one is built from enabled (its
+    /// record's `enabled_services`): those the configuration no longer
+    /// enables are disabled. Empty for a new machine.
+    pub previously_enabled: &'a [String],
 }
 
 impl<'a> Input<'a> {
@@ -77,6 +81,16 @@ impl<'a> Input<'a> {
             plan,
             generation,
             ids,
+            previously_enabled: &[],
+        }
+    }
+
+    /// The same input for a generation built from one that enabled
+    /// `units`.
+    pub fn after(self, units: &'a [String]) -> Self {
+        Input {
+            previously_enabled: units,
+            ..self
         }
     }
 }

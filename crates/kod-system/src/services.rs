@@ -159,32 +159,62 @@ pub(crate) fn enable(p: &mut Planner, key: &str, unit: &str) -> Result<(), Error
 /// Plans enabling the plan's units and disabling the ones switched off;
 /// returns the units enabled, sorted.
 pub(crate) fn plan_units(p: &mut Planner, input: &Input) -> Result<Vec<String>, Error> {
-    let mut enabled = Vec::new();
     for (unit, keys) in &input.plan.services.system {
         let key = keys.first().map_or("services", String::as_str);
         enable(p, key, unit)?;
-        enabled.push(units::unit_name(unit));
     }
-    for (name, svc) in &input.config.services {
-        if svc.enable != Some(false) {
-            continue;
-        }
-        let key = format!("services.{name}.enable");
-        let unit = units::unit_name(svc.service_name.as_deref().unwrap_or(name));
-        let Some(found) = units::find(p, &system_dirs(), &unit)? else {
-            // Not installed: nothing can start it.
-            continue;
-        };
-        if !found.masked && units::any_link(p, Path::new(units::SYSTEM_DIRS[0]), &found)? {
-            let systemctl = systemctl(p, &key)?;
-            p.run(
-                &key,
-                vec![systemctl, "disable".into(), unit.clone()],
-                format!("disable {unit}"),
-            );
-        }
+    let enabled = enabled_units(input.plan);
+    let switched_off = input
+        .config
+        .services
+        .iter()
+        .filter(|(_, svc)| svc.enable == Some(false))
+        .map(|(name, svc)| {
+            (
+                format!("services.{name}.enable"),
+                units::unit_name(svc.service_name.as_deref().unwrap_or(name)),
+            )
+        });
+    // What the generation before enabled and this configuration does not
+    // (a service taken out of it) goes too.
+    let dropped = input
+        .previously_enabled
+        .iter()
+        .filter(|u| !enabled.contains(u))
+        .map(|u| ("services".to_string(), u.clone()));
+    for (key, unit) in switched_off.chain(dropped).collect::<Vec<_>>() {
+        disable(p, &key, &unit)?;
     }
-    enabled.sort();
-    enabled.dedup();
     Ok(enabled)
+}
+
+/// The system units `plan` enables, by their full names, sorted: the
+/// record's `enabled_services`.
+pub fn enabled_units(plan: &kod_plan::Plan) -> Vec<String> {
+    let mut units: Vec<String> = plan
+        .services
+        .system
+        .keys()
+        .map(|u| units::unit_name(u))
+        .collect();
+    units.sort();
+    units.dedup();
+    units
+}
+
+/// Plans `systemctl disable UNIT` for a system unit that is enabled; a
+/// unit not installed needs nothing (nothing can start it).
+fn disable(p: &mut Planner, key: &str, unit: &str) -> Result<(), Error> {
+    let Some(found) = units::find(p, &system_dirs(), unit)? else {
+        return Ok(());
+    };
+    if !found.masked && units::any_link(p, Path::new(units::SYSTEM_DIRS[0]), &found)? {
+        let systemctl = systemctl(p, key)?;
+        p.run(
+            key,
+            vec![systemctl, "disable".into(), unit.to_string()],
+            format!("disable {unit}"),
+        );
+    }
+    Ok(())
 }

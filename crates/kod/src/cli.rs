@@ -88,14 +88,22 @@ pub enum Command {
     /// generation beside the running one and make it the next boot; the
     /// running system is untouched.
     Rebuild {
+        /// The machine's Btrfs top level (mounted with subvolid=5) at TOP,
+        /// instead of the running system's at /kod.
+        #[arg(long, value_name = "TOP")]
+        target: Option<PathBuf>,
         /// Build a new generation instead of changing the running one.
         #[arg(short = 'n', long)]
         new_generation: bool,
-        /// Refresh repositories and upgrade packages first.
+        /// Refresh the repositories and take every package at its newest
+        /// version (apt's full-upgrade); without it, installed versions
+        /// are kept.
         #[arg(short, long)]
         update: bool,
         #[command(flatten)]
         dry_run: DryRun,
+        #[command(flatten)]
+        json: Json,
     },
 
     /// Apply a user's part of the configuration: dotfiles, program
@@ -478,6 +486,7 @@ impl Command {
             Command::Plan { json }
             | Command::Bootstrap { json, .. }
             | Command::Install { json, .. }
+            | Command::Rebuild { json, .. }
             | Command::OsStatus { json } => json.json,
             Command::Pkg { action } => match action {
                 PkgAction::Update { .. } => false,

@@ -117,6 +117,22 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             json,
             ..
         } => commands::install::run(ctx, target, *dry_run, *json),
+        Command::Rebuild {
+            target,
+            new_generation,
+            update,
+            dry_run,
+            json,
+        } => commands::rebuild::run(
+            ctx,
+            commands::rebuild::Args {
+                target: target.as_deref(),
+                new_generation: *new_generation,
+                update: *update,
+                dry_run: dry_run.dry_run,
+                json: json.json,
+            },
+        ),
         Command::Run {
             name,
             volume,

@@ -7,8 +7,8 @@ use std::process::Command as Process;
 
 mod common;
 
+use common::machine::{dpkg_lines, in_root, install_args, lock_lines, manifest, new_machine, text};
 use common::{kod, kod_ok, run_ok};
-use kod_testkit::btrfs::Btrfs;
 use kod_testkit::{Tier, tiers};
 
 /// The clear password of the test user: it must appear nowhere.
@@ -63,71 +63,6 @@ return {{
 }}
 "#
     )
-}
-
-/// The text of `rel` under `dir`, which must be there.
-fn text(dir: &Path, rel: &str) -> String {
-    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-/// A new machine's disk (a fresh Btrfs of `size` bytes) and an empty cache.
-fn new_machine(size: u64) -> (Btrfs, tempfile::TempDir) {
-    (Btrfs::with_size(size), tempfile::tempdir().unwrap())
-}
-
-/// `-c CONFIG install --target TOP`.
-fn install_args(config: &Path, top: &Path) -> Vec<std::ffi::OsString> {
-    vec![
-        "-c".into(),
-        config.into(),
-        "install".into(),
-        "--target".into(),
-        top.into(),
-    ]
-}
-
-/// The sorted `dpkg-query -W` lines of `root`, as `packages.lock` has them.
-fn dpkg_lines(root: &Path) -> Vec<String> {
-    let mut listed: Vec<String> = in_root(
-        root,
-        &[
-            "dpkg-query",
-            "-W",
-            "-f",
-            "${Package} ${Version} ${Architecture}\\n",
-        ],
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    listed.sort();
-    listed
-}
-
-fn lock_lines(generation: &Path) -> Vec<String> {
-    text(generation, "packages.lock")
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn in_root(root: &Path, args: &[&str]) -> String {
-    run_ok(Process::new("chroot").arg(root).args(args))
-}
-
-/// Every path under `dir` with its kind and size, sorted: what a dry run
-/// must leave as it was.
-fn manifest(dir: &Path) -> String {
-    run_ok(
-        Process::new("find")
-            .arg(dir)
-            .args(["-printf", "%P %y %s %m\n"]),
-    )
-    .lines()
-    .collect::<std::collections::BTreeSet<_>>()
-    .into_iter()
-    .collect::<Vec<_>>()
-    .join("\n")
 }
 
 #[test]

@@ -24,9 +24,9 @@ fn running_root() -> PathBuf {
 
 /// The top level the command works on, and which of its generations the
 /// running system is.
-fn machine(ctx: &Context, flags: &GenerationsFlags) -> anyhow::Result<(Top, Running)> {
+pub(crate) fn machine(ctx: &Context, target: Option<&Path>) -> anyhow::Result<(Top, Running)> {
     let root = running_root();
-    let top = match &flags.target {
+    let top = match target {
         Some(t) => Top::open(t)?,
         None => {
             let kod = root.join("kod");
@@ -50,7 +50,7 @@ fn machine(ctx: &Context, flags: &GenerationsFlags) -> anyhow::Result<(Top, Runn
 }
 
 /// The machine lock for `what`: waiting for another kod unless --no-wait.
-fn lock(ctx: &Context, top: &Top, what: &str) -> anyhow::Result<MachineLock> {
+pub(crate) fn lock(ctx: &Context, top: &Top, what: &str) -> anyhow::Result<MachineLock> {
     if ctx.cli.no_wait {
         top.try_lock(what)
             .map_err(|e| anyhow::anyhow!("{e} (or run again without --no-wait to wait for it)"))
@@ -65,7 +65,7 @@ pub fn run(
     action: Option<&GenerationsAction>,
     flags: &GenerationsFlags,
 ) -> anyhow::Result<ExitCode> {
-    let (top, running) = machine(ctx, flags)?;
+    let (top, running) = machine(ctx, flags.target.as_deref())?;
     let json = flags.json;
     match action.unwrap_or(&GenerationsAction::List) {
         GenerationsAction::List => list(&top, &running, json),

@@ -7,6 +7,7 @@ pub mod generations;
 pub mod install;
 pub mod pkg;
 pub mod plan;
+pub mod rebuild;
 
 use std::process::ExitCode;
 

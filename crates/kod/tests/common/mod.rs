@@ -7,6 +7,8 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+pub mod machine;
+
 /// `kod ARGS...` with `cache` as its cache; any outcome.
 pub fn kod<I, S>(cache: &Path, args: I) -> Output
 where

@@ -1,0 +1,272 @@
+//! `kod rebuild -n --target TOP` end to end (root and net tiers): a
+//! generation 0 without a kernel on a loop-mounted Btrfs, then the next
+//! generations from changed configurations, read back from the target.
+
+use std::path::Path;
+
+mod common;
+
+use common::machine::{
+    assert_same, dpkg_lines, full_manifest, in_root, install_args, lock_lines, manifest,
+    new_machine, text,
+};
+use common::{kod, kod_ok};
+use kod_testkit::{Tier, tiers};
+
+/// A small machine: `packages` and `services` (Lua table bodies).
+fn configuration(packages: &str, services: &str) -> String {
+    format!(
+        r#"local repos = require("repos")
+return {{
+  repos = {{ official = repos.debian_repo({{ suite = "bookworm", components = {{ "main" }} }}) }},
+  boot = {{ kernel = {{ package = false }} }},
+  network = {{ hostname = "kod-rebuild" }},
+  users = {{ root = {{ no_password = true }} }},
+  packages = {{ {packages} }},
+  services = {{ {services} }},
+}}
+"#
+    )
+}
+
+const NETWORKD: &str =
+    r#"networkd = { enable = true, package = "systemd", service_name = "systemd-networkd" },"#;
+
+/// Writes `text` as the configuration in `dir`; its path.
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("configuration.lua");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rebuild_args(config: &Path, top: &Path, more: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "-c".into(),
+        config.into(),
+        "rebuild".into(),
+        "-n".into(),
+        "--target".into(),
+        top.into(),
+    ];
+    args.extend(more.iter().map(Into::into));
+    args
+}
+
+/// The numbers of the committed generations and the default.
+fn generations(top: &Path, cache: &Path) -> serde_json::Value {
+    let listing: serde_json::Value = serde_json::from_str(&kod_ok(
+        cache,
+        ["generations", "list", "--json", "--target"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain([top.into()]),
+    ))
+    .unwrap();
+    let numbers: Vec<u64> = listing["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["number"].as_u64().unwrap())
+        .collect();
+    serde_json::json!({ "numbers": numbers, "default": listing["default"] })
+}
+
+/// The record of generation `n`: every file of `generations/N/` but its
+/// root (compared apart) and the lock a transaction that reads the root
+/// takes beside it (`.rootfs.kod-lock`).
+fn record_manifest(top: &Path, n: u64) -> String {
+    full_manifest(&top.join(format!("generations/{n}")))
+        .lines()
+        .filter(|l| {
+            let path = l.split_whitespace().next().unwrap_or("");
+            !l.contains(".rootfs.kod-lock")
+                && !l.contains("./rootfs/")
+                && !path.starts_with("rootfs")
+                && !path.is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn net_root_rebuild_makes_the_next_generation_with_exactly_the_changes() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, top));
+    let gen0 = top.join("generations/0/rootfs");
+    let before = full_manifest(&gen0);
+    let record0 = record_manifest(top, 0);
+
+    // Add hello and cron (a service with its package), take less out.
+    let services = format!("{NETWORKD} cron = {{ enable = true }},");
+    let second = write_config(dir.path(), &configuration(r#""hello""#, &services));
+
+    // A dry run says so and changes nothing.
+    let tree = manifest(top);
+    let dry: serde_json::Value = serde_json::from_str(&kod_ok(
+        cache.path(),
+        rebuild_args(&second, top, &["--dry-run", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(dry["from"], 0);
+    assert_eq!(dry["unchanged"], false);
+    let action = |name: &str| {
+        dry["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["action"].as_str().unwrap().to_string())
+    };
+    assert_eq!(action("hello").as_deref(), Some("install"));
+    assert_eq!(action("cron").as_deref(), Some("install"));
+    assert_eq!(action("less").as_deref(), Some("remove"));
+    assert_eq!(
+        dry["diff"]["services"]["enabled"],
+        serde_json::json!(["cron.service"])
+    );
+    assert_eq!(manifest(top), tree);
+
+    let out = kod(cache.path(), rebuild_args(&second, top, &[]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gen1 = top.join("generations/1/rootfs");
+    let listed = dpkg_lines(&gen1);
+    let has = |name: &str| listed.iter().any(|l| l.starts_with(&format!("{name} ")));
+    assert!(has("hello") && has("cron"), "{listed:?}");
+    assert!(!has("less"), "{listed:?}");
+    assert_eq!(lock_lines(&top.join("generations/1")), listed);
+    // Exactly those packages changed.
+    let old = dpkg_lines(&gen0);
+    let added: Vec<&String> = listed.iter().filter(|l| !old.contains(l)).collect();
+    let removed: Vec<&String> = old.iter().filter(|l| !listed.contains(l)).collect();
+    assert!(
+        removed.iter().all(|l| l.starts_with("less ")),
+        "{removed:?}"
+    );
+    assert!(
+        added.iter().all(
+            |l| ["hello ", "cron ", "cron-daemon-common ", "sensible-utils "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        ),
+        "{added:?}"
+    );
+    assert!(
+        std::fs::symlink_metadata(
+            gen1.join("etc/systemd/system/multi-user.target.wants/cron.service")
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        text(&top.join("generations/1"), "enabled_services"),
+        "cron.service\nsystemd-networkd.service\n"
+    );
+    assert_eq!(text(&gen1, ".generation"), "1\n");
+    assert!(text(&gen1, "etc/fstab").contains("subvol=generations/1/rootfs"));
+    assert!(text(&gen1, "etc/os-release").contains("IMAGE_VERSION=1"));
+    assert_eq!(in_root(&gen1, &["dpkg", "--audit"]), "");
+    in_root(&gen1, &["apt-get", "check", "-q"]);
+    assert_eq!(generations(top, cache.path())["default"], 1);
+
+    // Generation 0, its root and its record, byte for byte as they were.
+    assert_same("generation 0's root", &before, &full_manifest(&gen0));
+    assert_same("generation 0's record", &record0, &record_manifest(top, 0));
+
+    // generations diff shows it.
+    let diff: serde_json::Value = serde_json::from_str(&kod_ok(
+        cache.path(),
+        ["generations", "diff", "0", "1", "--json", "--target"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .chain([top.into()]),
+    ))
+    .unwrap();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(&diff["packages"]["added"]).contains(&"hello".to_string()));
+    assert_eq!(names(&diff["packages"]["removed"]), ["less"]);
+    assert_eq!(
+        diff["services"]["enabled"],
+        serde_json::json!(["cron.service"])
+    );
+
+    // The same configuration again: nothing to do, no generation.
+    let again = kod_ok(cache.path(), rebuild_args(&second, top, &[]));
+    assert!(again.contains("nothing to do"), "{again}");
+    assert_eq!(
+        generations(top, cache.path()),
+        serde_json::json!({ "numbers": [0, 1], "default": 1 })
+    );
+
+    // cron taken out again: its unit is no longer enabled, its package goes.
+    let third = write_config(dir.path(), &configuration(r#""hello""#, NETWORKD));
+    kod_ok(cache.path(), rebuild_args(&third, top, &[]));
+    let gen2 = top.join("generations/2/rootfs");
+    assert!(!dpkg_lines(&gen2).iter().any(|l| l.starts_with("cron ")));
+    assert_eq!(
+        text(&top.join("generations/2"), "enabled_services"),
+        "systemd-networkd.service\n"
+    );
+}
+
+#[test]
+fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, top));
+    let tree = manifest(top);
+
+    // An unknown package: named with close matches, nothing made.
+    let bad = write_config(dir.path(), &configuration(r#""less", "helo""#, NETWORKD));
+    let out = kod(cache.path(), rebuild_args(&bad, top, &[]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("helo") && err.contains("hello"), "{err}");
+    assert_eq!(manifest(top), tree);
+
+    // A time zone the root does not have fails while settling, after the
+    // packages are in: no generation 1, the default still 0.
+    let late = write_config(
+        dir.path(),
+        &configuration(r#""less", "hello""#, NETWORKD).replace(
+            "network = {",
+            "locale = { timezone = \"Mars/Olympus\" },\n  network = {",
+        ),
+    );
+    let out = kod(cache.path(), rebuild_args(&late, top, &[]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Mars/Olympus"), "{err}");
+    assert_eq!(
+        generations(top, cache.path()),
+        serde_json::json!({ "numbers": [0], "default": 0 })
+    );
+    assert!(!top.join("generations/1").exists());
+    // The next rebuild works, under a new number: numbers are never used
+    // twice, not even one no generation was committed under.
+    let good = write_config(dir.path(), &configuration(r#""less", "hello""#, NETWORKD));
+    kod_ok(cache.path(), rebuild_args(&good, top, &[]));
+    assert_eq!(
+        generations(top, cache.path()),
+        serde_json::json!({ "numbers": [0, 2], "default": 2 })
+    );
+}
