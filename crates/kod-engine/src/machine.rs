@@ -311,13 +311,7 @@ impl MachinePlan {
         write(fs, ".generation", format!("{n}\n").as_bytes(), 0o644)?;
         let copy = self.sanitized(&settlement.password_hashes)?;
         write_config_copy(fs, &copy)?;
-        // The running binary itself, also when its file was replaced or
-        // removed since it started (`current_exe` would name a gone path).
-        let me = Path::new("/proc/self/exe");
-        let binary = std::fs::read(me).map_err(|e| EngineError::io(me, e))?;
-        fs.create_dir_all("usr/local/bin", 0o755)
-            .map_err(|e| EngineError::io(&fs.show("usr/local/bin"), e))?;
-        write(fs, KOD_BINARY, &binary, 0o755)?;
+        write_kod_binary(fs)?;
 
         let installed = locked(&t.packages());
         let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
@@ -444,6 +438,95 @@ fn initramfs(
     Ok(())
 }
 
+/// The running kod binary in the root, unless the same build is there
+/// already (a rebuild's snapshot has its generation's; a release build is
+/// about 100 MB, most of what a small rebuild would write): same size and
+/// same GNU build id (the linker's hash of the whole file). Read from
+/// `/proc/self/exe`, which is the running binary also when its file was
+/// replaced or removed since it started.
+fn write_kod_binary(fs: &Root) -> Result<(), EngineError> {
+    let me = Path::new("/proc/self/exe");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| EngineError::io(&path, e)
+    };
+    let mine = std::fs::File::open(me).map_err(io(me))?;
+    let there = match fs.open_at(
+        KOD_BINARY,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
+    ) {
+        Ok(fd) => Some(std::fs::File::from(fd)),
+        Err(rustix::io::Errno::NOENT) => None,
+        Err(e) => return Err(EngineError::io(&fs.show(KOD_BINARY), e.into())),
+    };
+    if let Some(there) = there {
+        let size = |f: &std::fs::File| f.metadata().map(|m| m.len()).ok();
+        let id = build_id(&mine);
+        if id.is_some() && size(&mine) == size(&there) && id == build_id(&there) {
+            return Ok(());
+        }
+    }
+    let binary = std::fs::read(me).map_err(io(me))?;
+    fs.create_dir_all("usr/local/bin", 0o755)
+        .map_err(|e| EngineError::io(&fs.show("usr/local/bin"), e))?;
+    write(fs, KOD_BINARY, &binary, 0o755)
+}
+
+/// The GNU build id of a 64-bit little-endian ELF file (its
+/// `NT_GNU_BUILD_ID` note), read from its headers only.
+fn build_id(file: &std::fs::File) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let read = |at: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, at).ok()?;
+        Some(buf)
+    };
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let head = read(0, 64)?;
+    if &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = (
+        u64_at(&head, 0x20),
+        u16_at(&head, 0x36),
+        u16_at(&head, 0x38),
+    );
+    for i in 0..u64::from(phnum) {
+        let ph = read(phoff + i * u64::from(phentsize), 56)?;
+        const PT_NOTE: u32 = 4;
+        if u32_at(&ph, 0) != PT_NOTE {
+            continue;
+        }
+        let (offset, size) = (u64_at(&ph, 8), u64_at(&ph, 32));
+        if size > 1 << 16 {
+            continue;
+        }
+        let notes = read(offset, size as usize)?;
+        let mut at = 0;
+        while at + 12 <= notes.len() {
+            let (namesz, descsz, kind) = (
+                u32_at(&notes, at) as usize,
+                u32_at(&notes, at + 4) as usize,
+                u32_at(&notes, at + 8),
+            );
+            let name = at + 12;
+            let desc = name + namesz.div_ceil(4) * 4;
+            let end = desc + descsz.div_ceil(4) * 4;
+            if end > notes.len() {
+                break;
+            }
+            const NT_GNU_BUILD_ID: u32 = 3;
+            if kind == NT_GNU_BUILD_ID && &notes[name..name + namesz] == b"GNU\0" {
+                return Some(notes[desc..desc + descsz].to_vec());
+            }
+            at = end;
+        }
+    }
+    None
+}
+
 /// The configuration's copy in `/etc/kod`, each file 0600 (it may hold
 /// password hashes).
 fn write_config_copy(fs: &Root, copy: &[(PathBuf, Vec<u8>)]) -> Result<(), EngineError> {
@@ -458,10 +541,12 @@ fn write_config_copy(fs: &Root, copy: &[(PathBuf, Vec<u8>)]) -> Result<(), Engin
     Ok(())
 }
 
-/// The lock list of the packages of a root's database.
+/// The lock list of the packages a root's database has installed (not
+/// what only has configuration files left).
 pub(crate) fn locked(packages: &[kod_install::PackageState]) -> Vec<LockedPackage> {
     packages
         .iter()
+        .filter(|p| p.state == "installed")
         .map(|p| LockedPackage {
             name: p.id.name.clone(),
             version: p.id.version.clone(),
@@ -474,4 +559,31 @@ fn write(root: &Root, path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result
     let path = path.as_ref();
     root.write(path, bytes, mode)
         .map_err(|e| EngineError::io(&root.show(path), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_id;
+
+    #[test]
+    fn the_build_id_is_the_linkers_note_and_none_for_other_files() {
+        let me = std::fs::File::open("/proc/self/exe").unwrap();
+        let id = build_id(&me).expect("the test binary has a build id");
+        assert!(id.len() >= 8, "{id:?}");
+        // readelf says the same (of this binary's file: its own
+        // /proc/self/exe is readelf).
+        let out = std::process::Command::new("readelf")
+            .arg("-n")
+            .arg(std::env::current_exe().unwrap())
+            .output()
+            .unwrap();
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("Build ID: {hex}")),
+            "{hex}"
+        );
+        let text = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(text.path(), b"#!/bin/sh\necho not an ELF file\n").unwrap();
+        assert_eq!(build_id(&std::fs::File::open(text.path()).unwrap()), None);
+    }
 }

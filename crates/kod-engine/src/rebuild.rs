@@ -87,14 +87,14 @@ impl RebuildPlan {
             Freshness::Cached
         };
         let mut machine = MachinePlan::resolve(config, files, plan, freshness, None, report)?;
+        let arch = machine.index.native_architecture().to_string();
+        let installed = kod_db::dpkg::read_installed(&root, &arch)?;
         if !update {
             // The same closure, with what the default has installed kept.
-            let arch = machine.index.native_architecture().to_string();
-            let installed = kod_db::dpkg::read_installed(&root, &arch)?;
             let kept = installed.only(|name| machine.resolution.get(name).is_some());
             machine = machine.re_resolve(Some(&kept), report)?;
         }
-        let packages = changes(&current, &machine);
+        let packages = changes(&installed, &machine);
         let settle = planned_settling(top, from, &machine, &current, packages.is_empty(), report)?;
         let hashes = settle
             .as_ref()
@@ -218,16 +218,16 @@ fn next_packages(m: &MachinePlan) -> Vec<kod_gen::LockedPackage> {
         .collect()
 }
 
-/// The default's packages against the next generation's, sorted by name.
-fn changes(current: &Record, m: &MachinePlan) -> Vec<PackageChange> {
+/// The packages installed in the default generation's root against the
+/// next generation's, sorted by name.
+fn changes(installed: &kod_db::Installed, m: &MachinePlan) -> Vec<PackageChange> {
     let mut out: Vec<PackageChange> = m
         .resolution
         .packages
         .iter()
         .filter_map(|p| {
-            let now = current.packages.iter().find(|c| c.name == p.name.as_str());
+            let from = installed.get(&p.name).map(|c| c.version().to_string());
             let to = Some(p.version.to_string());
-            let from = now.map(|c| c.version.clone());
             let action = match (&p.action, &from) {
                 (_, None) => "install",
                 (Action::Keep, Some(_)) => return None,
@@ -243,18 +243,20 @@ fn changes(current: &Record, m: &MachinePlan) -> Vec<PackageChange> {
             })
         })
         .collect();
-    out.extend(
-        current
-            .packages
-            .iter()
-            .filter(|c| m.resolution.get(&c.name).is_none())
-            .map(|c| PackageChange {
-                name: c.name.clone(),
-                action: "remove",
-                from: Some(c.version.clone()),
-                to: None,
-            }),
-    );
+    let mut gone: Vec<&str> = installed
+        .packages()
+        .iter()
+        .map(|c| c.name())
+        .filter(|name| m.resolution.get(name).is_none())
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    out.extend(gone.into_iter().map(|name| PackageChange {
+        name: name.to_string(),
+        action: "remove",
+        from: installed.get(name).map(|c| c.version().to_string()),
+        to: None,
+    }));
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
