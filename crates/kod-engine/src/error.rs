@@ -59,6 +59,23 @@ pub enum EngineError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// The machine's file system has too little room for a rebuild.
+    #[error(
+        "not enough free space on {}: the rebuild needs about {} MiB (the new packages \
+         unpacked, with room for the database and the record), {} MiB are free; make room \
+         with `kod generations gc --keep N` or `kod generations delete N`",
+        path.display(),
+        needed >> 20,
+        free >> 20
+    )]
+    NoSpace {
+        /// The top level.
+        path: std::path::PathBuf,
+        /// Bytes the rebuild needs, about.
+        needed: u64,
+        /// Bytes free for kod.
+        free: u64,
+    },
     /// Building the initramfs failed.
     #[error("building the initramfs failed ({status}):\n{output}")]
     Initramfs {

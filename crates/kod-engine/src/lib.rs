@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod env;
 mod error;
+pub mod fault;
 pub mod machine;
 pub mod packages;
 pub mod rebuild;

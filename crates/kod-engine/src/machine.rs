@@ -19,7 +19,7 @@ use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
 use crate::sources::Repositories;
-use crate::{EngineError, packages};
+use crate::{EngineError, fault, packages};
 
 /// The Debian priority set a machine starts from, before its packages
 /// (apt, dpkg, the shell and core utilities; the configuration adds the
@@ -51,6 +51,16 @@ pub struct MachinePlan {
     pub index: Index,
     /// The resolved package set: the base and every planned package.
     pub resolution: Resolution,
+}
+
+/// What the generation a new one is built from had, for settling to take
+/// out what the configuration dropped (nothing for a new machine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Previous<'a> {
+    /// Its record's `enabled_services`.
+    pub enabled_services: &'a [String],
+    /// The logins its plan configured.
+    pub users: &'a [String],
 }
 
 /// What an install did.
@@ -197,6 +207,7 @@ impl MachinePlan {
         // After a first install that failed, the machine still starts at 0.
         top.forget_unused_numbers()?;
         let n = top.allocate()?;
+        fault::point("allocated");
         let result = self.build(&top, n, options, report);
         if !result.as_ref().is_ok_and(|r| r.committed) {
             // Nothing of a failed (or debug) install stays: the next run
@@ -227,8 +238,10 @@ impl MachinePlan {
             &options,
         )?;
         t.install(&debs)?;
+        fault::point("installed");
         t.configure()?;
-        self.finish(t, top, n, &[], report)
+        fault::point("configured");
+        self.finish(t, top, n, Previous::default(), report)
     }
 
     /// The options of a transaction that builds a generation of `top`:
@@ -252,8 +265,8 @@ impl MachinePlan {
     }
 
     /// Finishes generation `n` in the configured transaction `t`: settles
-    /// the system (disabling what `previously_enabled` had and this
-    /// configuration does not), builds the initramfs, writes fstab,
+    /// the system (disabling the units and removing the accounts of
+    /// `previous` that this configuration does not have), builds the initramfs, writes fstab,
     /// `/.generation`, the configuration's copy and the kod binary, then
     /// commits: the root, the record, the default pointer, in that order.
     pub(crate) fn finish(
@@ -261,7 +274,7 @@ impl MachinePlan {
         t: kod_install::Transaction,
         top: &Top,
         n: u64,
-        previously_enabled: &[String],
+        previous: Previous<'_>,
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         let rootfs = top.rootfs(n);
@@ -287,10 +300,11 @@ impl MachinePlan {
 
         let ids_path = top.path().join(ID_MAP);
         let ids = kod_system::IdMap::load(&ids_path)?;
-        let input =
-            kod_system::Input::new(&self.config, &self.plan, n, &ids).after(previously_enabled);
+        let input = kod_system::Input::new(&self.config, &self.plan, n, &ids)
+            .after(previous.enabled_services, previous.users);
         let settlement = kod_system::plan(t.fs(), &input)?;
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
+        fault::point("settled");
         if self.plan.boot.kernel_package.is_some() {
             let modules_changed = settlement
                 .changes
@@ -317,10 +331,14 @@ impl MachinePlan {
         let settled: Vec<String> = settlement.changes.iter().map(ToString::to_string).collect();
         let packages = installed.len();
         t.commit()?;
+        fault::point("committed");
         settlement.ids.save(&ids_path)?;
         let record = self.record(installed, settlement.enabled_services.clone(), copy)?;
+        top.making_default(n)?;
         record.write(top, n)?;
-        top.set_default(n)?;
+        fault::point("recorded");
+        top.made_default(n)?;
+        fault::point("defaulted");
         Ok(MachineReport {
             generation: n,
             rootfs,

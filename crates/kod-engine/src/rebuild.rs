@@ -24,7 +24,7 @@ use kod_solve::Action;
 use serde::Serialize;
 
 use crate::machine::{MachinePlan, MachineReport};
-use crate::{EngineError, packages};
+use crate::{EngineError, fault, packages};
 
 /// One package that changes between the default generation and the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,6 +139,7 @@ impl RebuildPlan {
         options: &kod_install::Options,
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
+        self.check_space(top)?;
         for gone in top.remove_leftovers()? {
             report.note(&format!(
                 "removed {}, left by a kod that was stopped",
@@ -147,12 +148,46 @@ impl RebuildPlan {
         }
         top.forget_unused_numbers()?;
         let n = top.allocate()?;
+        fault::point("allocated");
         let result = self.build_generation(top, n, options, report);
         if !result.as_ref().is_ok_and(|r| r.committed) {
             let _ = top.remove_leftovers();
             let _ = top.forget_unused_numbers();
         }
         result
+    }
+
+    /// About what the next generation takes beyond what it shares with
+    /// the default: the packages installed or upgraded, unpacked (the
+    /// index's installed sizes), and room for the database, the record
+    /// and the metadata the snapshot copies on write.
+    pub fn space_needed(&self) -> u64 {
+        const ROOM: u64 = 64 << 20;
+        let m = &self.machine;
+        let unpacked: u64 = m
+            .resolution
+            .changes()
+            .filter_map(|p| p.record)
+            .map(|id| m.index.record(id).installed_size.unwrap_or(0) << 10)
+            .sum();
+        unpacked + ROOM
+    }
+
+    /// Fails before anything is written when the file system of `top`
+    /// has less room than [`RebuildPlan::space_needed`].
+    fn check_space(&self, top: &Top) -> Result<(), EngineError> {
+        let st =
+            rustix::fs::statvfs(top.path()).map_err(|e| EngineError::io(top.path(), e.into()))?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let needed = self.space_needed();
+        if free < needed {
+            return Err(EngineError::NoSpace {
+                path: top.path().to_path_buf(),
+                needed,
+                free,
+            });
+        }
+        Ok(())
     }
 
     fn build_generation(
@@ -173,6 +208,7 @@ impl RebuildPlan {
         let options = m.transaction_options(top, options);
         let mut t =
             kod_install::Transaction::snapshot(&top.rootfs(self.from), &top.rootfs(n), &options)?;
+        fault::point("snapshot");
         if !debs.is_empty() {
             t.install(&debs)?;
             let wanted = m.wanted();
@@ -200,8 +236,15 @@ impl RebuildPlan {
             let removal = t.plan_removal(&gone, false, true)?;
             t.remove(&removal)?;
         }
+        fault::point("installed");
         t.configure()?;
-        m.finish(t, top, n, &self.current.enabled_services, report)
+        fault::point("configured");
+        let users = configured_users(&self.current);
+        let previous = crate::machine::Previous {
+            enabled_services: &self.current.enabled_services,
+            users: &users,
+        };
+        m.finish(t, top, n, previous, report)
     }
 }
 
@@ -278,13 +321,22 @@ fn planned_settling(
     let root = Root::open(&root_path).map_err(|e| EngineError::io(&root_path, e))?;
     let _bound = kod_install::Bound::mount(&root, &top.shared_dirs(), report, false)?;
     let ids = kod_system::IdMap::load(&top.path().join(crate::machine::ID_MAP))?;
-    let input =
-        kod_system::Input::new(&m.config, &m.plan, from, &ids).after(&current.enabled_services);
+    let users = configured_users(current);
+    let input = kod_system::Input::new(&m.config, &m.plan, from, &ids)
+        .after(&current.enabled_services, &users);
     match kod_system::plan(&root, &input) {
         Ok(s) => Ok(Some(s)),
         Err(_) if !packages_unchanged => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The logins the plan in `record` configured.
+fn configured_users(record: &Record) -> Vec<String> {
+    record.configuration["users"]
+        .as_object()
+        .map(|u| u.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Whether two plans (as records keep them) are the same, leaving out

@@ -52,4 +52,4 @@ pub use lock::{Holder, LOCK, MachineLock};
 pub use pointer::{HISTORY, Pointer};
 pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
 pub use running::Running;
-pub use top::{BUILDING, HIGHEST, POINTER, RECORD_COMPLETE, Top};
+pub use top::{BUILDING, HIGHEST, MAKING_DEFAULT, POINTER, RECORD_COMPLETE, Top};

@@ -27,6 +27,14 @@ pub const RECORD_COMPLETE: &str = "record-complete";
 /// left.
 pub const BUILDING: &str = ".kod-building";
 
+/// The marker in `generations/N/` of a generation whose record is being
+/// written and which is to become the default: written before the record,
+/// removed once the pointer names it. A generation with this marker and a
+/// complete record that is not the default is what a kod killed between
+/// the two left: a leftover (removed), so a stopped rebuild leaves the
+/// generations as they were.
+pub const MAKING_DEFAULT: &str = ".kod-making-default";
+
 /// `BTRFS_SUPER_MAGIC`.
 const BTRFS_MAGIC: i64 = 0x9123_683e;
 /// The id of the top-level subvolume.
@@ -374,6 +382,37 @@ impl Top {
         replace(&self.path.join(POINTER), p.render().as_bytes())
     }
 
+    /// The first half of committing new generation `n` as the default:
+    /// marks it [`MAKING_DEFAULT`] (synced) before its record is written.
+    /// [`Top::made_default`] is the second half.
+    pub fn making_default(&self, n: u64) -> Result<()> {
+        let dir = self.generation_dir(n);
+        if !dir.is_dir() {
+            return Err(Error::NoGeneration {
+                generation: n,
+                path: dir,
+            });
+        }
+        write_synced(&dir.join(MAKING_DEFAULT), b"")?;
+        sync_dir(&dir)
+    }
+
+    /// The second half: makes committed generation `n` the default
+    /// ([`Top::set_default`]), then drops its [`MAKING_DEFAULT`] marker.
+    pub fn made_default(&self, n: u64) -> Result<()> {
+        self.set_default(n)?;
+        self.drop_making_default(n)
+    }
+
+    fn drop_making_default(&self, n: u64) -> Result<()> {
+        let dir = self.generation_dir(n);
+        match fs::remove_file(dir.join(MAKING_DEFAULT)) {
+            Ok(()) => sync_dir(&dir),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", dir.join(MAKING_DEFAULT))(e)),
+        }
+    }
+
     /// Makes committed generation `n` the default; the old default joins
     /// the pointer's history. The pointer is replaced atomically and
     /// synced. An uncommitted generation is refused.
@@ -462,9 +501,10 @@ impl Top {
     }
 
     /// The generations a killed kod left: a directory holding
-    /// [`BUILDING`] without [`RECORD_COMPLETE`], never the default's
-    /// target. Sorted. (A numbered directory with neither marker, such as
-    /// a KodOS generation, is not kod's: neither listed nor touched.)
+    /// [`BUILDING`] without [`RECORD_COMPLETE`], or [`MAKING_DEFAULT`]
+    /// (the pointer was not moved to it), never the default's target.
+    /// Sorted. (A numbered directory with neither marker, such as a KodOS
+    /// generation, is not kod's: neither listed nor touched.)
     pub fn leftovers(&self) -> Result<Vec<u64>> {
         let default = self.default()?;
         Ok(self
@@ -472,7 +512,8 @@ impl Top {
             .into_iter()
             .filter(|&n| {
                 let d = self.generation_dir(n);
-                Some(n) != default && d.join(BUILDING).exists() && !d.join(RECORD_COMPLETE).exists()
+                let building = d.join(BUILDING).exists() && !d.join(RECORD_COMPLETE).exists();
+                Some(n) != default && (building || d.join(MAKING_DEFAULT).exists())
             })
             .collect())
     }
@@ -484,6 +525,13 @@ impl Top {
     /// unmount it.
     pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
+        // Killed after the pointer moved: the generation is whole; only
+        // its marker is left to drop.
+        if let Some(n) = self.default()?
+            && self.generation_dir(n).join(MAKING_DEFAULT).exists()
+        {
+            self.drop_making_default(n)?;
+        }
         for n in self.leftovers()? {
             let dir = self.generation_dir(n);
             self.report.verbose(|| {

@@ -111,6 +111,32 @@ impl Table {
         }
     }
 
+    /// Takes out the entry of `name`, if there.
+    fn remove(&mut self, name: &str) {
+        if let Some(i) = self.find(name) {
+            self.lines.remove(i);
+        }
+    }
+
+    /// Takes `user` out of every member list (field `index`).
+    fn drop_member(&mut self, index: usize, user: &str) {
+        for i in 0..self.lines.len() {
+            if !self.is_entry(&self.lines[i]) {
+                continue;
+            }
+            let mut f: Vec<String> = self.lines[i].split(':').map(str::to_string).collect();
+            let members: Vec<&str> = f[index].split(',').filter(|m| !m.is_empty()).collect();
+            if members.contains(&user) {
+                f[index] = members
+                    .into_iter()
+                    .filter(|m| *m != user)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.lines[i] = f.join(":");
+            }
+        }
+    }
+
     /// id (third field) -> name.
     fn ids(&self) -> BTreeMap<u32, String> {
         self.lines
@@ -296,6 +322,30 @@ pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(IdMap, Accounts), 
             home,
             plan.ssh_authorized.clone(),
         ));
+    }
+
+    // Accounts the generation before configured and this configuration
+    // does not: their entries go (their group too when it is theirs alone:
+    // named after them, their primary group, with no other members); the
+    // home stays in the shared /home, and the id stays reserved in the map.
+    for gone in input.previous_users {
+        if gone == "root" || input.plan.users.contains_key(gone) {
+            continue;
+        }
+        let Some(entry) = passwd.get(gone) else {
+            continue;
+        };
+        passwd.remove(gone);
+        shadow.remove(gone);
+        group.drop_member(3, gone);
+        gshadow.drop_member(3, gone);
+        let own = group
+            .get(gone)
+            .is_some_and(|g| g[2] == entry[3] && g[3].is_empty());
+        if own {
+            group.remove(gone);
+            gshadow.remove(gone);
+        }
     }
 
     let shadow_gid = group

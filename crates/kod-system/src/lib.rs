@@ -71,6 +71,9 @@ pub struct Input<'a> {
     /// record's `enabled_services`): those the configuration no longer
     /// enables are disabled. Empty for a new machine.
     pub previously_enabled: &'a [String],
+    /// The logins the generation this one is built from configured: those
+    /// the configuration no longer has are removed (their homes kept).
+    pub previous_users: &'a [String],
 }
 
 impl<'a> Input<'a> {
@@ -82,14 +85,16 @@ impl<'a> Input<'a> {
             generation,
             ids,
             previously_enabled: &[],
+            previous_users: &[],
         }
     }
 
     /// The same input for a generation built from one that enabled
-    /// `units`.
-    pub fn after(self, units: &'a [String]) -> Self {
+    /// `units` and configured the accounts `users`.
+    pub fn after(self, units: &'a [String], users: &'a [String]) -> Self {
         Input {
             previously_enabled: units,
+            previous_users: users,
             ..self
         }
     }

@@ -15,13 +15,18 @@ use kod_testkit::{Tier, tiers};
 
 /// A small machine: `packages` and `services` (Lua table bodies).
 fn configuration(packages: &str, services: &str) -> String {
+    with_users(packages, services, "")
+}
+
+/// [`configuration`] with more `users` (a Lua table body) beside root.
+fn with_users(packages: &str, services: &str, users: &str) -> String {
     format!(
         r#"local repos = require("repos")
 return {{
   repos = {{ official = repos.debian_repo({{ suite = "bookworm", components = {{ "main" }} }}) }},
   boot = {{ kernel = {{ package = false }} }},
   network = {{ hostname = "kod-rebuild" }},
-  users = {{ root = {{ no_password = true }} }},
+  users = {{ root = {{ no_password = true }}, {users} }},
   packages = {{ {packages} }},
   services = {{ {services} }},
 }}
@@ -32,9 +37,9 @@ return {{
 const NETWORKD: &str =
     r#"networkd = { enable = true, package = "systemd", service_name = "systemd-networkd" },"#;
 
-/// Writes `text` as the configuration in `dir`; its path.
-fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("configuration.lua");
+/// Writes `text` as the configuration `name`.lua in `dir`; its path.
+fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.lua"));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -96,7 +101,7 @@ fn net_root_rebuild_makes_the_next_generation_with_exactly_the_changes() {
     let (fs, cache) = new_machine(3 << 30);
     let top = fs.path();
     let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), &configuration(r#""less""#, NETWORKD));
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
     kod_ok(cache.path(), install_args(&first, top));
     let gen0 = top.join("generations/0/rootfs");
     let before = full_manifest(&gen0);
@@ -104,7 +109,12 @@ fn net_root_rebuild_makes_the_next_generation_with_exactly_the_changes() {
 
     // Add hello and cron (a service with its package), take less out.
     let services = format!("{NETWORKD} cron = {{ enable = true }},");
-    let second = write_config(dir.path(), &configuration(r#""hello""#, &services));
+    let dora = r#"dora = { no_password = true, extra_groups = { "kodtest" } },"#;
+    let second = write_config(
+        dir.path(),
+        "second",
+        &with_users(r#""hello""#, &services, dora),
+    );
 
     // A dry run says so and changes nothing.
     let tree = manifest(top);
@@ -212,14 +222,41 @@ fn net_root_rebuild_makes_the_next_generation_with_exactly_the_changes() {
         serde_json::json!({ "numbers": [0, 1], "default": 1 })
     );
 
-    // cron taken out again: its unit is no longer enabled, its package goes.
-    let third = write_config(dir.path(), &configuration(r#""hello""#, NETWORKD));
+    let dora_line = in_root(&gen1, &["getent", "passwd", "dora"]);
+    assert!(dora_line.starts_with("dora:"), "{dora_line}");
+    assert!(
+        in_root(&gen1, &["getent", "group", "kodtest"])
+            .trim_end()
+            .ends_with(":dora")
+    );
+
+    // cron and dora taken out again: the unit is no longer enabled, the
+    // package goes, the account goes (its home stays in the shared /home).
+    let third = write_config(dir.path(), "third", &configuration(r#""hello""#, NETWORKD));
     kod_ok(cache.path(), rebuild_args(&third, top, &[]));
     let gen2 = top.join("generations/2/rootfs");
     assert!(!dpkg_lines(&gen2).iter().any(|l| l.starts_with("cron ")));
     assert_eq!(
         text(&top.join("generations/2"), "enabled_services"),
         "systemd-networkd.service\n"
+    );
+    let passwd = text(&gen2, "etc/passwd");
+    assert!(!passwd.lines().any(|l| l.starts_with("dora:")), "{passwd}");
+    let group = text(&gen2, "etc/group");
+    assert!(!group.lines().any(|l| l.starts_with("dora:")), "{group}");
+    let kodtest = group.lines().find(|l| l.starts_with("kodtest:")).unwrap();
+    assert!(kodtest.ends_with(':'), "{kodtest}");
+    assert!(
+        !text(&gen2, "etc/shadow")
+            .lines()
+            .any(|l| l.starts_with("dora:"))
+    );
+    assert!(top.join("store/home/dora").is_dir());
+    // Generation 1 still has her.
+    assert!(
+        text(&gen1, "etc/passwd")
+            .lines()
+            .any(|l| l.starts_with("dora:"))
     );
 }
 
@@ -231,12 +268,16 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
     let (fs, cache) = new_machine(3 << 30);
     let top = fs.path();
     let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), &configuration(r#""less""#, NETWORKD));
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
     kod_ok(cache.path(), install_args(&first, top));
     let tree = manifest(top);
 
     // An unknown package: named with close matches, nothing made.
-    let bad = write_config(dir.path(), &configuration(r#""less", "helo""#, NETWORKD));
+    let bad = write_config(
+        dir.path(),
+        "bad",
+        &configuration(r#""less", "helo""#, NETWORKD),
+    );
     let out = kod(cache.path(), rebuild_args(&bad, top, &[]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -247,6 +288,7 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
     // packages are in: no generation 1, the default still 0.
     let late = write_config(
         dir.path(),
+        "late",
         &configuration(r#""less", "hello""#, NETWORKD).replace(
             "network = {",
             "locale = { timezone = \"Mars/Olympus\" },\n  network = {",
@@ -261,12 +303,135 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
         serde_json::json!({ "numbers": [0], "default": 0 })
     );
     assert!(!top.join("generations/1").exists());
+    // Too little room, found before anything is written.
+    let avail: u64 = common::run_ok(
+        std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(top),
+    )
+    .lines()
+    .nth(1)
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let filler = top.join("filler");
+    common::run_ok(
+        std::process::Command::new("fallocate")
+            .args(["-l", &(avail - (24 << 20)).to_string()])
+            .arg(&filler),
+    );
+    let tree = manifest(&top.join("generations"));
+    let good = write_config(
+        dir.path(),
+        "good",
+        &configuration(r#""less", "hello""#, NETWORKD),
+    );
+    let out = kod(cache.path(), rebuild_args(&good, top, &[]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not enough free space") && err.contains("gc --keep"),
+        "{err}"
+    );
+    assert_eq!(manifest(&top.join("generations")), tree);
+    std::fs::remove_file(&filler).unwrap();
+    common::run_ok(
+        std::process::Command::new("btrfs")
+            .args(["filesystem", "sync"])
+            .arg(top),
+    );
+
     // The next rebuild works, under a new number: numbers are never used
     // twice, not even one no generation was committed under.
-    let good = write_config(dir.path(), &configuration(r#""less", "hello""#, NETWORKD));
     kod_ok(cache.path(), rebuild_args(&good, top, &[]));
     assert_eq!(
         generations(top, cache.path()),
         serde_json::json!({ "numbers": [0, 2], "default": 2 })
     );
+}
+
+/// The state a stopped rebuild must leave: every generation's files but
+/// the locks (taken and left by each run) and the highest number used
+/// (a stopped rebuild used one up).
+fn generations_state(top: &Path) -> String {
+    full_manifest(&top.join("generations"))
+        .lines()
+        .filter(|l| !l.contains("kod-lock") && !l.contains(".lock ") && !l.contains(".highest"))
+        .filter(|l| !l.split_whitespace().next().unwrap_or("").is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn net_root_a_rebuild_stopped_at_any_point_leaves_the_generations_as_they_were() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, top));
+    let more = write_config(
+        dir.path(),
+        "more",
+        &configuration(r#""less", "hello""#, NETWORKD),
+    );
+    let before = generations_state(top);
+    for point in [
+        "allocated",
+        "snapshot",
+        "installed",
+        "configured",
+        "settled",
+        "committed",
+        "recorded",
+    ] {
+        let out = assert_cmd::Command::cargo_bin("kod")
+            .unwrap()
+            .env("KOD_CACHE_DIR", cache.path())
+            .env("KOD_TEST_FAULT", point)
+            .args(rebuild_args(&more, top, &[]))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(137),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&top.join("generations").display().to_string()),
+            "{point}: a mount is left:\n{mounts}"
+        );
+        // The next run (the configuration of generation 0: nothing to do)
+        // removes what the stopped one left.
+        let next = kod_ok(cache.path(), rebuild_args(&first, top, &[]));
+        assert!(next.contains("nothing to do"), "{point}: {next}");
+        assert_same(
+            &format!("the generations after a stop at {point}"),
+            &before,
+            &generations_state(top),
+        );
+    }
+    // Stopped once the pointer moved: the generation is whole.
+    let out = assert_cmd::Command::cargo_bin("kod")
+        .unwrap()
+        .env("KOD_CACHE_DIR", cache.path())
+        .env("KOD_TEST_FAULT", "defaulted")
+        .args(rebuild_args(&more, top, &[]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    let listing = generations(top, cache.path());
+    let n = listing["default"].as_u64().unwrap();
+    assert_ne!(n, 0);
+    kod_ok(cache.path(), rebuild_args(&more, top, &[]));
+    assert!(
+        !top.join(format!("generations/{n}/.kod-making-default"))
+            .exists()
+    );
+    assert_eq!(generations(top, cache.path())["default"], n);
 }

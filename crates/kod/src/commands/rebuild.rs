@@ -151,9 +151,7 @@ fn text(out: &Output) -> String {
         s.push_str(&format!("add user  {u}\n"));
     }
     for u in &out.diff.users.removed {
-        s.push_str(&format!(
-            "keep user {u} (removing accounts is not built yet)\n"
-        ));
+        s.push_str(&format!("remove user {u} (the home stays in /home)\n"));
     }
     for u in &out.diff.users.changed {
         s.push_str(&format!(
