@@ -435,3 +435,107 @@ fn net_root_a_rebuild_stopped_at_any_point_leaves_the_generations_as_they_were()
     );
     assert_eq!(generations(top, cache.path())["default"], n);
 }
+
+#[test]
+fn net_root_a_second_rebuild_waits_for_the_first_or_fails_clearly() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, top));
+    let more = write_config(
+        dir.path(),
+        "more",
+        &configuration(r#""less", "hello""#, NETWORKD),
+    );
+    // Another holder of the machine lock (as a running rebuild holds it).
+    let mut holder = std::process::Command::new("flock")
+        .arg(top.join("generations/.lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut args = vec![std::ffi::OsString::from("--no-wait")];
+    args.extend(rebuild_args(&more, top, &[]));
+    let out = kod(cache.path(), args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("generations/.lock"), "{err}");
+    assert_eq!(
+        generations(top, cache.path()),
+        serde_json::json!({ "numbers": [0], "default": 0 })
+    );
+    // Without --no-wait it waits, then builds once the holder is gone.
+    let waiter = std::thread::spawn({
+        let (cache, more, top) = (cache.path().to_path_buf(), more.clone(), top.to_path_buf());
+        move || kod(&cache, rebuild_args(&more, &top, &[]))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!waiter.is_finished(), "the second rebuild did not wait");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = waiter.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for"));
+    assert_eq!(generations(top, cache.path())["default"], 1);
+}
+
+/// The one rebuild with a kernel: generation 0 has none, generation 1 the
+/// configured one with its initramfs (made once, for the new kernel).
+#[test]
+fn net_root_a_rebuild_that_adds_the_kernel_makes_its_initramfs() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(4 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, top));
+    let kernel = write_config(
+        dir.path(),
+        "kernel",
+        &configuration(r#""less""#, NETWORKD).replace(
+            "kernel = { package = false }",
+            r#"kernel = { package = "linux-image-amd64", modules = { "virtio_blk" } }"#,
+        ),
+    );
+    let out = kod(cache.path(), {
+        let mut a = vec![std::ffi::OsString::from("-v")];
+        a.extend(rebuild_args(&kernel, top, &[]));
+        a
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("update-initramfs: Generating").count(),
+        1,
+        "{err}"
+    );
+    let boot = |n: u64| -> Vec<String> {
+        std::fs::read_dir(top.join(format!("generations/{n}/rootfs/boot")))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        !boot(0).iter().any(|f| f.starts_with("vmlinuz-")),
+        "{:?}",
+        boot(0)
+    );
+    let b1 = boot(1);
+    assert!(b1.iter().any(|f| f.starts_with("vmlinuz-")), "{b1:?}");
+    assert!(b1.iter().any(|f| f.starts_with("initrd.img-")), "{b1:?}");
+    let listed = dpkg_lines(&top.join("generations/1/rootfs"));
+    assert!(listed.iter().any(|l| l.starts_with("linux-image-amd64 ")));
+    assert_eq!(lock_lines(&top.join("generations/1")), listed);
+}
