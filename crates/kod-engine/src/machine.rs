@@ -189,12 +189,7 @@ impl MachinePlan {
         top.prepare()?;
         // What a stopped kod left is removed only while no other kod works.
         let _lock = top.lock("install")?;
-        for gone in top.remove_leftovers()? {
-            report.note(&format!(
-                "removed {}, left by a kod that was stopped",
-                gone.display()
-            ));
-        }
+        remove_leftovers(&top, report)?;
         if let Some(n) = top.generations()?.last() {
             return Err(EngineError::Machine {
                 path: top.path().to_path_buf(),
@@ -204,18 +199,7 @@ impl MachinePlan {
                 ),
             });
         }
-        // After a first install that failed, the machine still starts at 0.
-        top.forget_unused_numbers()?;
-        let n = top.allocate()?;
-        fault::point("allocated");
-        let result = self.build(&top, n, options, report);
-        if !result.as_ref().is_ok_and(|r| r.committed) {
-            // Nothing of a failed (or debug) install stays: the next run
-            // would remove it, but it should not lie there until then.
-            let _ = top.remove_leftovers();
-            let _ = top.forget_unused_numbers();
-        }
-        result
+        new_generation(&top, |n| self.build(&top, n, options, report))
     }
 
     fn build(
@@ -406,6 +390,37 @@ impl MachinePlan {
             .map(|(r, f)| (r, f.text.into_bytes()))
             .collect())
     }
+}
+
+/// Removes what a stopped kod left on `top` (its lock held), saying so.
+pub(crate) fn remove_leftovers(top: &Top, report: &Report) -> Result<(), EngineError> {
+    for gone in top.remove_leftovers()? {
+        report.note(&format!(
+            "removed {}, left by a kod that was stopped",
+            gone.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Gives the next generation number of `top` (its lock held) to `build`;
+/// when it fails (or makes nothing, in a debug run) nothing of the
+/// generation stays: the next run would remove it, but it should not lie
+/// there until then.
+pub(crate) fn new_generation(
+    top: &Top,
+    build: impl FnOnce(u64) -> Result<MachineReport, EngineError>,
+) -> Result<MachineReport, EngineError> {
+    // A machine whose first install failed still starts at 0.
+    top.forget_unused_numbers()?;
+    let n = top.allocate()?;
+    fault::point("allocated");
+    let result = build(n);
+    if !result.as_ref().is_ok_and(|r| r.committed) {
+        let _ = top.remove_leftovers();
+        let _ = top.forget_unused_numbers();
+    }
+    result
 }
 
 /// The initramfs of the root's kernels, built once with the

@@ -140,21 +140,8 @@ impl RebuildPlan {
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         self.check_space(top)?;
-        for gone in top.remove_leftovers()? {
-            report.note(&format!(
-                "removed {}, left by a kod that was stopped",
-                gone.display()
-            ));
-        }
-        top.forget_unused_numbers()?;
-        let n = top.allocate()?;
-        fault::point("allocated");
-        let result = self.build_generation(top, n, options, report);
-        if !result.as_ref().is_ok_and(|r| r.committed) {
-            let _ = top.remove_leftovers();
-            let _ = top.forget_unused_numbers();
-        }
-        result
+        crate::machine::remove_leftovers(top, report)?;
+        crate::machine::new_generation(top, |n| self.build_generation(top, n, options, report))
     }
 
     /// About what the next generation takes beyond what it shares with

@@ -44,6 +44,24 @@ fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// A machine (a fresh Btrfs of `size` bytes) with generation 0 of the
+/// configuration `first` (less and networkd), its cache, and the
+/// directory of its configurations.
+fn generation_0(
+    size: u64,
+) -> (
+    kod_testkit::btrfs::Btrfs,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let (fs, cache) = new_machine(size);
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
+    kod_ok(cache.path(), install_args(&first, fs.path()));
+    (fs, cache, dir, first)
+}
+
 fn rebuild_args(config: &Path, top: &Path, more: &[&str]) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![
         "-c".into(),
@@ -98,11 +116,8 @@ fn net_root_rebuild_makes_the_next_generation_with_exactly_the_changes() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let (fs, cache) = new_machine(3 << 30);
+    let (fs, cache, dir, _) = generation_0(3 << 30);
     let top = fs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(cache.path(), install_args(&first, top));
     let gen0 = top.join("generations/0/rootfs");
     let before = full_manifest(&gen0);
     let record0 = record_manifest(top, 0);
@@ -265,11 +280,8 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let (fs, cache) = new_machine(3 << 30);
+    let (fs, cache, dir, _) = generation_0(3 << 30);
     let top = fs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(cache.path(), install_args(&first, top));
     let tree = manifest(top);
 
     // An unknown package: named with close matches, nothing made.
@@ -368,11 +380,8 @@ fn net_root_a_rebuild_stopped_at_any_point_leaves_the_generations_as_they_were()
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let (fs, cache) = new_machine(3 << 30);
+    let (fs, cache, dir, first) = generation_0(3 << 30);
     let top = fs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(cache.path(), install_args(&first, top));
     let more = write_config(
         dir.path(),
         "more",
@@ -441,11 +450,8 @@ fn net_root_a_second_rebuild_waits_for_the_first_or_fails_clearly() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let (fs, cache) = new_machine(3 << 30);
+    let (fs, cache, dir, _) = generation_0(3 << 30);
     let top = fs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(cache.path(), install_args(&first, top));
     let more = write_config(
         dir.path(),
         "more",
@@ -494,11 +500,8 @@ fn net_root_a_rebuild_that_adds_the_kernel_makes_its_initramfs() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
-    let (fs, cache) = new_machine(4 << 30);
+    let (fs, cache, dir, _) = generation_0(4 << 30);
     let top = fs.path();
-    let dir = tempfile::tempdir().unwrap();
-    let first = write_config(dir.path(), "first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(cache.path(), install_args(&first, top));
     let kernel = write_config(
         dir.path(),
         "kernel",
