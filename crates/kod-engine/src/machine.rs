@@ -393,7 +393,7 @@ impl MachinePlan {
 }
 
 /// Removes what a stopped kod left on `top` (its lock held), saying so.
-pub(crate) fn remove_leftovers(top: &Top, report: &Report) -> Result<(), EngineError> {
+pub fn remove_leftovers(top: &Top, report: &Report) -> Result<(), EngineError> {
     for gone in top.remove_leftovers()? {
         report.note(&format!(
             "removed {}, left by a kod that was stopped",

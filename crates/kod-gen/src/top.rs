@@ -542,6 +542,12 @@ impl Top {
             });
             mounts_below(&dir)?;
             delete_subvolume_tree(&self.rootfs(n))?;
+            // A root a killed transaction made under a temporary name.
+            let mut others = Vec::new();
+            nested_subvolumes(&dir, &mut others)?;
+            for sub in &others {
+                btrfs::delete(sub).map_err(io("delete the subvolume", sub))?;
+            }
             remove_generation_dir(&dir)?;
             removed.push(dir);
         }

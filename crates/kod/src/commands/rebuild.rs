@@ -60,7 +60,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let lock = if args.dry_run {
         None
     } else {
-        Some(super::generations::lock(ctx, &top, "rebuild")?)
+        let lock = super::generations::lock(ctx, &top, "rebuild")?;
+        // Also when this run turns out to change nothing.
+        kod_engine::machine::remove_leftovers(&top, &ctx.report)?;
+        Some(lock)
     };
     let configuration = ctx.configuration()?;
     let plan = kod_plan::plan(&configuration.config)?;
