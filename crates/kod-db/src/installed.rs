@@ -94,19 +94,11 @@ impl Installed {
         self.find(name).map(|(_, p)| p)
     }
 
-    /// The installed packages whose names `keep` accepts.
-    pub fn only(&self, keep: impl Fn(&str) -> bool) -> Installed {
-        let mut out = Installed::default();
-        for p in self.packages.iter().filter(|p| keep(p.name())) {
-            if let Some((i, _)) = self.find(p.name())
-                && std::ptr::eq(&self.packages[i], p)
-            {
-                out.by_name
-                    .insert(p.record.name.clone(), out.packages.len());
-            }
-            out.packages.push(p.clone());
-        }
-        out
+    /// The installed packages whose names `keep` accepts, as a set of a
+    /// root of native `architecture`.
+    pub fn only(&self, keep: impl Fn(&str) -> bool, architecture: &str) -> Installed {
+        let kept = self.packages.iter().filter(|p| keep(p.name())).cloned();
+        Installed::new(kept.collect(), architecture)
     }
 
     /// Number of installed packages.

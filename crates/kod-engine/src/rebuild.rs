@@ -91,7 +91,7 @@ impl RebuildPlan {
         let installed = kod_db::dpkg::read_installed(&root, &arch)?;
         if !update {
             // The same closure, with what the default has installed kept.
-            let kept = installed.only(|name| machine.resolution.get(name).is_some());
+            let kept = installed.only(|name| machine.resolution.get(name).is_some(), &arch);
             machine = machine.re_resolve(Some(&kept), report)?;
         }
         let packages = changes(&installed, &machine);
