@@ -10,6 +10,8 @@ KOD_APT_PACKAGES=(
     mmdebstrap apt                         # the peer kod is compared with
     btrfs-progs e2fsprogs                  # Btrfs snapshots, filefrag (reflinks) in tests
     uidmap                                 # newuidmap/newgidmap: personal environments without root
+    gdisk fdisk util-linux                 # kod-disk: sgdisk/sfdisk (tests), wipefs, blkid, losetup
+    dosfstools mtools xfsprogs             # kod-disk: mkfs.vfat, FAT without mounting, mkfs.xfs
 )
 
 if [ "$(id -u)" -ne 0 ]; then
