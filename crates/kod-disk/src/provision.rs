@@ -12,7 +12,7 @@ use serde::Serialize;
 use tracing::debug;
 
 use crate::esp::Esp;
-use crate::layout::{Layout, LayoutError, kind_name};
+use crate::layout::{Layout, LayoutError, kind_name, partition_node};
 use crate::loopdev::{self, Loop};
 use crate::safety::{self, AllowList, DeviceInfo, SafetyError};
 use crate::{ProvisionError, fs, table};
@@ -263,12 +263,18 @@ impl fmt::Display for Description {
             "  everything on it is lost: it gets a new {table} partition table with {} partitions:",
             l.partitions.len()
         )?;
-        let rows: Vec<[String; 7]> = l
+        let rows: Vec<[String; 8]> = l
             .partitions
             .iter()
             .map(|p| {
                 [
                     p.number.to_string(),
+                    if d.is_loop() {
+                        // Each partition gets a loop device of its own.
+                        "(loop)".to_string()
+                    } else {
+                        partition_node(&d.path.to_string_lossy(), p.number)
+                    },
                     p.name.clone(),
                     kind_name(p.kind).to_string(),
                     human_size(p.start),
@@ -289,6 +295,7 @@ impl fmt::Display for Description {
             .collect();
         let head = [
             "#",
+            "node",
             "name",
             "type",
             "start",

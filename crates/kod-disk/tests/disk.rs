@@ -588,6 +588,13 @@ fn root_format_false_keeps_the_filesystem_and_reports_its_uuid() {
         &e.to_string(),
         "devices.disk0.partitions[2] has `format = false`",
     );
+    // The partitions' loop devices made before the failure are gone.
+    let disk_name = node.to_string_lossy().into_owned();
+    assert!(
+        !loop_backings().iter().any(|(_, b)| b == &disk_name),
+        "{:?}",
+        loop_backings()
+    );
 
     let target = Target::open(&node, &allow).unwrap();
     let layout = target
@@ -654,9 +661,12 @@ fn root_dry_run_describes_the_plan_and_leaves_the_device_unchanged() {
     assert_contains(&text, &format!("a loop device on {}", img.display()));
     assert_contains(&text, "new gpt partition table with 3 partitions");
     for row in [
-        ["1", "Boot", "esp", "1 MiB", "1 GiB", "new vfat", "/efi"],
+        [
+            "1", "(loop)", "Boot", "esp", "1 MiB", "1 GiB", "new vfat", "/efi",
+        ],
         [
             "2",
+            "(loop)",
             "Swap",
             "linux-swap",
             "1025 MiB",
@@ -666,6 +676,7 @@ fn root_dry_run_describes_the_plan_and_leaves_the_device_unchanged() {
         ],
         [
             "3",
+            "(loop)",
             "Root",
             "btrfs",
             "1537 MiB",
@@ -897,4 +908,61 @@ fn root_the_running_root_is_refused() {
     let e = Target::open(Path::new(&root), &AllowList::new([&root])).unwrap_err();
     assert!(matches!(e, SafetyError::HoldsRunningRoot { .. }), "{e}");
     assert_contains(&e.to_string(), "holds the running system's root");
+}
+
+/// The child's side of the next test: provisions the image it is given,
+/// says which loop device the disk is, and waits to be killed.
+const CHILD: &str = "KOD_DISK_TEST_KILLED_CHILD";
+
+#[test]
+fn root_a_killed_process_leaves_no_loop_device_behind() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    if let Ok(img) = std::env::var(CHILD) {
+        let lo = attach_image(Path::new(&img)).unwrap();
+        let target = Target::open(lo.path(), &AllowList::new([lo.path()])).unwrap();
+        let layout = target
+            .layout("disk0", &devices(DEBIAN_VM_WITH_SWAP)["disk0"])
+            .unwrap();
+        let disk = target.provision(&layout).unwrap();
+        println!("child-ready {}", lo.path().display());
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        drop(disk);
+        return;
+    }
+    let dir = workdir();
+    let img = dir.path().join("killed.img");
+    create_image(&img, 2 * GIB).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "root_a_killed_process_leaves_no_loop_device_behind",
+            "--nocapture",
+        ])
+        .env(CHILD, &img)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let node = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("the child ended before provisioning: {:?}", child.wait());
+        }
+        if let Some(n) = line.trim().strip_prefix("child-ready ") {
+            break PathBuf::from(n);
+        }
+    };
+    let disk_name = node.to_string_lossy().into_owned();
+    let partition_loops = loop_backings()
+        .iter()
+        .filter(|(_, b)| b == &disk_name)
+        .count();
+    assert_eq!(partition_loops, 3, "{:?}", loop_backings());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_released(&img, &node);
 }
