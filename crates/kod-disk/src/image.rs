@@ -66,7 +66,7 @@ pub fn create_image(path: &Path, bytes: u64) -> Result<(), ProvisionError> {
 /// Attaches the image file `path` as a loop device (autoclear: detached
 /// once the returned handle and every user of the device are gone).
 pub fn attach_image(path: &Path) -> Result<Loop, ProvisionError> {
-    Loop::attach(path, 0, 0, false).map_err(|source| ProvisionError::Io {
+    Loop::attach(path, 0, 0).map_err(|source| ProvisionError::Io {
         what: format!("attaching {} as a loop device", path.display()),
         source,
     })

@@ -24,7 +24,6 @@ use tracing::debug;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_NAME_SIZE: usize = 64;
 
@@ -67,28 +66,22 @@ impl Loop {
     /// Binds a free loop device to `backing` (an image file or a block
     /// device) from byte `offset` for `size_limit` bytes (0: to the end),
     /// with autoclear set.
-    pub fn attach(
-        backing: &Path,
-        offset: u64,
-        size_limit: u64,
-        read_only: bool,
-    ) -> io::Result<Loop> {
+    pub fn attach(backing: &Path, offset: u64, size_limit: u64) -> io::Result<Loop> {
         let back = OpenOptions::new()
             .read(true)
-            .write(!read_only)
+            .write(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(backing)?;
-        Loop::attach_file(&back, backing, offset, size_limit, read_only)
+        Loop::attach_file(&back, backing, offset, size_limit)
     }
 
     /// [`attach`](Loop::attach) with the backing already open (`name` is
     /// what the kernel records as the backing file's name).
-    pub fn attach_file(
+    pub(crate) fn attach_file(
         back: &File,
         name: &Path,
         offset: u64,
         size_limit: u64,
-        read_only: bool,
     ) -> io::Result<Loop> {
         let control = OpenOptions::new()
             .read(true)
@@ -119,7 +112,7 @@ impl Loop {
                 lo_number: 0,
                 lo_encrypt_type: 0,
                 lo_encrypt_key_size: 0,
-                lo_flags: LO_FLAGS_AUTOCLEAR | if read_only { LO_FLAGS_READ_ONLY } else { 0 },
+                lo_flags: LO_FLAGS_AUTOCLEAR,
                 lo_file_name: [0; LO_NAME_SIZE],
                 lo_crypt_name: [0; LO_NAME_SIZE],
                 lo_encrypt_key: [0; 32],

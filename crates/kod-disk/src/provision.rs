@@ -22,6 +22,38 @@ mod tests {
     use super::human_size;
 
     #[test]
+    fn a_new_image_is_described_without_a_device() {
+        let disk = kod_config::Disk {
+            device: "/dev/vda".into(),
+            table: kod_config::PartitionTable::Gpt,
+            efi: true,
+            wipe: true,
+            partitions: vec![kod_config::Partition {
+                name: "root".into(),
+                size: kod_config::Size::Percent(100),
+                kind: kod_config::PartitionKind::Btrfs,
+                mountpoint: Some("/".into()),
+                format: true,
+                resume_device: false,
+            }],
+        };
+        let layout = super::Layout::compute("disk0", &disk, 8 << 30, 512).unwrap();
+        let text = super::Description::of_new_image(std::path::Path::new("/x/vm.img"), &layout)
+            .to_string();
+        assert!(
+            text.starts_with("devices.disk0: a new image file /x/vm.img (8 GiB, sparse)\n"),
+            "{text}"
+        );
+        let row = text.lines().last().unwrap();
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "1", "(loop)", "root", "btrfs", "1", "MiB", "8190", "MiB", "new", "btrfs", "/"
+            ]
+        );
+    }
+
+    #[test]
     fn sizes_are_shown_exactly() {
         assert_eq!(human_size(8 << 30), "8 GiB");
         assert_eq!(human_size(5 << 29), "2.5 GiB");
@@ -64,7 +96,8 @@ impl Target {
     /// all a dry run does.
     pub fn describe(&self, layout: &Layout) -> Description {
         Description {
-            device: self.info.clone(),
+            device: Some(self.info.clone()),
+            image: None,
             layout: layout.clone(),
         }
     }
@@ -189,7 +222,7 @@ impl Target {
         }
         let mut loops = Vec::with_capacity(layout.partitions.len());
         for p in &layout.partitions {
-            let l = Loop::attach_file(rw, &info.path, p.start, p.size, false).map_err(|e| {
+            let l = Loop::attach_file(rw, &info.path, p.start, p.size).map_err(|e| {
                 ProvisionError::Io {
                     what: format!(
                         "a loop device for partition {} of {}",
@@ -210,10 +243,26 @@ impl Target {
 /// `--dry-run` (human text through `Display`, JSON through `Serialize`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Description {
-    /// The device.
-    pub device: DeviceInfo,
+    /// The device, when it exists ([`Target::describe`]).
+    pub device: Option<DeviceInfo>,
+    /// The image file to be made, for a dry run of `--image` that must not
+    /// create it ([`Description::of_new_image`]).
+    pub image: Option<PathBuf>,
     /// The partitions it gets.
     pub layout: Layout,
+}
+
+impl Description {
+    /// The plan for an image file not made yet: `layout` from
+    /// [`Layout::compute`] with the image's size and 512-byte sectors (what
+    /// a loop device on it has).
+    pub fn of_new_image(path: &Path, layout: &Layout) -> Description {
+        Description {
+            device: None,
+            image: Some(path.to_path_buf()),
+            layout: layout.clone(),
+        }
+    }
 }
 
 /// `2.5 GiB`, `1025 MiB`, `4 KiB`, `17 bytes`: the largest binary unit in
@@ -239,21 +288,33 @@ pub fn human_size(bytes: u64) -> String {
 
 impl fmt::Display for Description {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.device;
         let l = &self.layout;
-        write!(
-            f,
-            "devices.{}: {} ({}, {}, model {}",
-            l.key,
-            d.path.display(),
-            d.name,
-            human_size(d.size),
-            d.model.as_deref().unwrap_or("unknown"),
-        )?;
-        if let Some(b) = &d.backing_file {
-            write!(f, ", a loop device on {}", b.display())?;
+        match (&self.device, &self.image) {
+            (Some(d), _) => {
+                write!(
+                    f,
+                    "devices.{}: {} ({}, {}, model {}",
+                    l.key,
+                    d.path.display(),
+                    d.name,
+                    human_size(d.size),
+                    d.model.as_deref().unwrap_or("unknown"),
+                )?;
+                if let Some(b) = &d.backing_file {
+                    write!(f, ", a loop device on {}", b.display())?;
+                }
+                writeln!(f, ")")?;
+            }
+            (None, image) => writeln!(
+                f,
+                "devices.{}: a new image file {} ({}, sparse)",
+                l.key,
+                image.as_deref().unwrap_or(Path::new("?")).display(),
+                human_size(l.disk_bytes),
+            )?,
         }
-        writeln!(f, ")")?;
+        // Only a disk that is not a loop device has kernel partition nodes.
+        let kernel_nodes = self.device.as_ref().filter(|d| !d.is_loop());
         let table = match l.table {
             PartitionTable::Gpt => "gpt",
             PartitionTable::Msdos => "msdos",
@@ -269,11 +330,10 @@ impl fmt::Display for Description {
             .map(|p| {
                 [
                     p.number.to_string(),
-                    if d.is_loop() {
+                    match kernel_nodes {
+                        Some(d) => partition_node(&d.path.to_string_lossy(), p.number),
                         // Each partition gets a loop device of its own.
-                        "(loop)".to_string()
-                    } else {
-                        partition_node(&d.path.to_string_lossy(), p.number)
+                        None => "(loop)".to_string(),
                     },
                     p.name.clone(),
                     kind_name(p.kind).to_string(),

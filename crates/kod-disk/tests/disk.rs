@@ -700,6 +700,7 @@ fn root_dry_run_describes_the_plan_and_leaves_the_device_unchanged() {
         36
     );
     assert_eq!(json["device"]["size"], 4 * GIB);
+    assert!(json["image"].is_null());
 }
 
 #[test]
