@@ -3,7 +3,10 @@
 //! set, kod sends itself SIGKILL when it reaches POINT. Points, in order:
 //! `allocated`, `snapshot`, `installed`, `configured`, `settled`,
 //! `committed` (the root in place), `recorded` (the record complete, the
-//! pointer not moved), `defaulted` (the pointer moved).
+//! pointer not moved), `defaulted` (the pointer moved); then, in place
+//! ([`crate::in_place`]), `kept` (the clone of the old root made),
+//! `synced` (the old root brought to the new one), `swapped` (the first
+//! of the two renames done).
 
 /// The environment variable that names the point.
 pub const FAULT_ENV: &str = "KOD_TEST_FAULT";

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod env;
 mod error;
 pub mod fault;
+pub mod in_place;
 pub mod machine;
 pub mod packages;
 pub mod rebuild;

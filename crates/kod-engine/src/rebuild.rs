@@ -63,22 +63,26 @@ pub struct RebuildPlan {
 }
 
 impl RebuildPlan {
-    /// Resolves `plan` against the default generation of `top`: its
-    /// installed versions kept unless `update`.
+    /// Resolves `plan` against generation `from` of `top` (the default
+    /// when `None`): its installed versions kept unless `update`.
     pub fn new(
         top: &Top,
+        from: Option<u64>,
         config: Config,
         files: Vec<SourceFile>,
         plan: Plan,
         update: bool,
         report: &Report,
     ) -> Result<RebuildPlan, EngineError> {
-        let from = top.default()?.ok_or_else(|| EngineError::Machine {
-            path: top.path().to_path_buf(),
-            reason: "has no default generation to rebuild from; install one with \
+        let from = match from {
+            Some(n) => n,
+            None => top.default()?.ok_or_else(|| EngineError::Machine {
+                path: top.path().to_path_buf(),
+                reason: "has no default generation to rebuild from; install one with \
                      `kod install --target`"
-                .into(),
-        })?;
+                    .into(),
+            })?,
+        };
         let current = Record::read(top, from)?;
         let root = top.rootfs(from);
         let freshness = if update {
@@ -130,18 +134,28 @@ impl RebuildPlan {
     }
 
     /// Builds generation N+1 on `top` (whose lock `lock` is) and makes it
-    /// the default. On failure nothing of it stays and the default
-    /// generation, its record and the pointer are as they were.
+    /// the default; `in_place`, it then becomes the root the rebuild
+    /// started from, which is kept under its number
+    /// ([`crate::in_place`]). On failure nothing of it stays and the
+    /// generation it started from, its record and the pointer are as
+    /// they were.
     pub fn build(
         &self,
         top: &Top,
         _lock: &MachineLock,
+        in_place: bool,
         options: &kod_install::Options,
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         self.check_space(top)?;
         crate::machine::remove_leftovers(top, report)?;
-        crate::machine::new_generation(top, |n| self.build_generation(top, n, options, report))
+        let made = crate::machine::new_generation(top, |n| {
+            self.build_generation(top, n, options, report)
+        })?;
+        if in_place && made.committed {
+            crate::in_place::apply(top, self.from, made.generation, report)?;
+        }
+        Ok(made)
     }
 
     /// About what the next generation takes beyond what it shares with

@@ -87,6 +87,48 @@ pub struct Options {
     pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
+/// What [`sync_root`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Entries written (files replaced, directories made).
+    pub written: u64,
+    /// Entries removed.
+    pub removed: u64,
+}
+
+/// Brings the existing root `onto` to exactly what the root `from` holds
+/// (a changed snapshot of it on the same file system), changing only
+/// what differs, one file at a time with atomic replaces; mount points
+/// and nested subvolumes are left alone. For a root that cannot be
+/// swapped for another (the running system's), so not atomic as a whole:
+/// run again after an interruption, it finishes. No lock is taken: the
+/// caller holds the machine's.
+pub fn sync_root(from: &Path, onto: &Path) -> Result<Synced, Error> {
+    let done = tree::sync_tree(from, onto).map_err(error::io_error(
+        format!("bring {} to", onto.display()),
+        from,
+    ))?;
+    Ok(Synced {
+        written: done.moved,
+        removed: done.removed,
+    })
+}
+
+/// A copy-on-write copy of the root `from` at `to` (absent): a Btrfs
+/// snapshot when `from` is a subvolume, else a copy with reflinked files
+/// where the file system can (never hard links).
+pub fn clone_root(from: &Path, to: &Path) -> Result<(), Error> {
+    if kod_root::btrfs::is_subvolume(from) {
+        return kod_root::btrfs::snapshot(from, to).map_err(error::io_error(
+            format!("snapshot {} to", from.display()),
+            to,
+        ));
+    }
+    tree::copy_tree(from, to)
+        .map(|_| ())
+        .map_err(error::io_error(format!("copy {} to", from.display()), to))
+}
+
 /// Creates the new root `root` from `debs` (a complete, installable set:
 /// the Essential packages and their dependencies at least): bootstrap,
 /// install, configure, commit.

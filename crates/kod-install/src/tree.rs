@@ -190,6 +190,153 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<Applied> {
     Ok(ctx.done)
 }
 
+/// Makes the directory `onto` hold exactly what `from` holds, changing
+/// only what differs: `from` is a changed copy-on-write snapshot of `onto`
+/// on the same file system (an in-place rebuild brings the running root
+/// to the generation built beside it). Files are replaced atomically one
+/// by one (a temporary beside them, renamed over: running programs keep
+/// the inode they have open), reflinked where the file system can;
+/// directories are merged; what `from` lacks is removed. Directories of
+/// other file systems (mount points, nested subvolumes) on either side
+/// are left alone. Run again after an interruption, it finishes the job.
+pub(crate) fn sync_tree(from: &Path, onto: &Path) -> io::Result<Applied> {
+    let src = open_dir(from)?;
+    let dst = open_dir(onto)?;
+    let device = rustix::fs::fstat(&src)?.st_dev;
+    let mut ctx = Ctx {
+        dst_root: open_dir(onto)?,
+        links: HashMap::new(),
+        overlay: None,
+        done: Applied::default(),
+        copy: Some(Copying {
+            device,
+            reflinks: true,
+        }),
+    };
+    let onto_device = rustix::fs::fstat(&dst)?.st_dev;
+    sync_dir(&src, &dst, Path::new(""), onto_device, &mut ctx)?;
+    let st = rustix::fs::fstat(&src)?;
+    set_meta(&dst, ".", &st)?;
+    Ok(ctx.done)
+}
+
+fn sync_dir(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    rel: &Path,
+    onto_device: u64,
+    ctx: &mut Ctx,
+) -> io::Result<()> {
+    let device = ctx.copy.as_ref().map_or(0, |c| c.device);
+    let wanted = names(src)?;
+    for name in &wanted {
+        let Some(st) = lstat_at(src, name)? else {
+            continue;
+        };
+        let target = lstat_at(dst, name)?;
+        let foreign =
+            |t: &rustix::fs::Stat| kind(t) == FileType::Directory && t.st_dev != onto_device;
+        if target.as_ref().is_some_and(foreign)
+            || (kind(&st) == FileType::Directory && st.st_dev != device)
+        {
+            continue;
+        }
+        match target {
+            Some(t) if kind(&st) == FileType::Directory && kind(&t) == FileType::Directory => {
+                let s = open_dir_at(src, name)?;
+                let d = open_dir_at(dst, name)?;
+                sync_dir(&s, &d, &rel.join(name), onto_device, ctx)?;
+                if !same_meta(&st, &t) {
+                    set_meta(dst, name, &st)?;
+                    copy_xattrs(&s, ".", &d, ".")?;
+                }
+            }
+            Some(t) if unchanged(src, dst, name, &st, &t)? => {}
+            target => {
+                // A directory is replaced whole; anything else is renamed
+                // over by the copy.
+                if target.is_some_and(|t| kind(&t) == FileType::Directory)
+                    || kind(&st) == FileType::Directory
+                {
+                    remove_at(dst, name)?;
+                }
+                copy_entry(src, dst, name, &st, rel, ctx)?;
+            }
+        }
+    }
+    let wanted: std::collections::HashSet<String> = wanted.into_iter().collect();
+    for name in names(dst)? {
+        if wanted.contains(&name) {
+            continue;
+        }
+        let Some(t) = lstat_at(dst, &name)? else {
+            continue;
+        };
+        if kind(&t) == FileType::Directory && t.st_dev != onto_device {
+            continue;
+        }
+        remove_at(dst, &name)?;
+        ctx.done.removed += 1;
+    }
+    Ok(())
+}
+
+/// Whether owner, mode and modification time agree.
+fn same_meta(a: &rustix::fs::Stat, b: &rustix::fs::Stat) -> bool {
+    (a.st_mode, a.st_uid, a.st_gid, a.st_mtime, a.st_mtime_nsec)
+        == (b.st_mode, b.st_uid, b.st_gid, b.st_mtime, b.st_mtime_nsec)
+}
+
+/// Whether `src/name` and `dst/name` (not directories) are the same
+/// entry: the same kind, owner, mode, size and times, and either one
+/// inode untouched on both sides since the snapshot (a snapshot keeps
+/// inode numbers and change times; any write or attribute change moves
+/// the change time) or equal contents.
+fn unchanged(
+    src: &OwnedFd,
+    dst: &OwnedFd,
+    name: &str,
+    s: &rustix::fs::Stat,
+    t: &rustix::fs::Stat,
+) -> io::Result<bool> {
+    if !same_meta(s, t) || s.st_size != t.st_size || s.st_rdev != t.st_rdev {
+        return Ok(false);
+    }
+    if (s.st_ino, s.st_ctime, s.st_ctime_nsec) == (t.st_ino, t.st_ctime, t.st_ctime_nsec) {
+        return Ok(true);
+    }
+    match kind(s) {
+        FileType::Symlink => Ok(rustix::fs::readlinkat(src, name, Vec::new())?
+            == rustix::fs::readlinkat(dst, name, Vec::new())?),
+        FileType::RegularFile => same_contents(src, dst, name),
+        _ => Ok(true),
+    }
+}
+
+fn same_contents(src: &OwnedFd, dst: &OwnedFd, name: &str) -> io::Result<bool> {
+    use std::io::Read;
+    let open = |dir: &OwnedFd| -> io::Result<File> {
+        Ok(File::from(rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?))
+    };
+    let (mut a, mut b) = (open(src)?, open(dst)?);
+    let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(b.read(&mut y[..1])? == 0);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 fn move_entry(
     src: &OwnedFd,
     dst: &OwnedFd,

@@ -1,6 +1,6 @@
 //! The `kod` binary as a user runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use kod_testkit::assert_contains;
@@ -107,7 +107,6 @@ fn changing_commands_take_dry_run_and_listing_commands_json() {
 fn unbuilt_commands_exit_2_without_panicking() {
     for args in [
         &["install", "--dry-run"][..],
-        &["rebuild"],
         &["rebuild-user"],
         &["shell", "-p", "htop"],
         &["snapshot", "list"],
@@ -121,6 +120,19 @@ fn unbuilt_commands_exit_2_without_panicking() {
         assert!(err.contains("not implemented yet"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn rebuild_off_a_kod_machine_says_to_name_one() {
+    // Only where this host is no kod machine (CI's is not).
+    if Path::new("/kod").exists() {
+        return;
+    }
+    let out = kod().args(["rebuild", "--dry-run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no kod top level at /kod"), "{err}");
+    assert!(err.contains("--target TOP"), "{err}");
 }
 
 #[test]

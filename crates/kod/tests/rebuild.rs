@@ -543,3 +543,193 @@ fn net_root_a_rebuild_that_adds_the_kernel_makes_its_initramfs() {
     assert!(listed.iter().any(|l| l.starts_with("linux-image-amd64 ")));
     assert_eq!(lock_lines(&top.join("generations/1")), listed);
 }
+
+/// The Btrfs subvolume id of the root at `path`, as btrfs-progs says.
+fn subvolume_id(path: &Path) -> u64 {
+    common::run_ok(
+        std::process::Command::new("btrfs")
+            .args(["inspect-internal", "rootid"])
+            .arg(path),
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// `-c CONFIG rebuild` in place (no `-n`) with `more` arguments.
+fn in_place_args(config: &Path, more: &[&std::ffi::OsStr]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["-c".into(), config.into(), "rebuild".into()];
+    args.extend(more.iter().map(|a| a.to_os_string()));
+    args
+}
+
+#[test]
+fn net_root_an_in_place_rebuild_changes_the_running_root_and_keeps_the_state_before() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache, dir, _) = generation_0(3 << 30);
+    let top = fs.path();
+    let gen0 = top.join("generations/0/rootfs");
+    // What systemd makes at the first boot for fstab's mount of /kod.
+    std::fs::create_dir_all(gen0.join("kod")).unwrap();
+    let live_id = subvolume_id(&gen0);
+    let before = full_manifest(&gen0);
+    let record0 = record_manifest(top, 0);
+    let second = write_config(
+        dir.path(),
+        "second",
+        &configuration(r#""less", "cowsay""#, NETWORKD),
+    );
+
+    // The machine as it runs: generation 0's root at / (here a directory
+    // of a private mount namespace, kod's KOD_RUNNING_ROOT) with the top
+    // level at /kod. kod changes it in place, and the running root shows
+    // the change at once.
+    let running = tempfile::tempdir().unwrap();
+    let r = running.path().display().to_string();
+    let script = format!(
+        "set -e; mount --bind '{gen0}' '{r}'; mount --bind '{top}' '{r}/kod'; \
+         KOD_RUNNING_ROOT='{r}' \"$KOD\" -c '{config}' rebuild; \
+         echo generation=$(cat '{r}/.generation'); test -x '{r}/usr/games/cowsay' && echo cowsay-runs",
+        gen0 = gen0.display(),
+        top = top.display(),
+        config = second.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("KOD", assert_cmd::cargo::cargo_bin("kod"))
+        .env("KOD_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("generation=1"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("cowsay-runs"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("changed in place"), "{stderr}");
+
+    // Generation 0 is the state before, byte for byte, with its record;
+    // generation 1 is the root that ran (the same subvolume), changed.
+    assert_same("generation 0's root", &before, &full_manifest(&gen0));
+    // The files of the record; the directory's own time moves with the
+    // swap of its `rootfs` entry.
+    let files = |m: &str| {
+        m.lines()
+            .filter(|l| !l.starts_with(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_same(
+        "generation 0's record",
+        &files(&record0),
+        &files(&record_manifest(top, 0)),
+    );
+    assert_ne!(subvolume_id(&gen0), live_id);
+    let gen1 = top.join("generations/1/rootfs");
+    assert_eq!(
+        subvolume_id(&gen1),
+        live_id,
+        "the running root is generation 1"
+    );
+    assert!(gen1.join("usr/games/cowsay").exists());
+    assert!(!gen0.join("usr/games/cowsay").exists());
+    assert_eq!(text(&gen1, ".generation").trim(), "1");
+    assert!(text(&gen1, "etc/fstab").contains("subvol=generations/1/rootfs"));
+    assert_eq!(
+        dpkg_lines(&gen1),
+        lock_lines(&top.join("generations/1")),
+        "generation 1's record lists what its root has"
+    );
+    assert!(
+        lock_lines(&top.join("generations/1"))
+            .iter()
+            .any(|l| l.starts_with("cowsay "))
+    );
+    assert_eq!(
+        generations(top, cache.path()),
+        serde_json::json!({ "numbers": [0, 1], "default": 1 })
+    );
+    for gone in ["generations/0/.kod-kept", "generations/1/.kod-in-place"] {
+        assert!(!top.join(gone).exists(), "{gone} is left");
+    }
+}
+
+#[test]
+fn net_root_an_in_place_rebuild_stopped_at_any_point_is_finished_or_undone() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache, dir, _) = generation_0(3 << 30);
+    let top = fs.path().to_path_buf();
+    let target = [std::ffi::OsStr::new("--target"), top.as_os_str()];
+    // Each stop from the default generation `from` to `from + 1`, adding
+    // one package: stopped before its root changed (`kept`), the change is
+    // undone (what `-n` leaves); after (`synced`, `swapped`), finished.
+    for (from, point, package, finished) in [
+        (0u64, "kept", "cowsay", false),
+        (1, "synced", "hello", true),
+        (2, "swapped", "bc", true),
+    ] {
+        let root = top.join(format!("generations/{from}/rootfs"));
+        let live_id = subvolume_id(&root);
+        let before = full_manifest(&root);
+        let packages =
+            ["\"less\"", "\"cowsay\"", "\"hello\"", "\"bc\""][..from as usize + 2].join(", ");
+        let config = write_config(dir.path(), point, &configuration(&packages, NETWORKD));
+        let out = assert_cmd::Command::cargo_bin("kod")
+            .unwrap()
+            .env("KOD_CACHE_DIR", cache.path())
+            .env("KOD_TEST_FAULT", point)
+            .args(in_place_args(&config, &target))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(137),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The next kod that takes the machine lock mends it; then the same
+        // configuration has nothing to do.
+        let next = kod_ok(cache.path(), in_place_args(&config, &target));
+        assert!(next.contains("nothing to do"), "{point}: {next}");
+        let to = from + 1;
+        let new_root = top.join(format!("generations/{to}/rootfs"));
+        assert_same(
+            &format!("{point}: generation {from}"),
+            &before,
+            &full_manifest(&root),
+        );
+        assert!(
+            new_root.join(format!("usr/share/doc/{package}")).exists(),
+            "{point}"
+        );
+        assert_eq!(
+            dpkg_lines(&new_root),
+            lock_lines(&top.join(format!("generations/{to}")))
+        );
+        if finished {
+            assert_eq!(
+                subvolume_id(&new_root),
+                live_id,
+                "{point}: the changed root is {to}"
+            );
+        } else {
+            assert_ne!(
+                subvolume_id(&new_root),
+                live_id,
+                "{point}: {to} is the root built beside {from}"
+            );
+        }
+        assert_eq!(generations(&top, cache.path())["default"], to, "{point}");
+        for gone in [
+            format!("generations/{from}/.kod-kept"),
+            format!("generations/{to}/.kod-in-place"),
+        ] {
+            assert!(!top.join(&gone).exists(), "{point}: {gone} is left");
+        }
+    }
+}

@@ -50,13 +50,17 @@ pub(crate) fn machine(ctx: &Context, target: Option<&Path>) -> anyhow::Result<(T
 }
 
 /// The machine lock for `what`: waiting for another kod unless --no-wait.
+/// An in-place rebuild a stopped kod left is finished (or undone) first,
+/// so that every command that changes generations sees whole ones.
 pub(crate) fn lock(ctx: &Context, top: &Top, what: &str) -> anyhow::Result<MachineLock> {
-    if ctx.cli.no_wait {
+    let lock = if ctx.cli.no_wait {
         top.try_lock(what)
-            .map_err(|e| anyhow::anyhow!("{e} (or run again without --no-wait to wait for it)"))
+            .map_err(|e| anyhow::anyhow!("{e} (or run again without --no-wait to wait for it)"))?
     } else {
-        Ok(top.lock(what)?)
-    }
+        top.lock(what)?
+    };
+    kod_engine::in_place::recover(top, &running_root(), &ctx.report)?;
+    Ok(lock)
 }
 
 /// Runs `kod generations ACTION` (list without one).

@@ -1,7 +1,9 @@
-//! `kod rebuild -n [--target TOP] [-u] [--dry-run] [--json]`: the
-//! machine's next generation from its configuration, beside the default
-//! one, made the default (the next boot's). The running system, or the
-//! offline default generation, is only read.
+//! `kod rebuild [-n] [--target TOP] [-u] [--dry-run] [--json]`: the
+//! machine's next generation from its configuration, made the default
+//! (the next boot's). With `-n` it is built beside the default one, which
+//! (and the running system) is only read; without, the current root
+//! itself is changed and its state before is kept under its number
+//! ([`kod_engine::in_place`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,8 +31,11 @@ pub struct Args<'a> {
 
 #[derive(Serialize)]
 struct Output<'a> {
-    /// The default generation the rebuild starts from.
+    /// The generation the rebuild starts from: the default with `-n`,
+    /// the current one in place.
     from: u64,
+    /// Whether the root of `from` is changed in place (no `-n`).
+    in_place: bool,
     /// The generation made (none for a dry run or when nothing changes).
     generation: Option<u64>,
     /// Whether the next generation would equal the default.
@@ -47,14 +52,8 @@ struct Output<'a> {
 /// builds the new generation.
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    if !args.new_generation {
-        eprintln!(
-            "kod rebuild: changing the running generation in place (without -n) is not \
-             implemented yet; use -n to build a new generation beside it"
-        );
-        return Ok(ExitCode::from(super::NOT_IMPLEMENTED));
-    }
-    let (top, _running) = super::generations::machine(ctx, args.target)?;
+    let in_place = !args.new_generation;
+    let (top, running) = super::generations::machine(ctx, args.target)?;
     // Dry runs take nothing (they change nothing); a rebuild holds the
     // machine lock from planning to the default pointer.
     let lock = if args.dry_run {
@@ -67,8 +66,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     };
     let configuration = ctx.configuration()?;
     let plan = kod_plan::plan(&configuration.config)?;
+    // In place, the root that changes is the one running now (offline:
+    // the default's); a new generation starts from the default.
+    let from = if in_place { running.current } else { None };
     let rebuild = RebuildPlan::new(
         &top,
+        from,
         configuration.config.clone(),
         configuration.files.clone(),
         plan,
@@ -78,6 +81,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let unchanged = rebuild.is_noop();
     let mut out = Output {
         from: rebuild.from,
+        in_place,
         generation: None,
         unchanged,
         dry_run: args.dry_run,
@@ -85,19 +89,16 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         settle: rebuild.settle.as_deref(),
         diff: &rebuild.diff,
     };
-    if args.dry_run || unchanged {
+    let Some(lock) = lock.filter(|_| !unchanged) else {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&out)?);
         } else {
             print!("{}", text(&out));
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    let Some(lock) = lock else {
-        unreachable!("taken for every run that builds")
     };
     let options = super::pkg::install_options(ctx);
-    let made = rebuild.build(&top, &lock, &options, &ctx.report)?;
+    let made = rebuild.build(&top, &lock, in_place, &options, &ctx.report)?;
     if !made.committed {
         eprintln!(
             "kod: debug run: commands printed, {} untouched",
@@ -110,16 +111,30 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", text(&out));
-        eprintln!(
-            "kod: generation {} with {} packages in {} ({:.1} s), the default; generation {} \
-             is unchanged (changes made to its /etc from now on will not reach {})",
-            made.generation,
-            made.packages,
-            made.rootfs.display(),
-            started.elapsed().as_secs_f64(),
-            rebuild.from,
-            made.generation,
-        );
+        let elapsed = started.elapsed().as_secs_f64();
+        if in_place {
+            eprintln!(
+                "kod: generation {} with {} packages ({elapsed:.1} s), the default: the root of \
+                 generation {} changed in place, now at {}; generation {} is kept as it was, \
+                 bootable under its number",
+                made.generation,
+                made.packages,
+                rebuild.from,
+                made.rootfs.display(),
+                rebuild.from,
+            );
+        } else {
+            eprintln!(
+                "kod: generation {} with {} packages in {} ({elapsed:.1} s), the default; \
+                 generation {} is unchanged (changes made to its /etc from now on will not \
+                 reach {})",
+                made.generation,
+                made.packages,
+                made.rootfs.display(),
+                rebuild.from,
+                made.generation,
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -171,10 +186,17 @@ fn text(out: &Output) -> String {
         }
         None => s.push_str("settle    (planned on the new root once its packages are in)\n"),
     }
-    if out.dry_run {
+    if out.dry_run && out.in_place {
         s.push_str(&format!(
-            "generation {} would become the default; nothing changed (dry run)\n",
-            out.from + 1
+            "generation {}'s root would be changed in place into the next generation, the \
+             default, and {} kept as it is; nothing changed (dry run)\n",
+            out.from, out.from
+        ));
+    } else if out.dry_run {
+        s.push_str(&format!(
+            "the next generation would be built beside {} and become the default; nothing \
+             changed (dry run)\n",
+            out.from
         ));
     }
     s
