@@ -20,14 +20,18 @@ pub enum Error {
         /// The system's error.
         source: io::Error,
     },
-    /// The path is not on a Btrfs file system.
+    /// The path cannot be a machine's top level on the directory backend
+    /// (it is not on Btrfs, and not a directory that could hold one).
     #[error(
-        "{} is not on a Btrfs file system: kod's generations need the Btrfs top level of the machine there; mount it (with subvolid=5) and name that mount point",
+        "{} cannot hold a machine's generations: {reason}; name the Btrfs top level of the machine's disk (mounted with subvolid=5) for bootable generations, or a directory on another disk file system (XFS, ext4) for generations that do not boot",
         path.display()
     )]
-    NotBtrfs {
+    Unfit {
         /// The path given.
         path: PathBuf,
+        /// Why not: not a directory, the running system's `/`, a virtual
+        /// file system.
+        reason: String,
     },
     /// The path is on Btrfs but is not its top level.
     #[error(

@@ -1,4 +1,6 @@
-//! The fstab of a generation: everything by the Btrfs file system's UUID.
+//! The fstab of a generation: on Btrfs everything by the file system's
+//! UUID; on the directory backend nothing to mount (see
+//! [`Top::fstab`](crate::Top::fstab)).
 
 /// The store directories bound into every generation's root: (the path on
 /// the top level, the mount point in the root). The root needs the mount
@@ -38,6 +40,24 @@ pub fn fstab(uuid: &str, n: u64, extra: &[String]) -> String {
     s
 }
 
+/// The `/etc/fstab` text of generation `n` on the directory backend:
+/// comments that say why no line mounts `/`, `/kod` or the store, then
+/// `extra` lines as given.
+pub(crate) fn directory_fstab(n: u64, extra: &[String]) -> String {
+    let mut s = format!(
+        "# /etc/fstab of generation {n}, written by kod.\n\
+         # This generation is a directory on kod's directory backend: it does not\n\
+         # boot (a boot entry needs rootflags=subvol, which only Btrfs has), so no\n\
+         # line mounts /. kod binds the machine's shared store (/home, /root,\n\
+         # /var/log, /var/tmp, /var/cache, /var/kod) into it for its transactions.\n"
+    );
+    for line in extra {
+        s.push_str(line.trim_end_matches('\n'));
+        s.push('\n');
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +89,15 @@ mod tests {
         assert!(text.ends_with("0 2\n"), "{text}");
         // Every line has the six fields fstab(5) wants.
         assert!(lines.iter().all(|l| l.len() == 6), "{text}");
+    }
+
+    #[test]
+    fn the_fstab_of_a_directory_generation_mounts_nothing_and_says_why() {
+        let text = directory_fstab(4, &["/dev/sdb1 none swap sw 0 0".into()]);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines, ["/dev/sdb1 none swap sw 0 0"]);
+        assert!(text.contains("generation 4"), "{text}");
+        assert!(text.contains("does not\n# boot"), "{text}");
+        assert!(text.contains("rootflags=subvol"), "{text}");
     }
 }

@@ -1,10 +1,13 @@
-//! kod-gen: generations on a machine's Btrfs top level.
+//! kod-gen: generations on a machine's top level.
 //!
 //! Its one job: the on-disk state of a machine's generations, in KodOS's
 //! layout (`../shared/reference/kodos.md`) and made safe against a kod
 //! that is killed at any point:
 //!
-//! - [`Top`]: the top level (subvolid 5), checked when opened; the layout
+//! - [`Top`]: the top level, checked when opened, with its [`Backend`]: a
+//!   Btrfs top level (subvolid 5), whose generations' roots are subvolumes
+//!   and boot, or a directory on another file system, whose roots are
+//!   plain directories and do not boot ([`DOES_NOT_BOOT`]); the layout
 //!   ([`Top::prepare`]: `generations/`, `store/home`, the store
 //!   directories); generation numbers, never reused ([`Top::allocate`]);
 //!   the list of committed generations; deleting one.
@@ -17,7 +20,7 @@
 //!   generation is committed exactly when its marker is there.
 //! - Leftovers of killed writes ([`Top::leftovers`],
 //!   [`Top::remove_leftovers`]).
-//! - The fstab text of a generation ([`fstab`]).
+//! - The fstab text of a generation ([`Top::fstab`], [`fstab`]).
 //! - What people ask of generations: the list with the booted, current,
 //!   default and last good marks ([`Top::list`], [`Running`]), what
 //!   changed between two records ([`RecordDiff`]), which may be deleted
@@ -52,4 +55,6 @@ pub use lock::{Holder, LOCK, MachineLock};
 pub use pointer::{HISTORY, Pointer};
 pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
 pub use running::Running;
-pub use top::{BUILDING, HIGHEST, MAKING_DEFAULT, POINTER, RECORD_COMPLETE, Top};
+pub use top::{
+    BUILDING, Backend, DOES_NOT_BOOT, HIGHEST, MAKING_DEFAULT, POINTER, RECORD_COMPLETE, Top,
+};

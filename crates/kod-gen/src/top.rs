@@ -1,5 +1,6 @@
-//! A machine's Btrfs top level: the layout, generation numbers, the
-//! default pointer, deleting generations and removing leftovers.
+//! A machine's top level: the layout, generation numbers, the default
+//! pointer, deleting generations and removing leftovers; on Btrfs, or on
+//! the directory backend elsewhere ([`Backend`]).
 
 use std::fs;
 use std::io::ErrorKind;
@@ -41,9 +42,25 @@ const BTRFS_MAGIC: i64 = 0x9123_683e;
 const TOP_LEVEL_ID: u64 = 5;
 /// The inode of a subvolume's root directory.
 const SUBVOLUME_ROOT_INO: u64 = 256;
+/// The kernel's own file systems (`linux/magic.h`): they show the
+/// kernel's state and store no files, so no machine can live there.
+const VIRTUAL_FILE_SYSTEMS: [(i64, &str); 12] = [
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x1cd1, "devpts"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0xcafe_4a11, "bpf"),
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+    (0x6265_6570, "configfs"),
+];
 
 /// The layout's directories below the top level, with their modes, in
-/// creation order (`store/home` is a subvolume, made apart).
+/// creation order (`store/home` is made apart: a subvolume on Btrfs).
 const STORE_DIRS: [(&str, u32); 7] = [
     ("store/root", 0o700),
     ("store/var", 0o755),
@@ -54,10 +71,37 @@ const STORE_DIRS: [(&str, u32); 7] = [
     ("generations", 0o755),
 ];
 
-/// The Btrfs top level (subvolid 5) of a machine, mounted at a path.
+/// What kod says of a machine on the [`Backend::Directory`]: its
+/// generations are roots kod can rebuild, list, diff, roll back and
+/// delete, but no boot entry can start one.
+pub const DOES_NOT_BOOT: &str = "generations on the directory backend do not boot: boot \
+     entries need rootflags=subvol, which only Btrfs has; use a Btrfs top level for a \
+     bootable machine";
+
+/// How a machine keeps its generations' roots, decided by [`Top::open`]
+/// from the file system the top level is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The top level (subvolid 5) of a Btrfs file system: each root is a
+    /// subvolume (the next one a Btrfs snapshot of the default's), and a
+    /// boot entry starts one with `rootflags=subvol=generations/N/rootfs`.
+    Btrfs,
+    /// A directory on another file system (XFS, ext4, tmpfs, ...): each
+    /// root is a plain directory, the next one a copy of the default's
+    /// (reflinked where the file system can, never hard-linked: an
+    /// in-place write, as dpkg does to its status file, would change the
+    /// older generation too). The kernel cannot mount a directory as `/`
+    /// the way it mounts a subvolume, so these generations do not boot
+    /// ([`DOES_NOT_BOOT`]); they serve as containers, chroots and tests.
+    Directory,
+}
+
+/// A machine's top level, mounted at a path: where its `generations/` and
+/// `store/` are.
 #[derive(Debug, Clone)]
 pub struct Top {
     path: PathBuf,
+    backend: Backend,
     report: Report,
 }
 
@@ -69,36 +113,79 @@ pub(crate) fn number(name: &str) -> Option<u64> {
 }
 
 impl Top {
-    /// Opens the top level mounted at `path`: it must be on Btrfs, the
-    /// root directory of a subvolume, and that subvolume the top level
-    /// (id 5).
+    /// Opens the top level at `path`, choosing its [`Backend`]:
+    ///
+    /// - on Btrfs it must be the file system's top level (the root
+    ///   directory of subvolume 5): anything else there is refused
+    ///   ([`Error::NotTopLevel`]), since a subvolume or a directory inside
+    ///   one cannot hold the subvolumes of bootable generations;
+    /// - on any other file system it is the directory backend, if it is a
+    ///   directory, not the running system's `/` (a machine's layout would
+    ///   spill into the host), and not on one of the kernel's virtual file
+    ///   systems (proc, sysfs, ...), which store nothing
+    ///   ([`Error::Unfit`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Top> {
         let given = path.as_ref();
         let path = fs::canonicalize(given).map_err(io("open", given))?;
         let st = rustix::fs::statfs(&path).map_err(|e| io("open", &path)(e.into()))?;
         // `f_type`'s integer type differs between architectures.
         #[allow(clippy::unnecessary_cast)]
-        if st.f_type as i64 != BTRFS_MAGIC {
-            return Err(Error::NotBtrfs { path });
-        }
+        let fs_type = st.f_type as i64;
         let meta = fs::metadata(&path).map_err(io("open", &path))?;
-        let id = btrfs::subvolume_id(&path).map_err(io("look up the subvolume of", &path))?;
-        if meta.ino() != SUBVOLUME_ROOT_INO {
-            return Err(Error::NotTopLevel {
-                path,
-                reason: format!("it is a directory inside subvolume {id}"),
-            });
-        }
-        if id != TOP_LEVEL_ID {
-            return Err(Error::NotTopLevel {
-                path,
-                reason: format!("it is subvolume {id}, not the top level, 5"),
-            });
-        }
+        let backend = if fs_type == BTRFS_MAGIC {
+            let id = btrfs::subvolume_id(&path).map_err(io("look up the subvolume of", &path))?;
+            if meta.ino() != SUBVOLUME_ROOT_INO {
+                return Err(Error::NotTopLevel {
+                    path,
+                    reason: format!("it is a directory inside subvolume {id}"),
+                });
+            }
+            if id != TOP_LEVEL_ID {
+                return Err(Error::NotTopLevel {
+                    path,
+                    reason: format!("it is subvolume {id}, not the top level, 5"),
+                });
+            }
+            Backend::Btrfs
+        } else {
+            let unfit = |reason: String| Error::Unfit {
+                path: path.clone(),
+                reason,
+            };
+            if !meta.is_dir() {
+                return Err(unfit("it is not a directory".into()));
+            }
+            if path.parent().is_none() {
+                return Err(unfit(
+                    "it is the running system's root directory, where a machine's \
+                     generations/ and store/ would mix with the host's files"
+                        .into(),
+                ));
+            }
+            if let Some((_, name)) = VIRTUAL_FILE_SYSTEMS.iter().find(|(m, _)| *m == fs_type) {
+                return Err(unfit(format!(
+                    "it is on {name}, a file system the kernel makes up, which stores no files"
+                )));
+            }
+            Backend::Directory
+        };
         Ok(Top {
             path,
+            backend,
             report: Report::quiet(),
         })
+    }
+
+    /// How this machine keeps its generations' roots.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether its generations can boot: only on Btrfs, whose subvolumes
+    /// a boot entry mounts as `/` (the directory backend's do not:
+    /// [`DOES_NOT_BOOT`] is what to tell people).
+    pub fn boots(&self) -> bool {
+        self.backend == Backend::Btrfs
     }
 
     /// The same top level, reporting `-v` lines to `report`.
@@ -138,33 +225,26 @@ impl Top {
         self.generations_dir().join(n.to_string())
     }
 
-    /// `generations/N/rootfs`: the root subvolume of generation `n`.
+    /// `generations/N/rootfs`: the root of generation `n` (a subvolume on
+    /// Btrfs, a directory on the directory backend).
     pub fn rootfs(&self, n: u64) -> PathBuf {
         self.generation_dir(n).join("rootfs")
     }
 
-    /// Creates what is missing of the KodOS layout: `generations/`, the
-    /// `store/home` subvolume, `store/root` (0700), `store/var/{log,tmp
-    /// (1777),cache,kod}`. What is there is kept as it is (modes too);
-    /// something of the wrong kind is an error. Synced.
+    /// Creates what is missing of the KodOS layout: `generations/`,
+    /// `store/home` (a subvolume on Btrfs, so that snapshots of the top
+    /// level leave people's files out; a directory on the directory
+    /// backend), `store/root` (0700), `store/var/{log,tmp (1777),cache,kod}`.
+    /// What is there is kept as it is (modes too); something of the wrong
+    /// kind is an error. Synced.
     pub fn prepare(&self) -> Result<()> {
         let store = self.path.join("store");
         self.ensure_dir(&store, 0o755)?;
         let home = store.join("home");
-        match fs::symlink_metadata(&home) {
-            Ok(_) if btrfs::is_subvolume(&home) => {}
-            Ok(_) => {
-                return Err(Error::Layout {
-                    path: home,
-                    problem: "is not a Btrfs subvolume (kod mounts it as /home)",
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.report
-                    .verbose(|| format!("creating the subvolume {}", home.display()));
-                btrfs::create(&home).map_err(io("create the subvolume", &home))?;
-            }
-            Err(e) => return Err(io("open", home)(e)),
+        if self.backend == Backend::Directory {
+            self.ensure_dir(&home, 0o755)?;
+        } else {
+            self.ensure_home_subvolume(&home)?;
         }
         for (rel, mode) in STORE_DIRS {
             self.ensure_dir(&self.path.join(rel), mode)?;
@@ -173,6 +253,22 @@ impl Top {
             sync_dir(d)?;
         }
         Ok(())
+    }
+
+    fn ensure_home_subvolume(&self, home: &Path) -> Result<()> {
+        match fs::symlink_metadata(home) {
+            Ok(_) if btrfs::is_subvolume(home) => Ok(()),
+            Ok(_) => Err(Error::Layout {
+                path: home.to_owned(),
+                problem: "is not a Btrfs subvolume (kod mounts it as /home)",
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.report
+                    .verbose(|| format!("creating the subvolume {}", home.display()));
+                btrfs::create(home).map_err(io("create the subvolume", home))
+            }
+            Err(e) => Err(io("open", home)(e)),
+        }
     }
 
     fn ensure_dir(&self, path: &Path, mode: u32) -> Result<()> {
@@ -331,27 +427,48 @@ impl Top {
         Ok(())
     }
 
-    /// Creates generation `n`'s root as a new, empty subvolume (`n` from
-    /// [`allocate`](Top::allocate), not committed).
+    /// Creates generation `n`'s root, empty (`n` from
+    /// [`allocate`](Top::allocate), not committed): a new subvolume on
+    /// Btrfs, a directory (0755, as `/` is) on the directory backend. The
+    /// next generation's root is not made here but by the transaction that
+    /// fills it (`kod_install::Transaction::snapshot`: a Btrfs snapshot,
+    /// else a reflink or plain copy), the one place that copies a root.
     pub fn create_rootfs(&self, n: u64) -> Result<PathBuf> {
         self.building(n)?;
         let root = self.rootfs(n);
-        self.report
-            .verbose(|| format!("creating the subvolume {}", root.display()));
-        btrfs::create(&root).map_err(io("create the subvolume", &root))?;
+        match self.backend {
+            Backend::Btrfs => {
+                self.report
+                    .verbose(|| format!("creating the subvolume {}", root.display()));
+                btrfs::create(&root).map_err(io("create the subvolume", &root))?;
+            }
+            Backend::Directory => {
+                self.report
+                    .verbose(|| format!("creating {} (mode 755)", root.display()));
+                fs::create_dir(&root).map_err(io("create", &root))?;
+                fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
+                    .map_err(io("set the mode of", &root))?;
+            }
+        }
         Ok(root)
     }
 
-    /// Creates generation `n`'s root as a writable snapshot of generation
-    /// `from`'s (`n` not committed).
-    pub fn snapshot_rootfs(&self, from: u64, n: u64) -> Result<PathBuf> {
-        self.building(n)?;
-        let source = self.rootfs(from);
-        let root = self.rootfs(n);
-        self.report
-            .verbose(|| format!("snapshotting {} to {}", source.display(), root.display()));
-        btrfs::snapshot(&source, &root).map_err(io("snapshot the subvolume", &source))?;
-        Ok(root)
+    /// The `/etc/fstab` text of generation `n`, `extra` lines (swap, the
+    /// ESP: they come from the disk) last: on Btrfs [`crate::fstab`] with
+    /// the file system's UUID; on the directory backend only comments that
+    /// say why there is nothing to mount (the generation does not boot,
+    /// so no line mounts its `/`; and the top level need not be a file
+    /// system of its own, so no line can mount it at `/kod` for the store
+    /// binds, which kod's transactions make themselves).
+    pub fn fstab(&self, n: u64, extra: &[String]) -> Result<String> {
+        match self.backend {
+            Backend::Btrfs => {
+                let uuid = btrfs::fs_uuid(&self.path)
+                    .map_err(io("read the Btrfs file system UUID of", &self.path))?;
+                Ok(crate::fstab(&uuid, n, extra))
+            }
+            Backend::Directory => Ok(crate::fstab::directory_fstab(n, extra)),
+        }
     }
 
     /// The default pointer, if there is one.
@@ -457,10 +574,11 @@ impl Top {
         Ok(p.default)
     }
 
-    /// Deletes generation `n` (its root subvolume, nested subvolumes
-    /// included, and its record). The default is refused; the booted and
-    /// current generations are the caller's to protect. Killed midway,
-    /// what is left is a leftover ([`remove_leftovers`](Top::remove_leftovers)).
+    /// Deletes generation `n`: its root (on Btrfs the subvolume with
+    /// those nested in it) and its record. The default is refused; the
+    /// booted and current generations are the caller's to protect. Killed
+    /// midway, what is left is a leftover
+    /// ([`remove_leftovers`](Top::remove_leftovers)).
     pub fn delete(&self, n: u64) -> Result<()> {
         let dir = self.generation_dir(n);
         if !dir.is_dir() {
@@ -486,7 +604,7 @@ impl Top {
         }
         sync_dir(&dir)?;
         let root = self.rootfs(n);
-        if let Err(e) = delete_subvolume_tree(&root) {
+        if let Err(e) = self.remove_root(&root) {
             // The root is still there (mounted elsewhere, say): so is the
             // generation, committed again as it was.
             if committed && root.exists() {
@@ -498,6 +616,19 @@ impl Top {
         }
         remove_generation_dir(&dir)?;
         sync_dir(&self.generations_dir())
+    }
+
+    /// Removes the root of a generation (absent is fine): on Btrfs the
+    /// subvolume and those nested in it; on the directory backend the
+    /// tree, which holds no subvolumes.
+    fn remove_root(&self, root: &Path) -> Result<()> {
+        match self.backend {
+            Backend::Btrfs => delete_subvolume_tree(root),
+            Backend::Directory => match fs::symlink_metadata(root) {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                _ => kod_root::tree::remove_tree(root).map_err(io("remove", root)),
+            },
+        }
     }
 
     /// The generations a killed kod left: a directory holding
@@ -518,9 +649,9 @@ impl Top {
             .collect())
     }
 
-    /// Removes the [`leftovers`](Top::leftovers) (root subvolumes
-    /// deleted, the rest removed) and the temporaries of dead kod
-    /// processes in `generations/`; returns what it removed. A leftover
+    /// Removes the [`leftovers`](Top::leftovers) (on Btrfs their
+    /// subvolumes deleted, the rest removed) and the temporaries of dead
+    /// kod processes in `generations/`; returns what it removed. A leftover
     /// with a file system mounted inside is an error that says to
     /// unmount it.
     pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>> {
@@ -541,12 +672,14 @@ impl Top {
                 )
             });
             mounts_below(&dir)?;
-            delete_subvolume_tree(&self.rootfs(n))?;
-            // A root a killed transaction made under a temporary name.
-            let mut others = Vec::new();
-            nested_subvolumes(&dir, &mut others)?;
-            for sub in &others {
-                btrfs::delete(sub).map_err(io("delete the subvolume", sub))?;
+            self.remove_root(&self.rootfs(n))?;
+            if self.backend == Backend::Btrfs {
+                // A root a killed transaction made under a temporary name.
+                let mut others = Vec::new();
+                nested_subvolumes(&dir, &mut others)?;
+                for sub in &others {
+                    btrfs::delete(sub).map_err(io("delete the subvolume", sub))?;
+                }
             }
             remove_generation_dir(&dir)?;
             removed.push(dir);
@@ -637,11 +770,37 @@ mod tests {
     }
 
     #[test]
-    fn open_refuses_what_is_not_btrfs() {
+    fn open_refuses_what_cannot_hold_a_machine() {
         let e = Top::open("/proc").unwrap_err();
-        assert!(matches!(e, Error::NotBtrfs { .. }), "{e}");
+        assert!(matches!(e, Error::Unfit { .. }), "{e}");
+        assert!(e.to_string().contains("it is on proc"), "{e}");
         assert!(e.to_string().contains("subvolid=5"), "{e}");
         let e = Top::open("/nonexistent-kod-top").unwrap_err();
         assert!(e.to_string().contains("/nonexistent-kod-top"), "{e}");
+        let file = tempfile::NamedTempFile::new_in("/dev/shm").unwrap();
+        let e = Top::open(file.path()).unwrap_err();
+        assert!(e.to_string().contains("it is not a directory"), "{e}");
+        // The running system's `/`, unless it is a Btrfs top level (the
+        // Btrfs backend; elsewhere on Btrfs the error is NotTopLevel).
+        #[allow(clippy::unnecessary_cast)]
+        let root_on_btrfs = rustix::fs::statfs("/").unwrap().f_type as i64 == BTRFS_MAGIC;
+        if !root_on_btrfs {
+            let e = Top::open("/").unwrap_err();
+            assert!(e.to_string().contains("running system's root"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_directory_off_btrfs_is_the_directory_backend() {
+        // /dev/shm is a tmpfs: never Btrfs, whatever the host's disks are.
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let top = Top::open(dir.path()).unwrap();
+        assert_eq!(top.backend(), Backend::Directory);
+        assert!(!top.boots());
+        assert_eq!(top.path(), fs::canonicalize(dir.path()).unwrap());
+        // Below it too: any directory, not only a file system's root.
+        fs::create_dir(dir.path().join("machine")).unwrap();
+        let inner = Top::open(dir.path().join("machine")).unwrap();
+        assert_eq!(inner.backend(), Backend::Directory);
     }
 }

@@ -14,6 +14,7 @@ pub mod debrepo;
 pub mod debs;
 pub mod fixtures;
 pub mod http;
+pub mod loopfs;
 pub mod tree;
 
 use std::env;

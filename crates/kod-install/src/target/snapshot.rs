@@ -136,3 +136,169 @@ pub(crate) fn discard_snapshot(dir: &Path, report: &Report) {
     }
     remove_work(dir, report);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    use kod_testkit::loopfs::{Kind, LoopFs, shares_extents};
+    use kod_testkit::tree::{Options, assert_same, snapshot};
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
+
+    use super::*;
+
+    /// 2001-09-09T01:46:40.123456789Z: a time no test run writes by itself.
+    fn old_times() -> Timestamps {
+        let t = Timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 123_456_789,
+        };
+        Timestamps {
+            last_access: t,
+            last_modification: t,
+        }
+    }
+
+    fn own(path: &Path, uid: u32, gid: u32, mode: Option<u32>) {
+        rustix::fs::chownat(
+            CWD,
+            path,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("chown");
+        if let Some(m) = mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(m)).expect("chmod");
+        }
+        rustix::fs::utimensat(CWD, path, &old_times(), AtFlags::SYMLINK_NOFOLLOW)
+            .expect("utimensat");
+    }
+
+    /// A root with every kind of entry a Debian root has, with owners,
+    /// modes, times and attributes no default would give.
+    fn source(at: &Path) {
+        fs::create_dir_all(at.join("usr/lib")).expect("mkdir");
+        // Big enough to have extents of its own (not inline in the inode).
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(at.join("usr/lib/libbig.so"), &data).expect("write");
+        own(&at.join("usr/lib/libbig.so"), 0, 0, Some(0o644));
+        fs::hard_link(at.join("usr/lib/libbig.so"), at.join("usr/lib/libbig.so.1")).expect("ln");
+        fs::write(at.join("usr/lib/setuid"), b"#!/bin/sh\n").expect("write");
+        own(&at.join("usr/lib/setuid"), 0, 0, Some(0o4755));
+        fs::write(at.join("usr/lib/empty"), b"").expect("write");
+        own(&at.join("usr/lib/empty"), 1234, 2345, Some(0o640));
+        for (name, value) in [("user.kod", &b"kept"[..]), ("trusted.kod", b"also")] {
+            rustix::fs::setxattr(at.join("usr/lib/empty"), name, value, XattrFlags::empty())
+                .expect("setxattr");
+        }
+        symlink("libbig.so", at.join("usr/lib/link")).expect("symlink");
+        own(&at.join("usr/lib/link"), 1234, 2345, None);
+        fs::create_dir(at.join("dev")).expect("mkdir");
+        rustix::fs::mknodat(
+            CWD,
+            at.join("dev/null"),
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .expect("mknod");
+        own(&at.join("dev/null"), 0, 0, Some(0o666));
+        rustix::fs::mknodat(
+            CWD,
+            at.join("dev/fifo"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        own(&at.join("dev/fifo"), 1234, 2345, Some(0o620));
+        fs::create_dir(at.join("tmp")).expect("mkdir");
+        // Directories last: making their entries moved their times.
+        for (dir, mode) in [
+            ("tmp", 0o1777),
+            ("dev", 0o755),
+            ("usr/lib", 0o750),
+            ("usr", 0o755),
+        ] {
+            own(&at.join(dir), 0, 1234, Some(mode));
+        }
+        own(at, 0, 0, Some(0o755));
+    }
+
+    /// The inodes of `root`'s entries.
+    fn inodes(root: &Path) -> HashSet<(u64, u64)> {
+        snapshot(root, Options::default())
+            .keys()
+            .map(|rel| {
+                let m = fs::symlink_metadata(root.join(rel)).expect("lstat");
+                (m.dev(), m.ino())
+            })
+            .collect()
+    }
+
+    /// On XFS (reflinks) and ext4 (none), a snapshot of a directory is a
+    /// copy alike in everything (owners, modes, times to the nanosecond,
+    /// attributes, devices, fifos, symlinks, hard links among its own
+    /// files), sharing no inode with its source; on XFS its files share
+    /// their data extents with the source's, on ext4 they do not.
+    #[test]
+    fn root_a_snapshot_off_btrfs_is_a_faithful_copy_reflinked_where_possible() {
+        if !kod_testkit::tier(kod_testkit::Tier::Root) {
+            return;
+        }
+        for kind in [Kind::Xfs, Kind::Ext4] {
+            let fs = LoopFs::new(kind, 512 << 20);
+            let from = fs.path().join("from");
+            fs::create_dir(&from).expect("mkdir");
+            source(&from);
+            let all = Options {
+                file_mtimes: true,
+                dir_mtimes: true,
+                one_file_system: true,
+            };
+            let before = snapshot(&from, all);
+            let to = fs.path().join("to");
+            let s = Box::new(Snapshot::prepare(&from, &to, &Report::quiet()).expect("prepare"));
+            assert!(!to.exists(), "{kind:?}: the copy appears only at commit");
+            s.commit(&Report::quiet()).expect("commit");
+
+            let copy = snapshot(&to, all);
+            assert_same(&before, &copy, ("source", "copy"), &format!("{kind:?}"));
+            assert_same(
+                &before,
+                &snapshot(&from, all),
+                ("before", "after"),
+                "the source",
+            );
+            let (a, b) = (
+                fs::metadata(&from).expect("from"),
+                fs::metadata(&to).expect("to"),
+            );
+            assert_eq!(
+                (a.mode(), a.uid(), a.gid(), a.mtime(), a.mtime_nsec()),
+                (b.mode(), b.uid(), b.gid(), b.mtime(), b.mtime_nsec()),
+                "{kind:?}: the root directory itself"
+            );
+            let big = fs::metadata(to.join("usr/lib/libbig.so")).expect("big");
+            assert_eq!(
+                (big.mtime(), big.mtime_nsec()),
+                (1_000_000_000, 123_456_789),
+                "{kind:?}"
+            );
+            let mut value = [0u8; 8];
+            for (name, want) in [("user.kod", &b"kept"[..]), ("trusted.kod", b"also")] {
+                let n = rustix::fs::getxattr(to.join("usr/lib/empty"), name, &mut value)
+                    .unwrap_or_else(|e| panic!("{kind:?}: {name} not copied: {e}"));
+                assert_eq!(&value[..n], want, "{kind:?}: {name}");
+            }
+            // Never a hard link into the source: no inode is in both.
+            let shared: Vec<_> = inodes(&from).intersection(&inodes(&to)).copied().collect();
+            assert!(shared.is_empty(), "{kind:?}: inodes in both: {shared:?}");
+            assert_eq!(big.nlink(), 2, "{kind:?}: the copy's own hard link");
+            let reflinked = shares_extents(&to.join("usr/lib/libbig.so"));
+            assert_eq!(reflinked, kind == Kind::Xfs, "{kind:?}: shared extents");
+        }
+    }
+}
