@@ -733,3 +733,112 @@ fn net_root_an_in_place_rebuild_stopped_at_any_point_is_finished_or_undone() {
         }
     }
 }
+
+/// Adds version `version` of `kodtest-up` (a file saying its version) to
+/// `repo` and publishes the repository with every version added so far
+/// (`paragraphs`).
+fn publish_kodtest_up(
+    repo: &kod_testkit::debrepo::DebRepo,
+    work: &Path,
+    paragraphs: &mut String,
+    version: &str,
+) {
+    let tree = work.join(format!("kodtest-up-{version}"));
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(tree.join("usr/share/kodtest-up")).unwrap();
+    std::fs::write(tree.join("usr/share/kodtest-up/version"), version).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        format!(
+            "Package: kodtest-up\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: kod tests <kod@example.org>\nDescription: upgraded by rebuild -u\n"
+        ),
+    )
+    .unwrap();
+    let deb = kod_testkit::debs::dpkg_deb_build(
+        &tree,
+        &work.join(format!("kodtest-up_{version}_all.deb")),
+        "xz",
+    );
+    paragraphs.push_str(&repo.add_deb(&deb));
+    paragraphs.push('\n');
+    repo.publish(paragraphs, &kod_testkit::debrepo::ReleaseOptions::default());
+}
+
+#[test]
+fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    const SUITE: &str = "kodup";
+    let repo = kod_testkit::debrepo::DebRepo::new(SUITE);
+    let work = tempfile::tempdir().unwrap();
+    let mut paragraphs = String::new();
+    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "1");
+    let server = kod_testkit::http::FileServer::start(repo.serve_dir());
+    let url = format!("{}/repo", server.url());
+
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let config = write_config(
+        work.path(),
+        "up",
+        &configuration(r#""less", "kodtest-up""#, NETWORKD).replace(
+            "repos = {",
+            &format!(
+                "repos = {{ fixture = repos.debian_repo({{ mirror = {url:?}, suite = {SUITE:?}, \
+                 signed_by = {:?} }}),",
+                repo.keyring().display()
+            ),
+        ),
+    );
+    kod_ok(cache.path(), install_args(&config, top));
+    let version = |n: u64| {
+        text(
+            top,
+            &format!("generations/{n}/rootfs/usr/share/kodtest-up/version"),
+        )
+    };
+    assert_eq!(version(0), "1");
+
+    // The repository gains version 2: without -u the machine keeps 1.
+    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "2");
+    let kept = kod_ok(cache.path(), rebuild_args(&config, top, &[]));
+    assert!(kept.contains("nothing to do"), "{kept}");
+
+    // -u refreshes the repositories and upgrades: a dry run says so, then
+    // a new generation has it.
+    let dry = kod_ok(
+        cache.path(),
+        rebuild_args(&config, top, &["-u", "--dry-run"]),
+    );
+    assert!(
+        dry.lines()
+            .any(|l| l.starts_with("upgrade") && l.contains("kodtest-up") && l.contains("1 -> 2")),
+        "{dry}"
+    );
+    kod_ok(cache.path(), rebuild_args(&config, top, &["-u"]));
+    assert_eq!(version(1), "2");
+    assert_eq!(version(0), "1");
+    assert!(
+        lock_lines(&top.join("generations/1")).contains(&"kodtest-up 2 all".to_string()),
+        "{:?}",
+        lock_lines(&top.join("generations/1"))
+    );
+
+    // In place too: version 3 reaches generation 1's root, which becomes
+    // 2; generation 1 keeps version 2.
+    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "3");
+    let target = [
+        std::ffi::OsStr::new("-u"),
+        std::ffi::OsStr::new("--target"),
+        top.as_os_str(),
+    ];
+    kod_ok(cache.path(), in_place_args(&config, &target));
+    assert_eq!(version(2), "3");
+    assert_eq!(version(1), "2");
+    assert_eq!(
+        dpkg_lines(&top.join("generations/2/rootfs")),
+        lock_lines(&top.join("generations/2"))
+    );
+}
