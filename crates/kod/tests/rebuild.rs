@@ -734,35 +734,173 @@ fn net_root_an_in_place_rebuild_stopped_at_any_point_is_finished_or_undone() {
     }
 }
 
-/// Adds version `version` of `kodtest-up` (a file saying its version) to
-/// `repo` and publishes the repository with every version added so far
+/// Adds version `version` of the package `name` (a file saying its
+/// version, and `postinst` as its maintainer script) to `repo` and
+/// publishes the repository with every package added so far
 /// (`paragraphs`).
-fn publish_kodtest_up(
+fn publish_fixture(
     repo: &kod_testkit::debrepo::DebRepo,
     work: &Path,
     paragraphs: &mut String,
-    version: &str,
+    (name, version, postinst): (&str, &str, Option<&str>),
 ) {
-    let tree = work.join(format!("kodtest-up-{version}"));
+    let tree = work.join(format!("{name}-{version}"));
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(tree.join("usr/share/kodtest-up")).unwrap();
-    std::fs::write(tree.join("usr/share/kodtest-up/version"), version).unwrap();
+    std::fs::create_dir_all(tree.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(tree.join(format!("usr/share/{name}/version")), version).unwrap();
     std::fs::write(
         tree.join("DEBIAN/control"),
         format!(
-            "Package: kodtest-up\nVersion: {version}\nArchitecture: all\n\
-             Maintainer: kod tests <kod@example.org>\nDescription: upgraded by rebuild -u\n"
+            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: kod tests <kod@example.org>\nDescription: a rebuild test's package\n"
         ),
     )
     .unwrap();
+    if let Some(script) = postinst {
+        use std::os::unix::fs::PermissionsExt;
+        let path = tree.join("DEBIAN/postinst");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let deb = kod_testkit::debs::dpkg_deb_build(
         &tree,
-        &work.join(format!("kodtest-up_{version}_all.deb")),
+        &work.join(format!("{name}_{version}_all.deb")),
         "xz",
     );
     paragraphs.push_str(&repo.add_deb(&deb));
     paragraphs.push('\n');
     repo.publish(paragraphs, &kod_testkit::debrepo::ReleaseOptions::default());
+}
+
+/// A configuration of `packages` that also reads the fixture repository
+/// `repo` served at `url`.
+fn with_fixture(
+    repo: &kod_testkit::debrepo::DebRepo,
+    url: &str,
+    suite: &str,
+    packages: &str,
+) -> String {
+    configuration(packages, NETWORKD).replace(
+        "repos = {",
+        &format!(
+            "repos = {{ fixture = repos.debian_repo({{ mirror = {url:?}, suite = {suite:?}, \
+             signed_by = {:?} }}),",
+            repo.keyring().display()
+        ),
+    )
+}
+
+#[test]
+fn net_root_a_rebuild_whose_script_fails_or_fills_the_disk_leaves_the_generations_as_they_were() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    const SUITE: &str = "kodfail";
+    let repo = kod_testkit::debrepo::DebRepo::new(SUITE);
+    let work = tempfile::tempdir().unwrap();
+    let mut paragraphs = String::new();
+    publish_fixture(
+        &repo,
+        work.path(),
+        &mut paragraphs,
+        (
+            "kodtest-fails",
+            "1",
+            Some("echo kodtest-fails refuses >&2; exit 3"),
+        ),
+    );
+    // Small on the disk and in the index; its script fills the disk.
+    let fill = "head -c 2000M /dev/zero > /var/lib/kodtest-fill || exit 1";
+    publish_fixture(
+        &repo,
+        work.path(),
+        &mut paragraphs,
+        ("kodtest-fills", "1", Some(fill)),
+    );
+    let server = kod_testkit::http::FileServer::start(repo.serve_dir());
+    let url = format!("{}/repo", server.url());
+    let (fs, cache, dir, first) = generation_0(3 << 30);
+    let top = fs.path();
+    let before = generations_state(top);
+
+    // A maintainer script that fails.
+    let fails = write_config(
+        dir.path(),
+        "fails",
+        &with_fixture(&repo, &url, SUITE, r#""less", "kodtest-fails""#),
+    );
+    let out = kod(cache.path(), rebuild_args(&fails, top, &[]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kodtest-fails"), "{err}");
+    kod_ok(cache.path(), rebuild_args(&first, top, &[]));
+    assert_same(
+        "the generations after a failing script",
+        &before,
+        &generations_state(top),
+    );
+
+    // The file system fills up while the rebuild runs (after the
+    // free-space check passed): a clear error, nothing left, the room
+    // given back.
+    let avail = || -> u64 {
+        common::run_ok(
+            std::process::Command::new("df")
+                .args(["--output=avail", "-B1"])
+                .arg(top),
+        )
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let filler = top.join("filler");
+    common::run_ok(
+        std::process::Command::new("fallocate")
+            .args(["-l", &(avail() - (400 << 20)).to_string()])
+            .arg(&filler),
+    );
+    let fills = write_config(
+        dir.path(),
+        "fills",
+        &with_fixture(&repo, &url, SUITE, r#""less", "kodtest-fills""#),
+    );
+    let out = kod(cache.path(), rebuild_args(&fills, top, &[]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kodtest-fills"), "{err}");
+    // Btrfs gives a deleted subvolume's room back in the background.
+    common::run_ok(
+        std::process::Command::new("btrfs")
+            .args(["subvolume", "sync"])
+            .arg(top),
+    );
+    kod_ok(cache.path(), rebuild_args(&first, top, &[]));
+    assert_same(
+        "the generations after a full disk",
+        &before,
+        &generations_state(top),
+    );
+    common::run_ok(
+        std::process::Command::new("btrfs")
+            .args(["filesystem", "sync"])
+            .arg(top),
+    );
+    assert!(
+        avail() > 300 << 20,
+        "the room the rebuild took is given back: {}",
+        avail()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    // And the machine rebuilds fine afterwards.
+    let good = write_config(
+        dir.path(),
+        "good",
+        &configuration(r#""less", "hello""#, NETWORKD),
+    );
+    kod_ok(cache.path(), rebuild_args(&good, top, &[]));
 }
 
 #[test]
@@ -774,7 +912,8 @@ fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
     let repo = kod_testkit::debrepo::DebRepo::new(SUITE);
     let work = tempfile::tempdir().unwrap();
     let mut paragraphs = String::new();
-    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "1");
+    let up = |v| ("kodtest-up", v, None);
+    publish_fixture(&repo, work.path(), &mut paragraphs, up("1"));
     let server = kod_testkit::http::FileServer::start(repo.serve_dir());
     let url = format!("{}/repo", server.url());
 
@@ -783,14 +922,7 @@ fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
     let config = write_config(
         work.path(),
         "up",
-        &configuration(r#""less", "kodtest-up""#, NETWORKD).replace(
-            "repos = {",
-            &format!(
-                "repos = {{ fixture = repos.debian_repo({{ mirror = {url:?}, suite = {SUITE:?}, \
-                 signed_by = {:?} }}),",
-                repo.keyring().display()
-            ),
-        ),
+        &with_fixture(&repo, &url, SUITE, r#""less", "kodtest-up""#),
     );
     kod_ok(cache.path(), install_args(&config, top));
     let version = |n: u64| {
@@ -802,7 +934,7 @@ fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
     assert_eq!(version(0), "1");
 
     // The repository gains version 2: without -u the machine keeps 1.
-    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "2");
+    publish_fixture(&repo, work.path(), &mut paragraphs, up("2"));
     let kept = kod_ok(cache.path(), rebuild_args(&config, top, &[]));
     assert!(kept.contains("nothing to do"), "{kept}");
 
@@ -828,7 +960,7 @@ fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
 
     // In place too: version 3 reaches generation 1's root, which becomes
     // 2; generation 1 keeps version 2.
-    publish_kodtest_up(&repo, work.path(), &mut paragraphs, "3");
+    publish_fixture(&repo, work.path(), &mut paragraphs, up("3"));
     let target = [
         std::ffi::OsStr::new("-u"),
         std::ffi::OsStr::new("--target"),
