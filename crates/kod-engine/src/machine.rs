@@ -5,6 +5,12 @@
 //! of the configuration without clear passwords, the kod binary, then the
 //! commit, the record and the default pointer (kod-gen), in that order.
 //! A failure leaves no generation and no default behind.
+//!
+//! `kod install --image/--disk` puts the same generation 0 onto disks
+//! ([`MachinePlan::install_disks`]): kod-disk provisions them (through its
+//! safety checks, with an allow list of exactly those devices), the Btrfs
+//! root is mounted in kod's private mount namespace, and the disks' swap,
+//! ESP and other partitions join the fstab.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -185,6 +191,18 @@ impl MachinePlan {
         options: &kod_install::Options,
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
+        self.install_with(top, options, &[], report)
+    }
+
+    /// [`MachinePlan::install`] with `fstab_extra` (the disks' swap, ESP
+    /// and other partitions) after kod-gen's lines in the new fstab.
+    fn install_with(
+        &self,
+        top: &Path,
+        options: &kod_install::Options,
+        fstab_extra: &[String],
+        report: &Report,
+    ) -> Result<MachineReport, EngineError> {
         let top = Top::open(top)?.with_report(report.clone());
         top.prepare()?;
         // What a stopped kod left is removed only while no other kod works.
@@ -199,7 +217,7 @@ impl MachinePlan {
                 ),
             });
         }
-        new_generation(&top, |n| self.build(&top, n, options, report))
+        new_generation(&top, |n| self.build(&top, n, options, fstab_extra, report))
     }
 
     fn build(
@@ -207,6 +225,7 @@ impl MachinePlan {
         top: &Top,
         n: u64,
         options: &kod_install::Options,
+        fstab_extra: &[String],
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         let rootfs = top.create_rootfs(n)?;
@@ -225,7 +244,7 @@ impl MachinePlan {
         fault::point("installed");
         t.configure()?;
         fault::point("configured");
-        self.finish(t, top, n, Previous::default(), report)
+        self.finish_with(t, top, n, Previous::default(), fstab_extra, report)
     }
 
     /// The options of a transaction that builds a generation of `top`:
@@ -259,6 +278,20 @@ impl MachinePlan {
         top: &Top,
         n: u64,
         previous: Previous<'_>,
+        report: &Report,
+    ) -> Result<MachineReport, EngineError> {
+        self.finish_with(t, top, n, previous, &[], report)
+    }
+
+    /// [`MachinePlan::finish`] with `fstab_extra` lines after kod-gen's
+    /// own in the generation's fstab.
+    fn finish_with(
+        &self,
+        t: kod_install::Transaction,
+        top: &Top,
+        n: u64,
+        previous: Previous<'_>,
+        fstab_extra: &[String],
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         let rootfs = top.rootfs(n);
@@ -303,7 +336,7 @@ impl MachinePlan {
         write(
             fs,
             "etc/fstab",
-            kod_gen::fstab(&uuid, n, &[]).as_bytes(),
+            kod_gen::fstab(&uuid, n, fstab_extra).as_bytes(),
             0o644,
         )?;
         write(fs, ".generation", format!("{n}\n").as_bytes(), 0o644)?;
@@ -389,6 +422,377 @@ impl MachinePlan {
             .zip(clean)
             .map(|(r, f)| (r, f.text.into_bytes()))
             .collect())
+    }
+}
+
+/// Where a configured disk (`devices.KEY`) is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Medium {
+    /// A new image file of `size` bytes (it must not exist), attached as a
+    /// loop device for the install.
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A block device (the configured one, or the one `--disk` names).
+    Device(PathBuf),
+}
+
+/// Why installing onto disks failed (before, while or after building
+/// generation 0).
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// The configuration's disks do not lay out.
+    #[error(transparent)]
+    Layout(#[from] kod_disk::LayoutError),
+    /// A device the safety checks refuse.
+    #[error(transparent)]
+    Safety(#[from] kod_disk::SafetyError),
+    /// Making the image, the table or the filesystems failed.
+    #[error(transparent)]
+    Provision(#[from] kod_disk::ProvisionError),
+    /// Building generation 0 on the mounted root failed (boxed: it is
+    /// the largest by far).
+    #[error(transparent)]
+    Engine(Box<EngineError>),
+    /// A configured disk without an image or device.
+    #[error(
+        "devices.{key} has no image or device to install onto: name one with `--image {key}=FILE` or `--disk {key}=/dev/X`"
+    )]
+    NoMedium {
+        /// The `devices` key.
+        key: String,
+    },
+    /// The image file is there already.
+    #[error(
+        "{}: the file exists, and kod makes a new image rather than overwrite one: remove it, or name another file",
+        path.display()
+    )]
+    ImageExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No disk holds the root.
+    #[error(
+        "no configured disk has the Btrfs root that holds the generations: add a partition with type = \"btrfs\" and mountpoint = \"/\" to `devices`"
+    )]
+    NoRoot,
+    /// The caller did not confirm.
+    #[error("the disks were not confirmed: nothing was written to them")]
+    NotConfirmed,
+    /// The process shares the host's mount namespace.
+    #[error(
+        "kod mounts the new system only in a private mount namespace, and this process is in the host's: run `kod install` as root, which starts itself in one"
+    )]
+    SharedNamespace,
+    /// Mounting or unmounting the root failed.
+    #[error("{what} {}: {source}", path.display())]
+    Mount {
+        /// What kod was doing.
+        what: &'static str,
+        /// The mount point.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl From<EngineError> for DiskError {
+    fn from(e: EngineError) -> DiskError {
+        DiskError::Engine(Box::new(e))
+    }
+}
+
+/// A disk an install provisioned.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskReport {
+    /// The `devices` key.
+    pub key: String,
+    /// The image file, for `--image`.
+    pub image: Option<PathBuf>,
+    /// The device written (for an image, the loop device it was attached
+    /// as, which is gone now).
+    pub device: PathBuf,
+    /// The partition table's id (PTUUID).
+    pub disk_id: String,
+    /// The partitions with their UUIDs and mount points.
+    pub partitions: Vec<kod_disk::ProvisionedPartition>,
+}
+
+/// What an install onto disks did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskInstall {
+    /// The disks, in `devices` order.
+    pub disks: Vec<DiskReport>,
+    /// The lines the disks added to the generation's fstab.
+    pub fstab: Vec<String>,
+    /// Generation 0.
+    pub generation: MachineReport,
+}
+
+impl MachinePlan {
+    /// What installing onto `media` (one for each of the plan's `devices`)
+    /// would do to each disk, creating and writing nothing: the dry run.
+    /// A device is checked (and briefly claimed) as a real run would; an
+    /// image is described from its size.
+    pub fn describe_disks(
+        &self,
+        media: &BTreeMap<String, Medium>,
+    ) -> Result<Vec<kod_disk::Description>, DiskError> {
+        let chosen = chosen_media(&self.plan, media)?;
+        let allow = kod_disk::AllowList::new(chosen.iter().filter_map(|(_, _, m)| match m {
+            Medium::Device(p) => Some(p),
+            Medium::Image { .. } => None,
+        }));
+        // Held to the end, so that one device named for two disks is
+        // refused as the real run refuses it.
+        let mut targets = Vec::new();
+        let mut out = Vec::new();
+        for (key, disk, medium) in chosen {
+            match medium {
+                Medium::Image { path, size } => {
+                    let layout = kod_disk::Layout::compute(key, disk, *size, 512)?;
+                    out.push(kod_disk::Description::of_new_image(path, &layout));
+                }
+                Medium::Device(path) => {
+                    let target = kod_disk::Target::open(path, &allow)?;
+                    out.push(target.describe(&target.layout(key, disk)?));
+                    targets.push(target);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Installs generation 0 onto `media` (one for each of the plan's
+    /// `devices`): makes and attaches the images, checks and claims every
+    /// device (the allow list holds exactly these), lays the disks out,
+    /// asks `confirm` with what it will do, provisions them, mounts the
+    /// Btrfs root at `mount_point` (a new private temporary directory by
+    /// default) and installs as [`MachinePlan::install`] does, with the
+    /// disks' swap, ESP and other partitions in fstab. Then, and on any
+    /// failure, it unmounts and lets every loop device go; a failed run
+    /// also removes the images it made (they hold nothing usable). A
+    /// killed kod leaves no mount either (the namespace dies with it) and
+    /// no loop device (each clears itself when its last user is gone).
+    pub fn install_disks(
+        &self,
+        media: &BTreeMap<String, Medium>,
+        mount_point: Option<&Path>,
+        options: &kod_install::Options,
+        confirm: impl FnOnce(&[kod_disk::Description]) -> bool,
+        report: &Report,
+    ) -> Result<DiskInstall, DiskError> {
+        let chosen = chosen_media(&self.plan, media)?;
+        private_namespace()?;
+        let has_root = chosen.iter().any(|(_, d, _)| {
+            d.partitions.iter().any(|p| {
+                p.kind == kod_config::PartitionKind::Btrfs && p.mountpoint.as_deref() == Some("/")
+            })
+        });
+        if !has_root {
+            return Err(DiskError::NoRoot);
+        }
+
+        // Dropped in reverse: the mount, the partitions' nodes, the disks'
+        // loop devices, then (unless kept) the new images.
+        let mut images = NewImages::default();
+        let mut loops = Vec::new();
+        let mut nodes = Vec::new();
+        for (_, _, medium) in &chosen {
+            match medium {
+                Medium::Image { path, size } => {
+                    kod_disk::create_image(path, *size)?;
+                    images.0.push(path.clone());
+                    let lo = kod_disk::attach_image(path)?;
+                    report.verbose(|| {
+                        format!("+ attached {} as {}", path.display(), lo.path().display())
+                    });
+                    nodes.push(lo.path().to_path_buf());
+                    loops.push(lo);
+                }
+                Medium::Device(path) => nodes.push(path.clone()),
+            }
+        }
+        let allow = kod_disk::AllowList::new(&nodes);
+        let mut targets = Vec::new();
+        for ((key, disk, _), node) in chosen.iter().zip(&nodes) {
+            let target = kod_disk::Target::open(node, &allow)?;
+            let layout = target.layout(key, disk)?;
+            targets.push((target, layout));
+        }
+        let descriptions: Vec<_> = targets.iter().map(|(t, l)| t.describe(l)).collect();
+        if !confirm(&descriptions) {
+            return Err(DiskError::NotConfirmed);
+        }
+        let mut disks = Vec::new();
+        for (target, layout) in targets {
+            disks.push(target.provision(&layout)?);
+        }
+        let root = disks
+            .iter()
+            .find_map(kod_disk::Provisioned::root)
+            .ok_or(DiskError::NoRoot)?;
+        let fstab: Vec<String> = disks
+            .iter()
+            .flat_map(kod_disk::Provisioned::fstab_lines)
+            .collect();
+
+        let temporary;
+        let at = match mount_point {
+            Some(p) => p,
+            None => {
+                temporary = tempfile::Builder::new()
+                    .prefix("kod-install-")
+                    .tempdir()
+                    .map_err(|source| DiskError::Mount {
+                        what: "making a temporary mount point in",
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                temporary.path()
+            }
+        };
+        let mounted = Mounted::btrfs(&root.node, at)?;
+        report.verbose(|| format!("+ mounted {} at {}", root.node.display(), at.display()));
+        let generation = self.install_with(at, options, &fstab, report)?;
+        mounted.unmount()?;
+
+        let out = DiskInstall {
+            disks: chosen
+                .iter()
+                .zip(&disks)
+                .map(|((key, _, medium), d)| DiskReport {
+                    key: key.to_string(),
+                    image: match medium {
+                        Medium::Image { path, .. } => Some(path.clone()),
+                        Medium::Device(_) => None,
+                    },
+                    device: d.device.clone(),
+                    disk_id: d.disk_id.clone(),
+                    partitions: d.partitions.clone(),
+                })
+                .collect(),
+            fstab,
+            generation,
+        };
+        drop(disks);
+        drop(loops);
+        images.keep();
+        Ok(out)
+    }
+}
+
+/// Checks `media` against the disks of `plan` before anything is read or
+/// made: the disks lay out together ([`kod_disk::check_devices`]), each
+/// has a medium, and no image file exists yet.
+pub fn check_media(plan: &Plan, media: &BTreeMap<String, Medium>) -> Result<(), DiskError> {
+    chosen_media(plan, media).map(drop)
+}
+
+/// Each of the plan's disks with its medium, in `devices` order, as
+/// [`check_media`] checks them.
+fn chosen_media<'a>(
+    plan: &'a Plan,
+    media: &'a BTreeMap<String, Medium>,
+) -> Result<Vec<(&'a str, &'a kod_config::Disk, &'a Medium)>, DiskError> {
+    kod_disk::check_devices(&plan.devices)?;
+    let mut chosen = Vec::new();
+    for (key, disk) in &plan.devices {
+        let medium = media
+            .get(key)
+            .ok_or_else(|| DiskError::NoMedium { key: key.clone() })?;
+        if let Medium::Image { path, .. } = medium
+            && std::fs::symlink_metadata(path).is_ok()
+        {
+            return Err(DiskError::ImageExists { path: path.clone() });
+        }
+        chosen.push((key.as_str(), disk, medium));
+    }
+    Ok(chosen)
+}
+
+/// Refuses to mount unless this process has a mount namespace of its own,
+/// not its parent's (kod's `private_mounts` starts it in a new one): a
+/// mount made here must die with kod, not stay on the host. (The parent
+/// is asked rather than init, whose namespace a container may not let
+/// root read.)
+fn private_namespace() -> Result<(), DiskError> {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let parent = std::os::unix::process::parent_id().to_string();
+    match (ns("self"), ns(&parent)) {
+        (Some(mine), Some(theirs)) if mine != theirs => Ok(()),
+        _ => Err(DiskError::SharedNamespace),
+    }
+}
+
+/// The image files this run made: removed when dropped, unless kept.
+#[derive(Default)]
+struct NewImages(Vec<PathBuf>);
+
+impl NewImages {
+    /// The install succeeded: the images stay.
+    fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for NewImages {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The disk's Btrfs root mounted (top level, subvolid=5) for the install;
+/// unmounted when dropped too, so that a failure lets the partition's
+/// loop device go.
+struct Mounted {
+    at: PathBuf,
+    mounted: bool,
+}
+
+impl Mounted {
+    /// Mounts the Btrfs on `node` at `at`.
+    fn btrfs(node: &Path, at: &Path) -> Result<Mounted, DiskError> {
+        rustix::mount::mount(node, at, "btrfs", rustix::mount::MountFlags::empty(), None).map_err(
+            |e| DiskError::Mount {
+                what: "mounting the new Btrfs root at",
+                path: at.to_path_buf(),
+                source: e.into(),
+            },
+        )?;
+        Ok(Mounted {
+            at: at.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    /// Unmounts it, saying why when that fails.
+    fn unmount(mut self) -> Result<(), DiskError> {
+        self.mounted = false;
+        rustix::mount::unmount(&self.at, rustix::mount::UnmountFlags::empty()).map_err(|e| {
+            DiskError::Mount {
+                what: "unmounting",
+                path: self.at.clone(),
+                source: e.into(),
+            }
+        })
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // On a failure: lazily if something still holds it (the namespace
+        // dies with kod anyway).
+        if self.mounted
+            && rustix::mount::unmount(&self.at, rustix::mount::UnmountFlags::empty()).is_err()
+        {
+            let _ = rustix::mount::unmount(&self.at, rustix::mount::UnmountFlags::DETACH);
+        }
     }
 }
 

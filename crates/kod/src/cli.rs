@@ -66,16 +66,27 @@ pub enum Command {
     Install {
         /// Build generation 0 on the Btrfs file system whose top level
         /// (subvolid=5) is mounted at TOP, instead of on a disk.
-        #[arg(long, value_name = "TOP", conflicts_with = "image")]
+        #[arg(long, value_name = "TOP", conflicts_with_all = ["image", "disk", "size", "mount_point"])]
         target: Option<PathBuf>,
-        /// Where the new system is mounted while it is built.
-        #[arg(short, long, default_value = "/mnt")]
-        mount_point: PathBuf,
-        /// Install onto this disk image file (created if missing) instead of
-        /// the configured device.
-        #[arg(long, value_name = "FILE")]
-        image: Option<PathBuf>,
-        /// Do not ask before wiping the disk.
+        /// Where the new system's Btrfs root is mounted while it is built
+        /// (an existing directory; default: a new private temporary one).
+        /// The mount is private to kod and gone when it ends.
+        #[arg(short, long, value_name = "DIR")]
+        mount_point: Option<PathBuf>,
+        /// Install onto a new disk image file instead of the configured
+        /// device: FILE for the configuration's one disk, KEY=FILE for its
+        /// disk `devices.KEY` (repeatable). FILE must not exist.
+        #[arg(long, value_name = "[KEY=]FILE")]
+        image: Vec<String>,
+        /// The size of each new image (K, M, G, T: binary).
+        #[arg(long, default_value = "8G", requires = "image")]
+        size: String,
+        /// Install onto this block device instead of the configured one:
+        /// DEV for the configuration's one disk, KEY=DEV for `devices.KEY`
+        /// (repeatable). Everything on it is lost.
+        #[arg(long, value_name = "[KEY=]DEV")]
+        disk: Vec<String>,
+        /// Do not ask before writing the disks (needed without a terminal).
         #[arg(long)]
         yes: bool,
         #[command(flatten)]

@@ -111,12 +111,7 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
                 json: *json,
             },
         ),
-        Command::Install {
-            target: Some(target),
-            dry_run,
-            json,
-            ..
-        } => commands::install::run(ctx, target, *dry_run, *json),
+        install @ Command::Install { .. } => commands::install::run(ctx, install),
         Command::Rebuild {
             target,
             new_generation,
