@@ -7,6 +7,7 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+pub mod backend;
 pub mod machine;
 
 /// `kod ARGS...` with `cache` as its cache; any outcome.
