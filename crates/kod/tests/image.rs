@@ -573,3 +573,170 @@ fn net_root_install_image_interrupted_by_sigint_releases_every_mount_and_loop_de
     let left = Command::new("pgrep").args(["-g", &group]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&left.stdout), "", "processes left");
 }
+
+/// A loop device on an image file, made by the test (the stand-in for a
+/// real disk); detached when dropped.
+struct Losetup(String);
+
+impl Losetup {
+    fn new(image: &Path) -> Losetup {
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(image),
+        );
+        Losetup(out.trim().to_string())
+    }
+}
+
+impl Drop for Losetup {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// The loop devices whose backing file is `backing` (a loop device kod
+/// stacked partitions on).
+fn loops_on(backing: &str) -> Vec<String> {
+    let out = run_ok(Command::new("losetup").args(["--list", "--json", "-O", "NAME,BACK-FILE"]));
+    let v: serde_json::Value = serde_json::from_str(if out.trim().is_empty() {
+        r#"{"loopdevices":[]}"#
+    } else {
+        &out
+    })
+    .unwrap();
+    v["loopdevices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["back-file"].as_str() == Some(backing))
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sha256sum(path: &Path) -> String {
+    run_ok(Command::new("sha256sum").arg(path))
+}
+
+#[test]
+fn net_root_install_disk_dry_run_leaves_the_device_unchanged_and_the_install_fills_it() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let work = Work::new();
+    let config = work.config(ONE_DISK);
+    let img = work.path("disk.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    // Something on the disk that a dry run must leave there.
+    run_ok(Command::new("sh").arg("-c").arg(format!(
+        "printf 'old contents' | dd of='{}' bs=1 seek=1048576 conv=notrunc status=none",
+        img.display()
+    )));
+    let dev = Losetup::new(&img);
+    let before = sha256sum(&img);
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "-c".to_string(),
+            config.display().to_string(),
+            "install".into(),
+            "--disk".into(),
+            dev.0.clone(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let dry = work.kod_ok(args(&["--dry-run"]));
+    assert!(dry.contains(&format!("devices.disk0: {}", dev.0)), "{dry}");
+    assert!(dry.contains("everything on it is lost"), "{dry}");
+    assert_eq!(sha256sum(&img), before, "the dry run wrote to the disk");
+    assert!(loops_on(&dev.0).is_empty());
+
+    work.kod_ok(args(&["--yes"]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !loops_on(&dev.0).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "partition loop devices left: {:?}",
+            loops_on(&dev.0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(mounts_under(work.dir.path()).is_empty());
+    // Read back from the file alone (util-linux refuses a loop device
+    // overlapping the test's own).
+    drop(dev);
+    let (label, parts) = table(&img);
+    assert_eq!(label, "gpt");
+    assert_eq!(
+        parts.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(),
+        [ESP, SWAP, ROOT_X86_64]
+    );
+    let swap = blkid(&img, &parts[1]);
+    let root = blkid(&img, &parts[2]);
+    let out = in_btrfs(
+        &img,
+        parts[2].offset(),
+        r#"cat "$d/generations/0/rootfs/etc/fstab"; cat "$d/generations/0/rootfs/.generation""#,
+    );
+    let fstab = fstab_lines(&out);
+    let uuid = |b: &BTreeMap<String, String>| format!("UUID={}", b["UUID"]);
+    assert!(has_line(&fstab, &[&uuid(&root), "/", "btrfs"]), "{out}");
+    assert!(has_line(&fstab, &[&uuid(&swap), "none", "swap"]), "{out}");
+    assert!(out.ends_with("\n0\n"), "{out}");
+}
+
+#[test]
+fn net_root_install_image_not_confirmed_on_the_terminal_writes_nothing() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    use rustix::fs::{Mode, OFlags};
+    let work = Work::new();
+    let config = work.config(TWO_DISKS);
+    let (img0, img1) = (work.path("root.img"), work.path("data.img"));
+    // A terminal on stdin, on which the answer is typed before it is asked.
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let side = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap();
+    rustix::io::write(&master, b"no\n").unwrap();
+    let out = work
+        .kod_command([
+            "-c".as_ref(),
+            config.as_os_str(),
+            "install".as_ref(),
+            "--image".as_ref(),
+            format!("disk0={}", img0.display()).as_ref(),
+            "--image".as_ref(),
+            format!("data={}", img1.display()).as_ref(),
+            "--size".as_ref(),
+            "2G".as_ref(),
+        ])
+        .stdin(Stdio::from(side))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    // It showed both disks' plans and asked.
+    assert!(
+        err.contains("devices.disk0:") && err.contains("devices.data:"),
+        "{err}"
+    );
+    assert!(err.contains("Type yes"), "{err}");
+    assert!(err.contains("not confirmed"), "{err}");
+    // The images it made to describe them are gone again, and so are
+    // their loop devices.
+    assert!(!img0.exists() && !img1.exists(), "{err}");
+    work.assert_released(&[&img0, &img1]);
+}
