@@ -67,6 +67,8 @@ pub struct Previous<'a> {
     pub enabled_services: &'a [String],
     /// The logins its plan configured.
     pub users: &'a [String],
+    /// The files its install-stage helpers wrote in its own root.
+    pub files: &'a [PathBuf],
 }
 
 /// What an install did.
@@ -318,7 +320,8 @@ impl MachinePlan {
         let ids_path = top.path().join(ID_MAP);
         let ids = kod_system::IdMap::load(&ids_path)?;
         let input = kod_system::Input::new(&self.config, &self.plan, n, &ids)
-            .after(previous.enabled_services, previous.users);
+            .after(previous.enabled_services, previous.users)
+            .after_files(previous.files);
         let settlement = kod_system::plan(t.fs(), &input)?;
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
         fault::point("settled");
@@ -330,15 +333,16 @@ impl MachinePlan {
             initramfs(t.fs(), t.runner(), modules_changed, report)?;
         }
 
-        let uuid =
-            kod_root::btrfs::fs_uuid(top.path()).map_err(|e| EngineError::io(top.path(), e))?;
         let fs = t.fs();
         write(
             fs,
             "etc/fstab",
-            kod_gen::fstab(&uuid, n, fstab_extra).as_bytes(),
+            top.fstab(n, fstab_extra)?.as_bytes(),
             0o644,
         )?;
+        // fstab's mount point of the top level, there before the first boot.
+        fs.create_dir_all("kod", 0o755)
+            .map_err(|e| EngineError::io(&fs.show("kod"), e))?;
         write(fs, ".generation", format!("{n}\n").as_bytes(), 0o644)?;
         let copy = self.sanitized(&settlement.password_hashes)?;
         write_config_copy(fs, &copy)?;

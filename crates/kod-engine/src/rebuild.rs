@@ -110,7 +110,13 @@ impl RebuildPlan {
                 .as_ref()
                 .map(|s| s.enabled_services.clone())
                 .unwrap_or_else(|| kod_system::services::enabled_units(&machine.plan)),
-            machine.sanitized(&hashes).unwrap_or_default(),
+            match &settle {
+                Some(_) => machine.sanitized(&hashes)?,
+                // Without a settlement (planned once the packages are in)
+                // no password hashes are made yet: a configuration with a
+                // clear password has no stored copy to compare until then.
+                None => machine.sanitized(&hashes).unwrap_or_default(),
+            },
         )?;
         let diff = RecordDiff::between(&current, &next);
         Ok(RebuildPlan {
@@ -133,7 +139,8 @@ impl RebuildPlan {
             && same_plan(&self.current.configuration, &self.next.configuration)
     }
 
-    /// Builds generation N+1 on `top` (whose lock `lock` is) and makes it
+    /// Builds generation N+1 on `top` (whose lock `lock` is, taken before
+    /// the plan was made and leftovers removed under it) and makes it
     /// the default; `in_place`, it then becomes the root the rebuild
     /// started from, which is kept under its number
     /// ([`crate::in_place`]). On failure nothing of it stays and the
@@ -148,7 +155,6 @@ impl RebuildPlan {
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
         self.check_space(top)?;
-        crate::machine::remove_leftovers(top, report)?;
         let made = crate::machine::new_generation(top, |n| {
             self.build_generation(top, n, options, report)
         })?;
@@ -241,9 +247,11 @@ impl RebuildPlan {
         t.configure()?;
         fault::point("configured");
         let users = configured_users(&self.current);
+        let files = helper_files(&self.current, top);
         let previous = crate::machine::Previous {
             enabled_services: &self.current.enabled_services,
             users: &users,
+            files: &files,
         };
         m.finish(t, top, n, previous, report)
     }
@@ -323,13 +331,35 @@ fn planned_settling(
     let _bound = kod_install::Bound::mount(&root, &top.shared_dirs(), report, false)?;
     let ids = kod_system::IdMap::load(&top.path().join(crate::machine::ID_MAP))?;
     let users = configured_users(current);
+    let files = helper_files(current, top);
     let input = kod_system::Input::new(&m.config, &m.plan, from, &ids)
-        .after(&current.enabled_services, &users);
+        .after(&current.enabled_services, &users)
+        .after_files(&files);
     match kod_system::plan(&root, &input) {
         Ok(s) => Ok(Some(s)),
         Err(_) if !packages_unchanged => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The files the install-stage helpers of the plan in `record` wrote in
+/// the generation's own root: what the shared store holds (`/home`,
+/// `/root`, ...) every generation sees, so it is not the generation's to
+/// remove.
+fn helper_files(record: &Record, top: &Top) -> Vec<std::path::PathBuf> {
+    let shared: Vec<std::path::PathBuf> = top.shared_dirs().into_iter().map(|(_, at)| at).collect();
+    record.configuration["stages"]["install"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| match step["kind"].as_str()? {
+            "write-file" => step["path"].as_str(),
+            "copy-file" => step["target"].as_str(),
+            _ => None,
+        })
+        .map(std::path::PathBuf::from)
+        .filter(|p| !shared.iter().any(|s| p.starts_with(s)))
+        .collect()
 }
 
 /// The logins the plan in `record` configured.

@@ -82,6 +82,39 @@ pub(crate) fn plan_files(p: &mut Planner, input: &Input, accounts: &Accounts) ->
     Ok(())
 }
 
+/// The files the install-stage effects of `plan` write in the target.
+pub fn written_files(plan: &kod_plan::Plan) -> Vec<PathBuf> {
+    plan.stages
+        .get(&Stage::Install)
+        .into_iter()
+        .flatten()
+        .filter_map(|step| match &step.effect {
+            Effect::WriteFile { path, .. } => Some(PathBuf::from(path)),
+            Effect::CopyFile { target, .. } => Some(PathBuf::from(target)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Plans removing the files helpers of the previous generation wrote
+/// that no helper writes now (a helper left the configuration, or writes
+/// elsewhere); files already gone are left out.
+pub(crate) fn plan_removed_files(p: &mut Planner, input: &Input) -> Result<(), Error> {
+    let now = written_files(input.plan);
+    for path in input.previous_files {
+        if now.contains(path) || !path.is_absolute() {
+            continue;
+        }
+        if matches!(
+            p.node(path)?,
+            crate::planner::Node::File { .. } | crate::planner::Node::Symlink(_)
+        ) {
+            p.remove("configs (no longer in the configuration)", path.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Plans the units and commands of install-stage effects.
 pub(crate) fn plan_units_and_commands(
     p: &mut Planner,

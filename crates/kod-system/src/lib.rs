@@ -74,6 +74,10 @@ pub struct Input<'a> {
     /// The logins the generation this one is built from configured: those
     /// the configuration no longer has are removed (their homes kept).
     pub previous_users: &'a [String],
+    /// The files install-stage helpers of the generation this one is
+    /// built from wrote in its own root (not the shared store): those no
+    /// helper writes any more are removed.
+    pub previous_files: &'a [std::path::PathBuf],
 }
 
 impl<'a> Input<'a> {
@@ -86,6 +90,7 @@ impl<'a> Input<'a> {
             ids,
             previously_enabled: &[],
             previous_users: &[],
+            previous_files: &[],
         }
     }
 
@@ -95,6 +100,15 @@ impl<'a> Input<'a> {
         Input {
             previously_enabled: units,
             previous_users: users,
+            ..self
+        }
+    }
+
+    /// The same input for a generation built from one whose helpers wrote
+    /// `files` in its root.
+    pub fn after_files(self, files: &'a [std::path::PathBuf]) -> Self {
+        Input {
+            previous_files: files,
             ..self
         }
     }
@@ -132,6 +146,7 @@ pub fn plan(root: &Root, input: &Input) -> Result<Settlement, Error> {
     services::plan_settings(&mut p, input)?;
     boot::plan(&mut p, input)?;
     effects::plan_files(&mut p, input, &accounts)?;
+    effects::plan_removed_files(&mut p, input)?;
     let enabled_services = services::plan_units(&mut p, input)?;
     effects::plan_units_and_commands(&mut p, input, &accounts)?;
     Ok(Settlement {

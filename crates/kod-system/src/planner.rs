@@ -256,6 +256,14 @@ impl<'r> Planner<'r> {
     }
 
     /// Plans running `argv` in the target.
+    /// Removes the file or symlink `path`.
+    pub(crate) fn remove(&mut self, key: &str, path: PathBuf) {
+        self.changes.push(Change {
+            key: key.into(),
+            action: Action::Remove { path },
+        });
+    }
+
     pub(crate) fn run(&mut self, key: &str, argv: Vec<String>, why: impl Into<String>) {
         self.push(
             key,

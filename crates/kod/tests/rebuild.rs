@@ -571,8 +571,6 @@ fn net_root_an_in_place_rebuild_changes_the_running_root_and_keeps_the_state_bef
     let (fs, cache, dir, _) = generation_0(3 << 30);
     let top = fs.path();
     let gen0 = top.join("generations/0/rootfs");
-    // What systemd makes at the first boot for fstab's mount of /kod.
-    std::fs::create_dir_all(gen0.join("kod")).unwrap();
     let live_id = subvolume_id(&gen0);
     let before = full_manifest(&gen0);
     let record0 = record_manifest(top, 0);
@@ -973,4 +971,52 @@ fn net_root_rebuild_u_upgrades_to_what_the_repository_gained_in_either_mode() {
         dpkg_lines(&top.join("generations/2/rootfs")),
         lock_lines(&top.join("generations/2"))
     );
+}
+
+#[test]
+fn net_root_a_file_of_a_helper_that_left_the_configuration_leaves_the_next_generation() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(3 << 30);
+    let top = fs.path();
+    let dir = tempfile::tempdir().unwrap();
+    let helper = r#"dora = { no_password = true, programs = { kodtest = { enable = true, package = "less", config = {
+        name = "kodtest", stages = { "install" },
+        command = function(ctx) ctx:write_file("/etc/kodtest-helper.conf", "written by a helper\n") end } } } },"#;
+    let with = write_config(
+        dir.path(),
+        "with",
+        &with_users(r#""less""#, NETWORKD, helper),
+    );
+    kod_ok(cache.path(), install_args(&with, top));
+    let gen0 = top.join("generations/0/rootfs");
+    assert_eq!(
+        text(&gen0, "etc/kodtest-helper.conf"),
+        "written by a helper\n"
+    );
+
+    let without = write_config(
+        dir.path(),
+        "without",
+        &with_users(r#""less""#, NETWORKD, "dora = { no_password = true },"),
+    );
+    let dry = kod_ok(cache.path(), rebuild_args(&without, top, &["--dry-run"]));
+    assert!(
+        dry.lines()
+            .any(|l| l.contains("remove /etc/kodtest-helper.conf")),
+        "{dry}"
+    );
+    kod_ok(cache.path(), rebuild_args(&without, top, &[]));
+    assert!(
+        !top.join("generations/1/rootfs/etc/kodtest-helper.conf")
+            .exists()
+    );
+    assert_eq!(
+        text(&gen0, "etc/kodtest-helper.conf"),
+        "written by a helper\n"
+    );
+    // Nothing left to remove: the same configuration again changes nothing.
+    let again = kod_ok(cache.path(), rebuild_args(&without, top, &[]));
+    assert!(again.contains("nothing to do"), "{again}");
 }
