@@ -14,6 +14,8 @@
 //! it, the repositories are refreshed and every package of the closure
 //! is taken at its newest version (apt's full-upgrade).
 
+use std::path::Path;
+
 use kod_config::{Config, SourceFile};
 use kod_gen::{MachineLock, Record, RecordDiff, Top};
 use kod_plan::Plan;
@@ -186,7 +188,13 @@ impl RebuildPlan {
         let st =
             rustix::fs::statvfs(top.path()).map_err(|e| EngineError::io(top.path(), e.into()))?;
         let free = st.f_bavail.saturating_mul(st.f_frsize);
-        let needed = self.space_needed();
+        let mut needed = self.space_needed();
+        if top.backend() == kod_gen::Backend::Directory {
+            // The next root is a copy (reflinked where the file system
+            // can, which this cannot tell beforehand): room for all of it.
+            let root = top.rootfs(self.from);
+            needed += tree_size(&root).map_err(|e| EngineError::io(&root, e))?;
+        }
         if free < needed {
             return Err(EngineError::NoSpace {
                 path: top.path().to_path_buf(),
@@ -255,6 +263,29 @@ impl RebuildPlan {
         };
         m.finish(t, top, n, previous, report)
     }
+}
+
+/// The bytes the files under `dir` take on its file system (mount points
+/// below it left out).
+fn tree_size(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let device = std::fs::symlink_metadata(dir)?.dev();
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.dev() != device {
+                continue;
+            }
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                todo.push(entry.path());
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// The packages of the next generation, as its record lists them.

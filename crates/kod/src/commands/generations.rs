@@ -1,5 +1,5 @@
 //! `kod generations [list|diff|rollback|delete|gc]`: a machine's
-//! generations, on its Btrfs top level (`--target TOP`, or the running
+//! generations, on its top level (`--target TOP`, or the running
 //! system's at `/kod`). The commands that change them take the machine
 //! lock; their dry runs take nothing and change nothing.
 
@@ -40,7 +40,7 @@ pub(crate) fn machine(ctx: &Context, target: Option<&Path>) -> anyhow::Result<(T
     };
     if !top.generations_dir().is_dir() {
         anyhow::bail!(
-            "{} is a Btrfs top level but not a kod machine's ({} is missing): name a machine's top level with --target TOP, or install one with `kod install --target`",
+            "{} is not a kod machine's top level ({} is missing): name a machine's top level with --target TOP, or install one with `kod install --target`",
             top.path().display(),
             top.generations_dir().display()
         );
@@ -109,6 +109,9 @@ fn list(top: &Top, running: &Running, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     print!("{}", table(&listing));
+    if !top.boots() {
+        println!("({})", kod_gen::DOES_NOT_BOOT);
+    }
     Ok(())
 }
 

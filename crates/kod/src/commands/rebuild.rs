@@ -135,6 +135,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 made.generation,
             );
         }
+        if !top.boots() {
+            eprintln!("kod: {}", kod_gen::DOES_NOT_BOOT);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
