@@ -536,6 +536,18 @@ pub struct DiskInstall {
     pub generation: MachineReport,
 }
 
+/// A configured disk planned onto its medium, before anything is written:
+/// a device checked and claimed, or an image described from its size.
+struct PlannedDisk<'a> {
+    key: &'a str,
+    disk: &'a kod_config::Disk,
+    medium: &'a Medium,
+    /// The claimed device and its layout (none for an image, which does
+    /// not exist yet).
+    device: Option<(kod_disk::Target, kod_disk::Layout)>,
+    description: kod_disk::Description,
+}
+
 impl MachinePlan {
     /// What installing onto `media` (one for each of the plan's `devices`)
     /// would do to each disk, creating and writing nothing: the dry run.
@@ -545,42 +557,64 @@ impl MachinePlan {
         &self,
         media: &BTreeMap<String, Medium>,
     ) -> Result<Vec<kod_disk::Description>, DiskError> {
+        Ok(self
+            .plan_disks(media)?
+            .into_iter()
+            .map(|d| d.description)
+            .collect())
+    }
+
+    /// Each disk of the plan on its medium: devices checked and claimed
+    /// (all held, so one device named for two disks is refused), with an
+    /// allow list of exactly these devices; images laid out for their size
+    /// and the 512-byte sectors of a loop device, not made.
+    fn plan_disks<'a>(
+        &'a self,
+        media: &'a BTreeMap<String, Medium>,
+    ) -> Result<Vec<PlannedDisk<'a>>, DiskError> {
         let chosen = chosen_media(&self.plan, media)?;
         let allow = kod_disk::AllowList::new(chosen.iter().filter_map(|(_, _, m)| match m {
             Medium::Device(p) => Some(p),
             Medium::Image { .. } => None,
         }));
-        // Held to the end, so that one device named for two disks is
-        // refused as the real run refuses it.
-        let mut targets = Vec::new();
         let mut out = Vec::new();
         for (key, disk, medium) in chosen {
-            match medium {
+            let (device, description) = match medium {
                 Medium::Image { path, size } => {
                     let layout = kod_disk::Layout::compute(key, disk, *size, 512)?;
-                    out.push(kod_disk::Description::of_new_image(path, &layout));
+                    (None, kod_disk::Description::of_new_image(path, &layout))
                 }
                 Medium::Device(path) => {
                     let target = kod_disk::Target::open(path, &allow)?;
-                    out.push(target.describe(&target.layout(key, disk)?));
-                    targets.push(target);
+                    let layout = target.layout(key, disk)?;
+                    let description = target.describe(&layout);
+                    (Some((target, layout)), description)
                 }
-            }
+            };
+            out.push(PlannedDisk {
+                key,
+                disk,
+                medium,
+                device,
+                description,
+            });
         }
         Ok(out)
     }
 
     /// Installs generation 0 onto `media` (one for each of the plan's
-    /// `devices`): makes and attaches the images, checks and claims every
-    /// device (the allow list holds exactly these), lays the disks out,
-    /// asks `confirm` with what it will do, provisions them, mounts the
-    /// Btrfs root at `mount_point` (a new private temporary directory by
-    /// default) and installs as [`MachinePlan::install`] does, with the
-    /// disks' swap, ESP and other partitions in fstab. Then, and on any
-    /// failure, it unmounts and lets every loop device go; a failed run
-    /// also removes the images it made (they hold nothing usable). A
-    /// killed kod leaves no mount either (the namespace dies with it) and
-    /// no loop device (each clears itself when its last user is gone).
+    /// `devices`): checks and claims every device, lays the disks out and
+    /// asks `confirm` with what it will do; only then makes and attaches
+    /// the images (so that a refusal or a Ctrl-C at the prompt leaves
+    /// nothing) and claims their loop devices (the allow list holds exactly
+    /// the devices and these), provisions the disks, mounts the Btrfs root
+    /// at `mount_point` (a new private temporary directory by default) and
+    /// installs as [`MachinePlan::install`] does, with the disks' swap, ESP
+    /// and other partitions in fstab. Then, and on any failure, it
+    /// unmounts and lets every loop device go; a failed run also removes
+    /// the images it made (they hold nothing usable). A killed kod leaves
+    /// no mount either (the namespace dies with it) and no loop device
+    /// (each clears itself when its last user is gone).
     pub fn install_disks(
         &self,
         media: &BTreeMap<String, Medium>,
@@ -589,60 +623,65 @@ impl MachinePlan {
         confirm: impl FnOnce(&[kod_disk::Description]) -> bool,
         report: &Report,
     ) -> Result<DiskInstall, DiskError> {
-        let chosen = chosen_media(&self.plan, media)?;
         private_namespace()?;
-        let has_root = chosen.iter().any(|(_, d, _)| {
-            d.partitions.iter().any(|p| {
+        let planned = self.plan_disks(media)?;
+        let has_root = planned.iter().any(|d| {
+            d.disk.partitions.iter().any(|p| {
                 p.kind == kod_config::PartitionKind::Btrfs && p.mountpoint.as_deref() == Some("/")
             })
         });
         if !has_root {
             return Err(DiskError::NoRoot);
         }
+        let descriptions: Vec<_> = planned.iter().map(|d| d.description.clone()).collect();
+        if !confirm(&descriptions) {
+            return Err(DiskError::NotConfirmed);
+        }
 
         // Dropped in reverse: the mount, the partitions' nodes, the disks'
         // loop devices, then (unless kept) the new images.
         let mut images = NewImages::default();
         let mut loops = Vec::new();
-        let mut nodes = Vec::new();
-        for (_, _, medium) in &chosen {
-            match medium {
-                Medium::Image { path, size } => {
-                    kod_disk::create_image(path, *size)?;
-                    images.0.push(path.clone());
-                    let lo = kod_disk::attach_image(path)?;
-                    report.verbose(|| {
-                        format!("+ attached {} as {}", path.display(), lo.path().display())
-                    });
-                    nodes.push(lo.path().to_path_buf());
-                    loops.push(lo);
-                }
-                Medium::Device(path) => nodes.push(path.clone()),
+        for d in &planned {
+            if let Medium::Image { path, size } = d.medium {
+                kod_disk::create_image(path, *size)?;
+                images.0.push(path.clone());
+                let lo = kod_disk::attach_image(path)?;
+                report.verbose(|| {
+                    format!("+ attached {} as {}", path.display(), lo.path().display())
+                });
+                loops.push(lo);
             }
         }
-        let allow = kod_disk::AllowList::new(&nodes);
-        let mut targets = Vec::new();
-        for ((key, disk, _), node) in chosen.iter().zip(&nodes) {
-            let target = kod_disk::Target::open(node, &allow)?;
-            let layout = target.layout(key, disk)?;
-            targets.push((target, layout));
-        }
-        let descriptions: Vec<_> = targets.iter().map(|(t, l)| t.describe(l)).collect();
-        if !confirm(&descriptions) {
-            return Err(DiskError::NotConfirmed);
-        }
+        let allow = kod_disk::AllowList::new(loops.iter().map(|l| l.path()).chain(
+            planned.iter().filter_map(|d| match d.medium {
+                Medium::Device(p) => Some(p.as_path()),
+                Medium::Image { .. } => None,
+            }),
+        ));
+        let mut image_loops = loops.iter();
         let mut disks = Vec::new();
-        for (target, layout) in targets {
-            disks.push(target.provision(&layout)?);
+        for d in planned {
+            let (target, layout) = match d.device {
+                Some(device) => device,
+                None => {
+                    let lo = image_loops.next().expect("a loop device for each image");
+                    let target = kod_disk::Target::open(lo.path(), &allow)?;
+                    let layout = target.layout(d.key, d.disk)?;
+                    (target, layout)
+                }
+            };
+            let image = match d.medium {
+                Medium::Image { path, .. } => Some(path.clone()),
+                Medium::Device(_) => None,
+            };
+            disks.push((image, target.provision(&layout)?));
         }
         let root = disks
             .iter()
-            .find_map(kod_disk::Provisioned::root)
+            .find_map(|(_, d)| d.root())
             .ok_or(DiskError::NoRoot)?;
-        let fstab: Vec<String> = disks
-            .iter()
-            .flat_map(kod_disk::Provisioned::fstab_lines)
-            .collect();
+        let fstab: Vec<String> = disks.iter().flat_map(|(_, d)| d.fstab_lines()).collect();
 
         let temporary;
         let at = match mount_point {
@@ -665,15 +704,11 @@ impl MachinePlan {
         mounted.unmount()?;
 
         let out = DiskInstall {
-            disks: chosen
+            disks: disks
                 .iter()
-                .zip(&disks)
-                .map(|((key, _, medium), d)| DiskReport {
-                    key: key.to_string(),
-                    image: match medium {
-                        Medium::Image { path, .. } => Some(path.clone()),
-                        Medium::Device(_) => None,
-                    },
+                .map(|(image, d)| DiskReport {
+                    key: d.key.clone(),
+                    image: image.clone(),
                     device: d.device.clone(),
                     disk_id: d.disk_id.clone(),
                     partitions: d.partitions.clone(),

@@ -735,8 +735,7 @@ fn net_root_install_image_not_confirmed_on_the_terminal_writes_nothing() {
     );
     assert!(err.contains("Type yes"), "{err}");
     assert!(err.contains("not confirmed"), "{err}");
-    // The images it made to describe them are gone again, and so are
-    // their loop devices.
+    // Nothing is made before the answer: no image, no loop device.
     assert!(!img0.exists() && !img1.exists(), "{err}");
     work.assert_released(&[&img0, &img1]);
 }
