@@ -106,8 +106,7 @@ fn changing_commands_take_dry_run_and_listing_commands_json() {
 #[test]
 fn unbuilt_commands_exit_2_without_panicking() {
     for args in [
-        &["install", "--dry-run"][..],
-        &["rebuild-user"],
+        &["rebuild-user"][..],
         &["shell", "-p", "htop"],
         &["snapshot", "list"],
         &["switch-os", "other"],
