@@ -274,6 +274,9 @@ impl MachinePlan {
     /// `previous` that this configuration does not have), builds the initramfs, writes fstab,
     /// `/.generation`, the configuration's copy and the kod binary, then
     /// commits: the root, the record, the default pointer, in that order.
+    /// The fstab keeps the disks' lines of the one in the root (a
+    /// snapshot's, from the generation it was made from): a machine
+    /// installed onto disks keeps its swap, ESP and other partitions.
     pub(crate) fn finish(
         &self,
         t: kod_install::Transaction,
@@ -282,7 +285,12 @@ impl MachinePlan {
         previous: Previous<'_>,
         report: &Report,
     ) -> Result<MachineReport, EngineError> {
-        self.finish_with(t, top, n, previous, &[], report)
+        let old = t
+            .fs()
+            .read("etc/fstab")
+            .map_err(|e| EngineError::io(&t.fs().show("etc/fstab"), e))?;
+        let kept = disk_lines(&String::from_utf8_lossy(&old.unwrap_or_default()));
+        self.finish_with(t, top, n, previous, &kept, report)
     }
 
     /// [`MachinePlan::finish`] with `fstab_extra` lines after kod-gen's
@@ -835,6 +843,22 @@ impl Drop for Mounted {
     }
 }
 
+/// The lines of an fstab kod wrote that are not kod-gen's own (`/`,
+/// `/kod`, `/home`, the store's binds): the disks' lines that
+/// `install --image/--disk` added after them.
+fn disk_lines(fstab: &str) -> Vec<String> {
+    let own = |at: &str| {
+        ["/", "/kod", "/home"].contains(&at) || kod_gen::STORE_BINDS.iter().any(|(_, m)| *m == at)
+    };
+    fstab
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|at| !own(at)))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Removes what a stopped kod left on `top` (its lock held), saying so.
 pub fn remove_leftovers(top: &Top, report: &Report) -> Result<(), EngineError> {
     for gone in top.remove_leftovers()? {
@@ -1039,7 +1063,20 @@ fn write(root: &Root, path: impl AsRef<Path>, bytes: &[u8], mode: u32) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::build_id;
+    use super::{build_id, disk_lines};
+
+    #[test]
+    fn a_generations_disk_lines_are_what_kod_gen_did_not_write() {
+        let disks = vec![
+            "UUID=AB12-CD34 /efi vfat umask=0077 0 2".to_string(),
+            "UUID=0b9c7e9a-3c5e-4f57-9a43-1f0c4c1b1d2e none swap defaults 0 0".to_string(),
+            "UUID=5e0f6a3c-8a51-4d0c-9b7e-2a1d6c4f3b20 /data ext4 defaults 0 2".to_string(),
+        ];
+        let u = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(disk_lines(&kod_gen::fstab(u, 4, &disks)), disks);
+        assert!(disk_lines(&kod_gen::fstab(u, 4, &[])).is_empty());
+        assert!(disk_lines("").is_empty());
+    }
 
     #[test]
     fn the_build_id_is_the_linkers_note_and_none_for_other_files() {

@@ -739,3 +739,63 @@ fn net_root_install_image_not_confirmed_on_the_terminal_writes_nothing() {
     assert!(!img0.exists() && !img1.exists(), "{err}");
     work.assert_released(&[&img0, &img1]);
 }
+
+#[test]
+fn net_root_rebuild_of_an_image_machine_keeps_the_disks_in_fstab() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let work = Work::new();
+    let config = work.config(ONE_DISK);
+    let img = work.path("vm.img");
+    work.kod_ok([
+        "-c".as_ref(),
+        config.as_os_str(),
+        "install".as_ref(),
+        "--image".as_ref(),
+        img.as_os_str(),
+        "--size".as_ref(),
+        "2G".as_ref(),
+        "--yes".as_ref(),
+    ]);
+    work.assert_released(&[&img]);
+    let (_, parts) = table(&img);
+    let (esp, swap) = (blkid(&img, &parts[0]), blkid(&img, &parts[1]));
+    // `kod rebuild -n` with one more package, on the machine's top level
+    // mounted read-write in a namespace of the test's own.
+    let more = work.path("more");
+    std::fs::create_dir(&more).unwrap();
+    std::fs::write(
+        more.join("configuration.lua"),
+        ONE_DISK.replace(r#"{ "less" }"#, r#"{ "less", "hello" }"#),
+    )
+    .unwrap();
+    let script = format!(
+        "set -eu; d=$(mktemp -d); mount -o loop,offset={} \"$1\" \"$d\"; \
+         KOD_CACHE_DIR='{}' '{}' -c '{}' rebuild -n --target \"$d\" >&2; \
+         cat \"$d/generations/1/rootfs/etc/fstab\"",
+        parts[2].offset(),
+        work.path("cache").display(),
+        env!("CARGO_BIN_EXE_kod"),
+        more.display(),
+    );
+    let out = run_ok(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+            .arg(&img),
+    );
+    let fstab = fstab_lines(&out);
+    assert!(
+        fstab
+            .iter()
+            .any(|l| l.get(3).is_some_and(|o| o == "subvol=generations/1/rootfs")),
+        "{out}"
+    );
+    let uuid = |b: &BTreeMap<String, String>| format!("UUID={}", b["UUID"]);
+    assert!(
+        has_line(&fstab, &[&uuid(&esp), "/efi", "vfat", "umask=0077"]),
+        "{out}"
+    );
+    assert!(has_line(&fstab, &[&uuid(&swap), "none", "swap"]), "{out}");
+    work.assert_released(&[&img]);
+}
