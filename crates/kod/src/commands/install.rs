@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::bail;
-use kod_engine::machine::{MachinePlan, Medium};
+use kod_engine::machine::{DiskError, MachinePlan, Medium};
 use serde::Serialize;
 
 use crate::cli::Command;
@@ -113,13 +113,20 @@ pub fn run(ctx: &Context, install: &Command) -> anyhow::Result<ExitCode> {
     let report = match &destination {
         Destination::Target(top) => machine.install(top, &options, &ctx.report)?,
         Destination::Disks(media) => {
-            let done = machine.install_disks(
-                media,
-                mount_point.as_deref(),
-                &options,
-                |descriptions| confirm(descriptions, *yes),
-                &ctx.report,
-            )?;
+            let done = machine
+                .install_disks(
+                    media,
+                    mount_point.as_deref(),
+                    &options,
+                    |descriptions| confirm(descriptions, *yes),
+                    &ctx.report,
+                )
+                // The engine's own error, unwrapped, so that main's hints
+                // (a lock: --no-wait) see it as they see `--target`'s.
+                .map_err(|e| match e {
+                    DiskError::Engine(e) => anyhow::Error::from(*e),
+                    e => e.into(),
+                })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
                 return Ok(ExitCode::SUCCESS);
