@@ -134,21 +134,26 @@ pub(crate) fn name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'_' | b'-')
 }
 
-/// A `boot.loader.include` entry: a whole entry kod writes as
+/// A `boot.loader.include` entry: an EFI program from a package in the
+/// generation (memtest86+'s `memtest86+x64.efi`, a UEFI shell), copied to
+/// the ESP under a content-derived name like the kernels, with an entry
 /// `loader/entries/kodextra-NAME.conf`. Its name does not match kod's
-/// `default` pattern, and it has no `sort-key`, so systemd-boot lists it
+/// `default` pattern and it has no `sort-key`, so systemd-boot lists it
 /// after every kod entry and never picks it by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extra {
-    /// The file-name stem after `kodextra-`.
+    /// Its name (the package's: `memtest86+`): the entry's file and the
+    /// program's ESP directory.
     pub name: String,
-    /// The entry's lines (`title memtest86+`, `efi /memtest86+x64.efi`).
-    pub body: String,
+    /// The menu's title.
+    pub title: String,
+    /// The EFI program.
+    pub efi: Blob,
 }
 
 impl Extra {
     pub(crate) fn file(&self) -> Result<String, BootError> {
-        if self.name.is_empty() || !self.name.bytes().all(name_byte) {
+        if self.name.is_empty() || self.name.starts_with('.') || !self.name.bytes().all(name_byte) {
             return Err(BootError::BadExtraName {
                 name: self.name.clone(),
             });
@@ -156,16 +161,18 @@ impl Extra {
         Ok(format!("kodextra-{}.conf", self.name))
     }
 
+    /// The program's path on the ESP: `/kod/NAME/NAME-HASH.efi`.
+    pub fn efi_path(&self) -> String {
+        format!("/kod/{n}/{n}-{}.efi", self.efi.short(), n = self.name)
+    }
+
     pub(crate) fn render(&self) -> String {
-        let mut text = format!(
-            "# Written by kod from boot.loader.include {:?}.\n",
-            self.name
-        );
-        text.push_str(&self.body);
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text
+        format!(
+            "# Written by kod from boot.loader.include {:?}.\ntitle {}\nefi {}\n",
+            self.name,
+            self.title,
+            self.efi_path()
+        )
     }
 }
 
@@ -273,7 +280,8 @@ mod tests {
         assert!(g.check().is_err());
         let extra = Extra {
             name: "mem/test".into(),
-            body: String::new(),
+            title: "memtest".into(),
+            efi: generation(1).kernel,
         };
         assert!(matches!(extra.file(), Err(BootError::BadExtraName { .. })));
     }

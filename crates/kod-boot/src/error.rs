@@ -49,8 +49,8 @@ pub enum BootError {
     },
     /// An extra entry's name is not a plain file-name stem.
     #[error(
-        "boot.loader.include entry name {name:?} must be letters, digits and `.+_-` \
-         (it becomes loader/entries/kodextra-NAME.conf)"
+        "boot.loader.include entry name {name:?} must be letters, digits and `.+_-`, not \
+         starting with `.` (it names loader/entries/kodextra-NAME.conf and /kod/NAME)"
     )]
     BadExtraName {
         /// The name.

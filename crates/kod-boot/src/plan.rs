@@ -19,7 +19,9 @@
 //!    then directories left empty, then leftovers of stopped runs.
 //!
 //! Only kod's names are touched: `loader/entries/kod-*.conf`,
-//! `loader/entries/kodextra-*.conf`, `loader/loader.conf` and `/kod`.
+//! `loader/entries/kodextra-*.conf`, `loader/loader.conf` and `/kod`
+//! (kernels and initramfs images under `/kod/KVER`, extras' programs
+//! under `/kod/NAME`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -341,6 +343,9 @@ pub fn plan(
     for g in kept.iter().map(|n| by_number[n]) {
         blobs.insert(g.kernel_path(), g.kernel.source.clone());
         blobs.insert(g.initrd_path(), g.initrd.source.clone());
+    }
+    for e in &settings.extras {
+        blobs.insert(e.efi_path(), e.efi.source.clone());
     }
     let wanted_dirs: BTreeSet<String> = blobs
         .keys()

@@ -128,7 +128,7 @@ fn root_two_generations_through_mtools_read_back_with_mdir_and_mtype() {
     };
     plan(
         &EspState::read(&esp).unwrap(),
-        &[g0.clone()],
+        std::slice::from_ref(&g0),
         &roles0,
         &settings,
     )
@@ -216,7 +216,7 @@ fn root_two_generations_through_mtools_read_back_with_mdir_and_mtype() {
     assert!(place_systemd_boot(&esp, &root0).unwrap().is_empty());
 
     // Deleting generation 0 removes its entry and its initramfs only.
-    plan(&state, &[g1.clone()], &roles1, &settings)
+    plan(&state, std::slice::from_ref(&g1), &roles1, &settings)
         .unwrap()
         .apply(&esp)
         .unwrap();

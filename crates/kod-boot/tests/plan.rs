@@ -402,21 +402,34 @@ fn extras_are_written_after_kod_entries_and_never_match_the_default() {
     let mut s = Settings::default();
     s.extras.push(Extra {
         name: "memtest86+".into(),
-        body: "title memtest86+\nefi /memtest86+x64.efi".into(),
+        title: "Memory test (memtest86+)".into(),
+        efi: Blob {
+            source: "/gens/0/boot/memtest86+x64.efi".into(),
+            sha256: "ef".repeat(32),
+        },
     });
     sync(&esp, &[generation(0, 0, 0)], &roles(0), &s);
     assert_eq!(
         entry_names(&esp),
         ["kod-0_1+3.conf", "kodextra-memtest86+.conf"]
     );
+    let extra = esp.text("/loader/entries/kodextra-memtest86+.conf");
+    assert_eq!(line(&extra, "title"), "Memory test (memtest86+)");
     assert_eq!(
-        line(&esp.text("/loader/entries/kodextra-memtest86+.conf"), "efi"),
-        "/memtest86+x64.efi"
+        line(&extra, "efi"),
+        "/kod/memtest86+/memtest86+-efefefefefefefef.efi"
+    );
+    assert_eq!(
+        esp.text("/kod/memtest86+/memtest86+-efefefefefefefef.efi"),
+        "copy of /gens/0/boot/memtest86+x64.efi"
     );
     assert_eq!(EspState::read(&esp).unwrap().next_boot(), Some(0));
+    // Dropped from the configuration: its entry, program and directory go.
     s.extras.clear();
     sync(&esp, &[generation(0, 0, 0)], &roles(0), &s);
     assert_eq!(entry_names(&esp), ["kod-0_1+3.conf"]);
+    assert!(kod_files(&esp).iter().all(|f| !f.contains("memtest")));
+    assert!(!esp.dirs.borrow().contains("/kod/memtest86+"));
 }
 
 #[test]
