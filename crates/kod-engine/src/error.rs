@@ -51,6 +51,14 @@ pub enum EngineError {
     /// Settling the system failed.
     #[error(transparent)]
     Settle(#[from] kod_system::Error),
+    /// A configuration key kod accepts but cannot carry out.
+    #[error("{key}: {reason}")]
+    Refused {
+        /// The key.
+        key: String,
+        /// Why, and what to write instead.
+        reason: String,
+    },
     /// The machine's file system is not one kod can install on as asked.
     #[error("{}: {reason}", path.display())]
     Machine {

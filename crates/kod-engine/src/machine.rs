@@ -112,6 +112,15 @@ impl MachinePlan {
         installed: Option<&kod_db::Installed>,
         report: &Report,
     ) -> Result<MachinePlan, EngineError> {
+        if plan.boot.loader == kod_config::LoaderKind::Grub {
+            return Err(EngineError::Refused {
+                key: "boot.loader.type".into(),
+                reason: "\"grub\" is not supported: kod boots every generation through its own \
+                         systemd-boot entry (with boot counting and fallback); write \
+                         type = \"systemd-boot\""
+                    .into(),
+            });
+        }
         let repositories = Repositories::for_config(&config, None)?;
         if let Some((key, _)) = plan
             .packages

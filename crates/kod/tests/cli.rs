@@ -216,3 +216,35 @@ fn config_print_does_not_pollute_json() {
             .contains("evaluating")
     );
 }
+
+#[test]
+fn a_grub_machine_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("grub.lua");
+    std::fs::write(
+        &config,
+        "local repos = require(\"repos\")\nreturn { repos = { official = \
+         repos.debian_repo({ suite = \"bookworm\" }) }, boot = { loader = { type = \"grub\" } } }\n",
+    )
+    .unwrap();
+    let top = dir.path().join("top");
+    std::fs::create_dir(&top).unwrap();
+    let out = kod()
+        .arg("-c")
+        .arg(&config)
+        .args(["install", "--dry-run", "--target"])
+        .arg(&top)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("boot.loader.type") && err.contains("systemd-boot"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&top).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

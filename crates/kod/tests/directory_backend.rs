@@ -174,7 +174,14 @@ fn names(v: &Value) -> Vec<String> {
 fn directory_machine(kind: Kind) {
     let m = Machine::new(kind);
     let first = m.config("first", &configuration(r#""less""#, NETWORKD));
-    kod_ok(m.cache.path(), install_args(&first, m.top()));
+    let out = kod(m.cache.path(), install_args(&first, m.top()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("do not boot"), "install says so: {err}");
+    assert!(
+        m.ok(&["list"]).contains("do not boot"),
+        "generations list says so"
+    );
     let top = Top::open(m.top()).unwrap();
     assert_eq!(top.backend(), Backend::Directory, "{kind:?}");
     assert!(!top.boots());

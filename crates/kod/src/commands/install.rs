@@ -154,6 +154,11 @@ pub fn run(ctx: &Context, install: &Command) -> anyhow::Result<ExitCode> {
             report.rootfs.display(),
             started.elapsed().as_secs_f64()
         );
+        if let Destination::Target(top) = &destination
+            && kod_gen::Top::open(top).is_ok_and(|t| !t.boots())
+        {
+            eprintln!("kod: {}", kod_gen::DOES_NOT_BOOT);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
