@@ -130,6 +130,17 @@ impl EspState {
             .collect()
     }
 
+    /// The newest generation whose entry is blessed (`kod-N_RANK.conf`):
+    /// a boot of it reached `boot-complete.target`. With `tries = 0`
+    /// every entry is written blessed, so this then says nothing.
+    pub fn newest_blessed(&self) -> Option<u64> {
+        self.kod_entries()
+            .iter()
+            .filter(|e| e.is_blessed())
+            .map(|e| e.generation)
+            .max()
+    }
+
     /// The generation the next boot picks (no one-shot or saved EFI
     /// variable), by systemd-boot 252's order.
     pub fn next_boot(&self) -> Option<u64> {

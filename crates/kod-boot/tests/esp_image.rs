@@ -225,12 +225,123 @@ fn root_two_generations_through_mtools_read_back_with_mdir_and_mtype() {
     want.sort();
     assert_eq!(mdir(&image, "/kod/6.1.0-28-amd64"), want);
 
-    // The filesystem is consistent: fsck.fat on the partition's bytes.
-    let part = dir.path().join("esp.fat");
+    fsck(&image);
+}
+
+/// `fsck.fat -n` on the partition's bytes: the filesystem is consistent.
+fn fsck(image: &Path) {
+    let part = image.with_extension("fat");
     run(Command::new("dd")
         .arg(format!("if={}", image.display()))
         .arg(format!("of={}", part.display()))
         .arg(format!("skip={OFFSET_SECTORS}"))
+        .arg("conv=sparse")
         .arg("status=none"));
     run(Command::new("fsck.fat").arg("-n").arg(&part));
+    fs::remove_file(&part).unwrap();
+}
+
+/// Every kod entry's `linux` and `initrd` exist, by mtools alone; the
+/// generations those entries boot.
+fn bootable_generations(image: &Path) -> Vec<u64> {
+    let mut gens = Vec::new();
+    for name in mdir(image, "/loader/entries") {
+        let Some(rest) = name.strip_prefix("kod-") else {
+            continue;
+        };
+        if !name.ends_with(".conf") {
+            continue;
+        }
+        let text = mtype(image, &format!("/loader/entries/{name}"));
+        for key in ["linux ", "initrd "] {
+            let path = text
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{name} has no {key}line:\n{text}"));
+            let (dir, file) = path.rsplit_once('/').unwrap();
+            assert!(
+                mdir(image, dir).iter().any(|n| n == file),
+                "{name} names {path}, which is missing"
+            );
+        }
+        gens.push(rest.split(['_', '+', '.']).next().unwrap().parse().unwrap());
+    }
+    gens
+}
+
+#[test]
+fn root_a_rebuild_stopped_after_any_operation_leaves_the_fat_bootable() {
+    if !kod_testkit::tier(Tier::Root) {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("kod-boot-stop-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let image = dir.path().join("disk.img");
+    let file = fs::File::create(&image).unwrap();
+    file.set_len(OFFSET_SECTORS * 512 + FAT_KIB * 1024).unwrap();
+    drop(file);
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "32", "-s", "1", "--offset"])
+        .arg(OFFSET_SECTORS.to_string())
+        .arg(&image)
+        .arg(FAT_KIB.to_string()));
+    let (g0, _) = generation(dir.path(), 0, "kernel 6.1.0-28\n", "initramfs 0\n");
+    let settings = Settings::default();
+    let roles = |default| Roles {
+        default,
+        booted: None,
+        last_good: None,
+    };
+    let esp = MtoolsEsp::new(&image, OFFSET_SECTORS * 512);
+    plan(
+        &EspState::read(&esp).unwrap(),
+        std::slice::from_ref(&g0),
+        &roles(0),
+        &settings,
+    )
+    .unwrap()
+    .apply(&esp)
+    .unwrap();
+
+    // Generation 1 with another kernel, a limit of one entry: new files,
+    // the entry, then generation 0's entry and files removed.
+    let dir1 = dir.path().join("one");
+    fs::create_dir(&dir1).unwrap();
+    let (mut g1, _) = generation(&dir1, 1, "kernel 6.1.0-29\n", "initramfs 1\n");
+    g1.kernel_version = "6.1.0-29-amd64".into();
+    let gens = [g0, g1];
+    let one = Settings {
+        max_entries: 1,
+        ..Settings::default()
+    };
+    let ops = plan(&EspState::read(&esp).unwrap(), &gens, &roles(1), &one)
+        .unwrap()
+        .ops;
+    assert!(ops.len() >= 8, "{ops:#?}");
+    for k in 0..=ops.len() {
+        let copy = dir.path().join(format!("stop-{k}.img"));
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&image)
+            .arg(&copy));
+        let esp = MtoolsEsp::new(&copy, OFFSET_SECTORS * 512);
+        for op in &ops[..k] {
+            op.apply(&esp).unwrap();
+        }
+        let gens_booting = bootable_generations(&copy);
+        assert!(
+            !gens_booting.is_empty(),
+            "no entry after {k} operations ({:?})",
+            ops.get(k.wrapping_sub(1))
+        );
+        fsck(&copy);
+        fs::remove_file(&copy).unwrap();
+    }
+    for op in &ops {
+        op.apply(&esp).unwrap();
+    }
+    assert_eq!(bootable_generations(&image), [1]);
+    assert_eq!(mdir(&image, "/kod"), ["6.1.0-29-amd64/"]);
 }

@@ -336,6 +336,7 @@ fn rollback_rewrites_only_the_new_defaults_entry_and_keeps_its_counter() {
         .map(|e| e.generation)
         .collect();
     assert_eq!(bad, [2]);
+    assert_eq!(state.newest_blessed(), Some(0));
 }
 
 #[test]
