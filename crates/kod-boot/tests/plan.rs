@@ -499,6 +499,9 @@ struct Step {
     tries: u32,
     /// (entry pick, blessed or failed)
     counters: Vec<(usize, bool)>,
+    /// A run stopped after this many operations (modulo their number)
+    /// before the run that finishes.
+    stop: Option<usize>,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -510,8 +513,9 @@ fn step() -> impl Strategy<Value = Step> {
         0usize..5,
         0u32..4,
         prop::collection::vec((0usize..7, any::<bool>()), 0..3),
+        prop::option::of(0usize..40),
     )
-        .prop_map(|(g, d, b, l, max, tries, counters)| Step {
+        .prop_map(|(g, d, b, l, max, tries, counters, stop)| Step {
             gens: g.into_iter().collect(),
             default_pick: d,
             booted_pick: b,
@@ -519,6 +523,7 @@ fn step() -> impl Strategy<Value = Step> {
             max,
             tries,
             counters,
+            stop,
         })
 }
 
@@ -558,6 +563,15 @@ proptest! {
                 last_good: st.good_pick.map(pick),
             };
             let settings = Settings { max_entries: st.max, tries: st.tries, ..Settings::default() };
+            if let Some(stop) = st.stop {
+                let state = EspState::read(&esp).unwrap();
+                let stopped = plan(&state, &gens, &roles, &settings).unwrap().ops;
+                for op in &stopped[..stop % (stopped.len() + 1)] {
+                    op.apply(&esp).unwrap();
+                    let now = EspState::read(&esp).unwrap();
+                    prop_assert!(check_bootable(&now).is_ok(), "after {op}: {:?}", check_bootable(&now));
+                }
+            }
             let before = EspState::read(&esp).unwrap();
             let p = plan(&before, &gens, &roles, &settings).unwrap();
 
