@@ -130,6 +130,19 @@ impl EspState {
             .collect()
     }
 
+    /// The file name of `generation`'s entry (the highest-ranked, should a
+    /// stopped run have left two): what `LoaderEntryOneShot` or
+    /// `bootctl set-oneshot` must name to boot it once, since in systemd
+    /// 252 an entry's id is its file name with the counter.
+    pub fn entry_file(&self, generation: u64) -> Option<&str> {
+        self.entries
+            .keys()
+            .filter_map(|f| EntryName::parse(f).map(|e| (e, f)))
+            .filter(|(e, _)| e.generation == generation)
+            .max_by_key(|(e, _)| e.rank)
+            .map(|(_, f)| f.as_str())
+    }
+
     /// The newest generation whose entry is blessed (`kod-N_RANK.conf`):
     /// a boot of it reached `boot-complete.target`. With `tries = 0`
     /// every entry is written blessed, so this then says nothing.

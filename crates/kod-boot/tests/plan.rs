@@ -337,6 +337,9 @@ fn rollback_rewrites_only_the_new_defaults_entry_and_keeps_its_counter() {
         .collect();
     assert_eq!(bad, [2]);
     assert_eq!(state.newest_blessed(), Some(0));
+    assert_eq!(state.entry_file(2), Some("kod-2_3+0-3.conf"));
+    assert_eq!(state.entry_file(0), Some("kod-0_4.conf"));
+    assert_eq!(state.entry_file(7), None);
 }
 
 #[test]
