@@ -101,7 +101,7 @@ pub(crate) fn apply(top: &Top, from: u64, to: u64, report: &Report) -> Result<()
             kept.display()
         )
     });
-    kod_install::clone_root(&live, &kept)?;
+    kod_install::clone_root(&live, &kept, report)?;
     run.mark(Phase::Kept)?;
     fault::point("kept");
     run.sync()?;

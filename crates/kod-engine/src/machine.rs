@@ -927,7 +927,6 @@ fn initramfs(
     if missing.is_empty() && !update {
         return Ok(());
     }
-    let _stage = report.stage(Stage::Initramfs, Work::items(kernels.len() as u64));
     let mut runs: Vec<Vec<&str>> = Vec::new();
     if update {
         runs.push(vec!["update-initramfs", "-u", "-k", "all"]);
@@ -935,6 +934,7 @@ fn initramfs(
     for v in &missing {
         runs.push(vec!["update-initramfs", "-c", "-k", v.as_str()]);
     }
+    let stage = report.stage(Stage::Initramfs, Work::items(runs.len() as u64));
     for argv in runs {
         let ran = runner.run("build the initramfs", &argv, &[])?;
         if !ran.success {
@@ -943,6 +943,7 @@ fn initramfs(
                 output: ran.tail.join("\n"),
             });
         }
+        stage.advance(Work::items(1), argv[3]);
     }
     Ok(())
 }

@@ -114,19 +114,12 @@ pub fn sync_root(from: &Path, onto: &Path) -> Result<Synced, Error> {
     })
 }
 
-/// A copy-on-write copy of the root `from` at `to` (absent): a Btrfs
-/// snapshot when `from` is a subvolume, else a copy with reflinked files
-/// where the file system can (never hard links).
-pub fn clone_root(from: &Path, to: &Path) -> Result<(), Error> {
-    if kod_root::btrfs::is_subvolume(from) {
-        return kod_root::btrfs::snapshot(from, to).map_err(error::io_error(
-            format!("snapshot {} to", from.display()),
-            to,
-        ));
-    }
-    tree::copy_tree(from, to)
-        .map(|_| ())
-        .map_err(error::io_error(format!("copy {} to", from.display()), to))
+/// A copy-on-write copy of the root `from` at `to` (absent), as a
+/// snapshot transaction starts: a Btrfs snapshot when it can be one, else
+/// a copy with reflinked files where the file system can (never hard
+/// links). No lock is taken: the caller holds the machine's.
+pub fn clone_root(from: &Path, to: &Path, report: &Report) -> Result<(), Error> {
+    target::snapshot::clone(from, to, report)
 }
 
 /// Creates the new root `root` from `debs` (a complete, installable set:

@@ -56,48 +56,57 @@ impl Snapshot {
             });
         }
         let staging = sibling(to, "tmp");
-        // Subvolumes have st_dev numbers of their own: whether `from` is on
-        // `to`'s file system only the kernel says, by making the snapshot.
-        let snapshotted = btrfs::is_subvolume(from)
-            && match btrfs::snapshot(from, &staging) {
-                Ok(()) => true,
-                Err(e) => {
-                    report.verbose(|| {
-                        format!(
-                            "  no Btrfs snapshot of {} at {} ({e}): copying",
-                            from.display(),
-                            staging.display()
-                        )
-                    });
-                    false
-                }
-            };
-        if snapshotted {
-            report.verbose(|| {
-                format!(
-                    "+ btrfs subvolume snapshot {} {}",
-                    from.display(),
-                    staging.display()
-                )
-            });
-        } else {
-            report.verbose(|| {
-                format!(
-                    "+ cp -a --reflink=auto --one-file-system {} {}",
-                    from.display(),
-                    staging.display()
-                )
-            });
-            if let Err(e) = tree::copy_tree(from, &staging) {
-                remove_work(&staging, report);
-                return Err(io_error(format!("copy {} to", from.display()), &staging)(e));
-            }
-        }
+        clone(from, &staging, report)?;
         Ok(Snapshot {
             to: to.to_path_buf(),
             staging,
         })
     }
+}
+
+/// Makes `to` (absent) a copy-on-write copy of the root `from`: a Btrfs
+/// snapshot when `from` is a subvolume on `to`'s file system, else a copy
+/// with reflinked files where the file system can, else plain copies;
+/// never hard links. A copy that fails part way is removed.
+pub(crate) fn clone(from: &Path, to: &Path, report: &Report) -> Result<(), Error> {
+    // Subvolumes have st_dev numbers of their own: whether `from` is on
+    // `to`'s file system only the kernel says, by making the snapshot.
+    let snapshotted = btrfs::is_subvolume(from)
+        && match btrfs::snapshot(from, to) {
+            Ok(()) => true,
+            Err(e) => {
+                report.verbose(|| {
+                    format!(
+                        "  no Btrfs snapshot of {} at {} ({e}): copying",
+                        from.display(),
+                        to.display()
+                    )
+                });
+                false
+            }
+        };
+    if snapshotted {
+        report.verbose(|| {
+            format!(
+                "+ btrfs subvolume snapshot {} {}",
+                from.display(),
+                to.display()
+            )
+        });
+        return Ok(());
+    }
+    report.verbose(|| {
+        format!(
+            "+ cp -a --reflink=auto --one-file-system {} {}",
+            from.display(),
+            to.display()
+        )
+    });
+    if let Err(e) = tree::copy_tree(from, to) {
+        remove_work(to, report);
+        return Err(io_error(format!("copy {} to", from.display()), to)(e));
+    }
+    Ok(())
 }
 
 impl Strategy for Snapshot {
