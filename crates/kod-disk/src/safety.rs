@@ -359,25 +359,12 @@ fn family(rdev: u64, name: &str) -> Vec<Member> {
     out
 }
 
-/// mountinfo and /proc/swaps escape space, tab, newline and backslash as
-/// octal.
+/// A field of mountinfo or /proc/swaps, its octal escapes (space, tab,
+/// newline, backslash) undone.
 fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    kod_root::tree::unescape_mountinfo(s)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A mount: its device number as mountinfo gives it, its source's device

@@ -132,8 +132,9 @@ pub fn mounts_at_or_below(dir: &Path) -> io::Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// mountinfo's octal escapes (`\040` for a space) undone.
-fn unescape_mountinfo(s: &str) -> PathBuf {
+/// mountinfo's (and `/proc/swaps`') octal escapes (`\040` for a space)
+/// undone.
+pub fn unescape_mountinfo(s: &str) -> PathBuf {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
