@@ -11,25 +11,12 @@ use std::process::Command;
 use kod_boot::{
     Blob, EspState, Generation, MtoolsEsp, Roles, SYSTEMD_BOOT, Settings, place_systemd_boot, plan,
 };
+use kod_testkit::run_ok as run;
 use kod_testkit::{Tier, assert_contains};
 
 const OFFSET_SECTORS: u64 = 2048;
 // Enough clusters of one sector for FAT32 (at least 65525).
 const FAT_KIB: u64 = 64 * 1024;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn mtool(tool: &str, image: &Path) -> Command {
     let mut c = Command::new(tool);

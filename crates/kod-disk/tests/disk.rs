@@ -17,25 +17,12 @@ use kod_config::Disk;
 use kod_disk::{
     AllowList, Loop, ProvisionError, SafetyError, Target, attach_image, check_devices, create_image,
 };
+use kod_testkit::run_ok as run;
 use kod_testkit::{Tier, assert_contains};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The disks of a configuration whose `devices` table is the Lua text
 /// `devices`, through kod-config and kod-plan (which puts the ESP at /efi),

@@ -7,6 +7,7 @@
 //! fixture, also while a test panics, unmounts every mount it made (a
 //! lazy unmount when a plain one fails) and removes the image.
 
+use crate::run_ok as run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -19,20 +20,6 @@ pub struct Btrfs {
     mnt: PathBuf,
     /// Further mounts of the image (subvolumes), unmounted first.
     extra: Mutex<Vec<PathBuf>>,
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn unmount(at: &Path) {

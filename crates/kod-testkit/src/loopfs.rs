@@ -10,6 +10,7 @@
 //! fails) and removes the image. [`shares_extents`] tells a reflinked
 //! file from a copied one.
 
+use crate::run_ok as run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -59,20 +60,6 @@ pub struct LoopFs {
     /// Holds the image and the mount point; removed after the unmount.
     _dir: tempfile::TempDir,
     mnt: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl LoopFs {
