@@ -316,23 +316,7 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
     );
     assert!(!top.join("generations/1").exists());
     // Too little room, found before anything is written.
-    let avail: u64 = common::run_ok(
-        std::process::Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(top),
-    )
-    .lines()
-    .nth(1)
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    let filler = top.join("filler");
-    common::run_ok(
-        std::process::Command::new("fallocate")
-            .args(["-l", &(avail - (24 << 20)).to_string()])
-            .arg(&filler),
-    );
+    let filler = fill_leaving(top, 24 << 20);
     let tree = manifest(&top.join("generations"));
     let good = write_config(
         dir.path(),
@@ -361,6 +345,33 @@ fn net_root_a_failed_rebuild_leaves_the_generations_as_they_were() {
         generations(top, cache.path()),
         serde_json::json!({ "numbers": [0, 2], "default": 2 })
     );
+}
+
+/// The bytes free on the file system of `top`, as df says.
+fn free_bytes(top: &Path) -> u64 {
+    common::run_ok(
+        std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(top),
+    )
+    .lines()
+    .nth(1)
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// Takes all but `room` bytes of `top`'s file system with one allocated
+/// file, `top/filler`; its path.
+fn fill_leaving(top: &Path, room: u64) -> std::path::PathBuf {
+    let filler = top.join("filler");
+    common::run_ok(
+        std::process::Command::new("fallocate")
+            .args(["-l", &(free_bytes(top) - room).to_string()])
+            .arg(&filler),
+    );
+    filler
 }
 
 /// The state a stopped rebuild must leave: every generation's files but
@@ -841,25 +852,7 @@ fn net_root_a_rebuild_whose_script_fails_or_fills_the_disk_leaves_the_generation
     // The file system fills up while the rebuild runs (after the
     // free-space check passed): a clear error, nothing left, the room
     // given back.
-    let avail = || -> u64 {
-        common::run_ok(
-            std::process::Command::new("df")
-                .args(["--output=avail", "-B1"])
-                .arg(top),
-        )
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-    };
-    let filler = top.join("filler");
-    common::run_ok(
-        std::process::Command::new("fallocate")
-            .args(["-l", &(avail() - (400 << 20)).to_string()])
-            .arg(&filler),
-    );
+    let filler = fill_leaving(top, 400 << 20);
     let fills = write_config(
         dir.path(),
         "fills",
@@ -887,9 +880,9 @@ fn net_root_a_rebuild_whose_script_fails_or_fills_the_disk_leaves_the_generation
             .arg(top),
     );
     assert!(
-        avail() > 300 << 20,
+        free_bytes(top) > 300 << 20,
         "the room the rebuild took is given back: {}",
-        avail()
+        free_bytes(top)
     );
     std::fs::remove_file(&filler).unwrap();
     // And the machine rebuilds fine afterwards.
