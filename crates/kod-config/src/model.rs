@@ -291,6 +291,9 @@ pub struct Kernel {
     pub none: bool,
     /// Modules the initramfs must carry.
     pub modules: Vec<String>,
+    /// Options added to the kernel command line of every entry
+    /// (`console=ttyS0`, `resume=...`).
+    pub options: Vec<String>,
 }
 
 /// The boot loader.
@@ -302,6 +305,12 @@ pub struct Loader {
     pub timeout: Option<u32>,
     /// Extra boot entries, each a package that provides one (`memtest86+`).
     pub include: Vec<String>,
+    /// Boots a new generation's entry gets before it counts as bad
+    /// (systemd's boot counting); 0 turns counting off.
+    pub tries: u32,
+    /// Boot entries kept on the ESP, at least the booted, default and last
+    /// good generations' even when they alone exceed it.
+    pub max_entries: u32,
 }
 
 impl Default for Loader {
@@ -310,6 +319,8 @@ impl Default for Loader {
             kind: LoaderKind::SystemdBoot,
             timeout: None,
             include: Vec::new(),
+            tries: 3,
+            max_entries: 10,
         }
     }
 }

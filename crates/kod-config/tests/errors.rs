@@ -233,3 +233,30 @@ fn helper_tables_need_a_command() {
     );
     assert_contains(&text, "needs a `command` function");
 }
+
+#[test]
+fn boot_counting_entries_and_kernel_options_are_read_and_checked() {
+    let c = eval(&format!(
+        "return {{ {REPOS} boot = {{ kernel = {{ options = {{ \"console=ttyS0,115200\", \"quiet\" }} }},\n\
+         loader = {{ tries = 1, max_entries = 2 }} }} }}"
+    ))
+    .unwrap();
+    assert_eq!(c.boot.kernel.options, ["console=ttyS0,115200", "quiet"]);
+    assert_eq!((c.boot.loader.tries, c.boot.loader.max_entries), (1, 2));
+    let d = eval(&format!("return {{ {REPOS} }}")).unwrap();
+    assert_eq!((d.boot.loader.tries, d.boot.loader.max_entries), (3, 10));
+
+    let (text, _) = error_and_line(&format!(
+        "return {{ {REPOS} boot = {{ kernel = {{ options = {{ \"quiet splash\" }} }} }} }}"
+    ));
+    assert_contains(&text, "boot.kernel.options");
+    assert_contains(
+        &text,
+        "\"quiet splash\" is not one kernel command-line option",
+    );
+    let (text, _) = error_and_line(&format!(
+        "return {{ {REPOS} boot = {{ loader = {{ max_entries = 0 }} }} }}"
+    ));
+    assert_contains(&text, "boot.loader.max_entries");
+    assert_contains(&text, "must be at least 1");
+}

@@ -68,6 +68,12 @@ pub struct BootPlan {
     pub timeout: Option<u32>,
     /// Extra boot entries (packages that provide them).
     pub extra_entries: Vec<String>,
+    /// Options added to every entry's kernel command line.
+    pub kernel_options: Vec<String>,
+    /// Boots a new entry gets before it counts as bad; 0: no counting.
+    pub tries: u32,
+    /// Boot entries kept on the ESP (never fewer than the protected ones).
+    pub max_entries: u32,
 }
 
 /// Network settings, with defaults filled in.
@@ -348,6 +354,9 @@ fn boot(config: &Config, packages: &mut Packages) -> BootPlan {
         loader: b.loader.kind,
         timeout: b.loader.timeout,
         extra_entries: b.loader.include.clone(),
+        kernel_options: b.kernel.options.clone(),
+        tries: b.loader.tries,
+        max_entries: b.loader.max_entries,
     }
 }
 
@@ -459,6 +468,11 @@ fn settings_support(config: &Config, boot: &BootPlan, packages: &mut Packages) {
         needs.push(("zstd", "boot.kernel"));
         if boot.loader == LoaderKind::SystemdBoot {
             needs.push(("systemd-boot", "boot.loader"));
+            if boot.tries > 0 {
+                // systemd's no-failures check asks the system bus: without
+                // dbus no boot is ever blessed (minbase has none).
+                needs.push(("dbus", "boot.loader.tries"));
+            }
         }
     }
     for (package, why) in needs {

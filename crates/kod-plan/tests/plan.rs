@@ -185,7 +185,8 @@ fn debian_vm_example() {
             "tzdata",
             "initramfs-tools",
             "zstd",
-            "systemd-boot"
+            "systemd-boot",
+            "dbus"
         ])
     );
     // Packages a setting needs name that setting as their reason.
@@ -196,6 +197,7 @@ fn debian_vm_example() {
         ("initramfs-tools", "boot.kernel"),
         ("zstd", "boot.kernel"),
         ("systemd-boot", "boot.loader"),
+        ("dbus", "boot.loader.tries"),
     ] {
         assert_eq!(official.reasons[package], [why], "{package}");
     }
@@ -282,7 +284,8 @@ fn desktop_display_manager_and_exclusions() {
             "systemd",
             "initramfs-tools",
             "zstd",
-            "systemd-boot"
+            "systemd-boot",
+            "dbus"
         ])
     );
     // yelp is excluded by gnome but asked for explicitly: it stays.

@@ -30,6 +30,7 @@ pub mod effects;
 mod error;
 pub mod host;
 pub mod ids;
+pub mod loader;
 pub mod locale;
 mod password;
 mod planner;
@@ -145,6 +146,7 @@ pub fn plan(root: &Root, input: &Input) -> Result<Settlement, Error> {
     let (ids, accounts) = accounts::plan(&mut p, input)?;
     services::plan_settings(&mut p, input)?;
     boot::plan(&mut p, input)?;
+    loader::plan(&mut p, input)?;
     effects::plan_files(&mut p, input, &accounts)?;
     effects::plan_removed_files(&mut p, input)?;
     let enabled_services = services::plan_units(&mut p, input)?;

@@ -515,3 +515,58 @@ return {{ {REPOS} services = {{ files = {{ services = {{
     let again = plan(&root, &c, &p, 0, &s.ids);
     assert!(again.changes.is_empty(), "{:#?}", again.changes);
 }
+
+#[test]
+fn the_targets_boot_loader_automation_stays_off_the_esp_and_boot_counting_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture_root(&tmp.path().join("root"));
+    let root = Root::open(&dir).unwrap();
+    let settle = |lua: &str| {
+        let (c, p) = config(&tmp.path().join("conf"), lua);
+        let s = plan(&root, &c, &p, 0, &IdMap::default());
+        kod_system::apply(&root, &Recorder::default(), &s.changes, &Report::quiet()).unwrap();
+        plan(&root, &c, &p, 0, &IdMap::default()).changes.len()
+    };
+    let check = dir.join(kod_system::loader::CHECK_LINK.trim_start_matches('/'));
+    assert_eq!(settle(&format!("return {{ {REPOS} }}")), 0, "settled twice");
+    assert_eq!(
+        read(&dir, "etc/kernel/install.conf"),
+        kod_system::loader::INSTALL_CONF_TEXT
+    );
+    assert!(
+        read(&dir, "etc/kernel/install.conf")
+            .lines()
+            .any(|l| l == "layout=other")
+    );
+    assert_eq!(
+        fs::read_link(dir.join("etc/systemd/system/systemd-boot-update.service")).unwrap(),
+        Path::new("/dev/null")
+    );
+    assert_eq!(
+        fs::read_link(&check).unwrap(),
+        Path::new("/lib/systemd/system/systemd-boot-check-no-failures.service")
+    );
+
+    // Counting turned off: the check is unlinked, the rest stays.
+    let off = format!("return {{ {REPOS} boot = {{ loader = {{ tries = 0 }} }} }}");
+    assert_eq!(settle(&off), 0);
+    assert!(
+        fs::symlink_metadata(&check).is_err(),
+        "the check is unlinked"
+    );
+    assert!(dir.join("etc/kernel/install.conf").exists());
+
+    // A machine without a kernel boots no loader: nothing of this.
+    let dir = fixture_root(&tmp.path().join("bare"));
+    let root = Root::open(&dir).unwrap();
+    let (c, p) = config(
+        &tmp.path().join("conf"),
+        &format!("return {{ {REPOS} boot = {{ kernel = {{ package = false }} }} }}"),
+    );
+    let s = plan(&root, &c, &p, 0, &IdMap::default());
+    assert!(
+        s.changes.iter().all(|c| !c.key.starts_with("boot.loader")),
+        "{:?}",
+        s.changes
+    );
+}

@@ -25,7 +25,17 @@ pub(super) fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<B
                 package,
                 none,
                 modules: k.strings("modules")?,
+                options: k.strings("options")?,
             };
+            if let Some(bad) = kernel.options.iter().find(|o| !kernel_option(o)) {
+                return Err(ConfigError::invalid(
+                    p.key("options").to_string(),
+                    format!(
+                        "{bad:?} is not one kernel command-line option: give each option as \
+                         its own string, without spaces, quotes or newlines (`console=ttyS0`)"
+                    ),
+                ));
+            }
             k.finish()?;
             kernel
         }
@@ -46,11 +56,20 @@ pub(super) fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<B
                     ));
                 }
             };
+            let defaults = Loader::default();
             let loader = Loader {
                 kind,
                 timeout: l.u32("timeout")?,
                 include: l.packages("include", pkgs)?,
+                tries: l.u32("tries")?.unwrap_or(defaults.tries),
+                max_entries: l.u32("max_entries")?.unwrap_or(defaults.max_entries),
             };
+            if loader.max_entries == 0 {
+                return Err(ConfigError::invalid(
+                    p.key("max_entries").to_string(),
+                    "must be at least 1: the default generation always keeps its entry",
+                ));
+            }
             l.finish()?;
             loader
         }
@@ -58,6 +77,16 @@ pub(super) fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<B
     };
     f.finish()?;
     Ok(Boot { kernel, loader })
+}
+
+/// Whether `option` is one word of a kernel command line: the entry's
+/// `options` line is words separated by spaces, so an option with a space,
+/// quote or control character would become several, or break the entry.
+fn kernel_option(option: &str) -> bool {
+    !option.is_empty()
+        && !option
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\'')
 }
 
 pub(super) fn hardware(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<Hardware> {

@@ -69,6 +69,23 @@ ExecStart=/bin/true
 WantedBy=multi-user.target
 ";
 
+/// systemd 252's unit, as Debian ships it (its preset leaves it disabled).
+pub const CHECK_UNIT: &str = "[Unit]
+Description=Check if Any System Units Failed
+DefaultDependencies=no
+Requires=boot-complete.target
+After=local-fs.target sysinit.target basic.target
+Before=boot-complete.target shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/lib/systemd/systemd-boot-check-no-failures
+
+[Install]
+RequiredBy=boot-complete.target
+";
+
 fn put(root: &Path, rel: &str, text: &str, mode: u32) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -79,7 +96,7 @@ fn put(root: &Path, rel: &str, text: &str, mode: u32) {
 /// A root with the files settling reads on Debian: accounts, skel,
 /// zoneinfo, os-release (and the /etc symlink to it), locale.gen, the
 /// keyboard file, systemctl and locale-gen, the ssh unit enabled as its
-/// package does and a `foo` unit enabled too.
+/// package does, a `foo` unit enabled too, and systemd's no-failures check.
 pub fn fixture_root(dir: &Path) -> PathBuf {
     let r = dir.to_path_buf();
     put(&r, "etc/passwd", PASSWD, 0o644);
@@ -110,6 +127,12 @@ pub fn fixture_root(dir: &Path) -> PathBuf {
     put(&r, "usr/sbin/runuser", "#!/bin/sh\n", 0o755);
     put(&r, "usr/lib/systemd/system/ssh.service", SSH_UNIT, 0o644);
     put(&r, "usr/lib/systemd/system/foo.service", FOO_UNIT, 0o644);
+    put(
+        &r,
+        "lib/systemd/system/systemd-boot-check-no-failures.service",
+        CHECK_UNIT,
+        0o644,
+    );
     fs::create_dir_all(r.join("etc/systemd/system/multi-user.target.wants")).unwrap();
     for (link, unit) in [
         (
