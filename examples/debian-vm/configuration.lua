@@ -21,6 +21,9 @@ return {
         kernel = {
             package = "linux-image-amd64",
             modules = { "virtio_pci", "virtio_blk", "virtio_scsi", "btrfs" },
+            -- The kernel's console on the first serial port, where `kod vm`
+            -- reads it.
+            options = { "console=ttyS0,115200" },
         },
         loader = {
             type = "systemd-boot",

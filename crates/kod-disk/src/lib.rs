@@ -49,6 +49,7 @@ pub use layout::{Layout, LayoutError, PlannedPartition, check_devices, partition
 pub use loopdev::Loop;
 pub use provision::{Description, Provisioned, ProvisionedPartition, Target, human_size};
 pub use safety::{AllowList, DeviceInfo, SafetyError};
+pub use table::{FoundPartition, read_gpt};
 
 /// Why provisioning a checked device failed.
 #[derive(Debug, thiserror::Error)]

@@ -136,3 +136,37 @@ fn write_msdos(dev: &mut File, layout: &Layout) -> io::Result<TableIds> {
             .collect(),
     })
 }
+
+/// A partition of an existing GPT, as [`read_gpt`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPartition {
+    /// Its number (1-based).
+    pub number: u32,
+    /// Its type GUID.
+    pub type_guid: Uuid,
+    /// Its first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub size: u64,
+}
+
+/// The partitions of the GPT on `path` (an image file or a device), read
+/// only, in number order: how kod finds a made image's root and ESP.
+pub fn read_gpt(path: &std::path::Path) -> io::Result<Vec<FoundPartition>> {
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .open(path)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("no GPT: {e}")))?;
+    let ss: u64 = (*disk.logical_block_size()).into();
+    Ok(disk
+        .partitions()
+        .iter()
+        .filter(|(_, p)| p.is_used())
+        .map(|(&number, p)| FoundPartition {
+            number,
+            type_guid: p.part_type_guid.guid,
+            offset: p.first_lba * ss,
+            size: (p.last_lba + 1 - p.first_lba) * ss,
+        })
+        .collect())
+}

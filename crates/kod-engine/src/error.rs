@@ -92,6 +92,9 @@ pub enum EngineError {
         /// The end of its output.
         output: String,
     },
+    /// Writing the boot entries on the ESP failed.
+    #[error(transparent)]
+    Boot(#[from] kod_boot::BootError),
     /// A database step (a command in the target) failed.
     #[error(transparent)]
     Db(#[from] kod_db::Error),

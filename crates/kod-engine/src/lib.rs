@@ -5,10 +5,12 @@
 //! serves kod-env's environments as their [`kod_env::Engine`] ([`env`]).
 #![deny(missing_docs)]
 
+pub mod boot_entries;
 pub mod bootstrap;
 pub mod env;
 mod error;
 pub mod fault;
+pub mod image;
 pub mod in_place;
 pub mod machine;
 pub mod packages;

@@ -24,6 +24,7 @@ use kod_root::Root;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
 
+use crate::boot_entries::{self, EspAt};
 use crate::sources::Repositories;
 use crate::{EngineError, fault, packages};
 
@@ -495,6 +496,14 @@ pub enum DiskError {
         /// The file.
         path: PathBuf,
     },
+    /// An image without the partitions of a kod machine.
+    #[error("{}: {reason}", path.display())]
+    NotAMachine {
+        /// The image.
+        path: PathBuf,
+        /// What is missing and what to do.
+        reason: String,
+    },
     /// No disk holds the root.
     #[error(
         "no configured disk has the Btrfs root that holds the generations: add a partition with type = \"btrfs\" and mountpoint = \"/\" to `devices`"
@@ -551,6 +560,9 @@ pub struct DiskInstall {
     pub fstab: Vec<String>,
     /// Generation 0.
     pub generation: MachineReport,
+    /// Its boot entry and systemd-boot written on the ESP (none without
+    /// an ESP or a kernel).
+    pub boot: Option<crate::boot_entries::EntriesReport>,
 }
 
 /// A configured disk planned onto its medium, before anything is written:
@@ -718,6 +730,18 @@ impl MachinePlan {
         let mounted = Mounted::btrfs(&root.node, at)?;
         report.verbose(|| format!("+ mounted {} at {}", root.node.display(), at.display()));
         let generation = self.install_with(at, options, &fstab, report)?;
+        let esp = disks.iter().find_map(|(_, d)| d.esp());
+        let boot = match esp {
+            Some(esp) if generation.committed && self.plan.boot.kernel_package.is_some() => {
+                let esp = EspAt::Fat {
+                    file: esp.device().to_path_buf(),
+                    offset: 0,
+                };
+                let top = Top::open(at).map_err(EngineError::from)?;
+                Some(boot_entries::update(&top, &esp, None, false, report)?)
+            }
+            _ => None,
+        };
         mounted.unmount()?;
 
         let out = DiskInstall {
@@ -733,6 +757,7 @@ impl MachinePlan {
                 .collect(),
             fstab,
             generation,
+            boot,
         };
         drop(disks);
         drop(loops);
@@ -775,7 +800,7 @@ fn chosen_media<'a>(
 /// mount made here must die with kod, not stay on the host. (The parent
 /// is asked rather than init, whose namespace a container may not let
 /// root read.)
-fn private_namespace() -> Result<(), DiskError> {
+pub(crate) fn private_namespace() -> Result<(), DiskError> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
     let parent = std::os::unix::process::parent_id().to_string();
     match (ns("self"), ns(&parent)) {
@@ -806,14 +831,14 @@ impl Drop for NewImages {
 /// The disk's Btrfs root mounted (top level, subvolid=5) for the install;
 /// unmounted when dropped too, so that a failure lets the partition's
 /// loop device go.
-struct Mounted {
+pub(crate) struct Mounted {
     at: PathBuf,
     mounted: bool,
 }
 
 impl Mounted {
     /// Mounts the Btrfs on `node` at `at`.
-    fn btrfs(node: &Path, at: &Path) -> Result<Mounted, DiskError> {
+    pub(crate) fn btrfs(node: &Path, at: &Path) -> Result<Mounted, DiskError> {
         rustix::mount::mount(node, at, "btrfs", rustix::mount::MountFlags::empty(), None).map_err(
             |e| DiskError::Mount {
                 what: "mounting the new Btrfs root at",
@@ -828,7 +853,7 @@ impl Mounted {
     }
 
     /// Unmounts it, saying why when that fails.
-    fn unmount(mut self) -> Result<(), DiskError> {
+    pub(crate) fn unmount(mut self) -> Result<(), DiskError> {
         self.mounted = false;
         rustix::mount::unmount(&self.at, rustix::mount::UnmountFlags::empty()).map_err(|e| {
             DiskError::Mount {

@@ -56,5 +56,6 @@ pub use pointer::{HISTORY, Pointer};
 pub use record::{InstalledPackages, LockedPackage, Record, parse_lock, render_lock};
 pub use running::Running;
 pub use top::{
-    BUILDING, Backend, DOES_NOT_BOOT, HIGHEST, MAKING_DEFAULT, POINTER, RECORD_COMPLETE, Top,
+    BUILDING, Backend, BootMarks, DOES_NOT_BOOT, HIGHEST, MAKING_DEFAULT, POINTER, RECORD_COMPLETE,
+    Top,
 };

@@ -23,9 +23,11 @@ pub struct Listing {
     pub current: Option<u64>,
     /// The generation the next boot starts (the default pointer).
     pub default: Option<u64>,
-    /// The newest generation that booted successfully (until boots are
-    /// recorded: the newest committed one).
+    /// The newest generation that booted successfully (where the boot
+    /// entries are not known: the newest committed one).
     pub last_good: Option<u64>,
+    /// Generations whose boots failed (their entry used up its tries).
+    pub bad: Vec<u64>,
     /// The pointer's previous defaults, newest first: where rollbacks go.
     pub previous_defaults: Vec<u64>,
     /// The committed generations, oldest first.
@@ -55,6 +57,8 @@ pub struct Generation {
     pub default: bool,
     /// Whether it is the last good generation.
     pub last_good: bool,
+    /// Whether its boots failed.
+    pub bad: bool,
 }
 
 /// A generation's kernel.
@@ -69,13 +73,14 @@ pub struct Kernel {
 
 impl Generation {
     /// Its marks as words, in a fixed order: `booted`, `current`,
-    /// `default`, `last good`.
+    /// `default`, `last good`, `bad`.
     pub fn marks(&self) -> Vec<&'static str> {
         [
             (self.booted, "booted"),
             (self.current, "current"),
             (self.default, "default"),
             (self.last_good, "last good"),
+            (self.bad, "bad"),
         ]
         .into_iter()
         .filter_map(|(on, word)| on.then_some(word))
@@ -84,11 +89,15 @@ impl Generation {
 }
 
 impl Top {
-    /// The last good generation: the newest one that has booted
-    /// successfully. Boots are not recorded yet, so until they are, it is
-    /// the newest committed generation.
+    /// The last good generation: the newest committed one whose boot was
+    /// blessed, when the boot entries were read ([`Top::with_boot_marks`]);
+    /// without them, the newest committed generation.
     pub fn last_good(&self) -> Result<Option<u64>> {
-        Ok(self.generations()?.last().copied())
+        let committed = self.generations()?;
+        Ok(match self.boot_marks() {
+            Some(m) => committed.into_iter().rev().find(|n| m.blessed.contains(n)),
+            None => committed.last().copied(),
+        })
     }
 
     /// When generation `n` was committed: its completion marker's
@@ -107,6 +116,7 @@ impl Top {
         let pointer = self.pointer()?;
         let default = pointer.as_ref().map(|p| p.default);
         let last_good = self.last_good()?;
+        let bad: Vec<u64> = self.boot_marks().map(|m| m.bad.clone()).unwrap_or_default();
         let mut generations = Vec::new();
         for n in self.generations()? {
             let record = Record::read(self, n)?;
@@ -130,6 +140,7 @@ impl Top {
                 current: running.current == Some(n),
                 default: default == Some(n),
                 last_good: last_good == Some(n),
+                bad: bad.contains(&n),
             });
         }
         Ok(Listing {
@@ -137,6 +148,11 @@ impl Top {
             current: running.current,
             default,
             last_good,
+            bad: generations
+                .iter()
+                .filter(|g| g.bad)
+                .map(|g| g.number)
+                .collect(),
             previous_defaults: pointer.map(|p| p.previous).unwrap_or_default(),
             generations,
         })

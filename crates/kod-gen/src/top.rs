@@ -103,6 +103,18 @@ pub struct Top {
     path: PathBuf,
     backend: Backend,
     report: Report,
+    boots: Option<BootMarks>,
+}
+
+/// What the machine's boot entries say of its generations' boots (read
+/// from the ESP, where systemd's boot counting renames them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootMarks {
+    /// Generations whose entry is blessed: they reached
+    /// `boot-complete.target`.
+    pub blessed: Vec<u64>,
+    /// Generations whose entry used up its tries without being blessed.
+    pub bad: Vec<u64>,
 }
 
 /// A generation number from a directory name: canonical decimal only
@@ -173,6 +185,7 @@ impl Top {
             path,
             backend,
             report: Report::quiet(),
+            boots: None,
         })
     }
 
@@ -186,6 +199,19 @@ impl Top {
     /// [`DOES_NOT_BOOT`] is what to tell people).
     pub fn boots(&self) -> bool {
         self.backend == Backend::Btrfs
+    }
+
+    /// The same top level, with what its boot entries say of its boots:
+    /// the last good generation is then the newest blessed one, and bad
+    /// ones are marked.
+    pub fn with_boot_marks(mut self, marks: BootMarks) -> Top {
+        self.boots = Some(marks);
+        self
+    }
+
+    /// What the boot entries say, when they were read.
+    pub fn boot_marks(&self) -> Option<&BootMarks> {
+        self.boots.as_ref()
     }
 
     /// The same top level, reporting `-v` lines to `report`.

@@ -139,6 +139,14 @@ pub fn run(ctx: &Context, install: &Command) -> anyhow::Result<ExitCode> {
                     on.display()
                 );
             }
+            if let Some(boot) = &done.boot {
+                eprintln!(
+                    "kod: ESP: systemd-boot and the entries of generation(s) {:?} written ({} \
+                     operations)",
+                    boot.entries,
+                    boot.operations.len() + boot.loader_files.len()
+                );
+            }
             done.generation
         }
     };
