@@ -51,6 +51,50 @@ impl std::fmt::Display for EspAt {
     }
 }
 
+/// The running system's ESP: `/efi` under `root` when a filesystem is
+/// mounted there (kod's fstab line; gpt-auto's automount counts once
+/// it is reached).
+pub fn mounted_esp(root: &Path) -> Option<EspAt> {
+    use std::os::unix::fs::MetadataExt;
+    let efi = root.join("efi");
+    let (Ok(at), Ok(above)) = (std::fs::metadata(&efi), std::fs::metadata(root)) else {
+        return None;
+    };
+    (at.is_dir() && at.dev() != above.dev()).then_some(EspAt::Dir(efi))
+}
+
+/// The ESP of the machine at `top` as its default generation's fstab
+/// names it (`UUID=… /efi`), when a device with that UUID is on this
+/// system (`--target` on a machine's disk attached here).
+pub fn esp_in_fstab(top: &Top) -> Result<Option<EspAt>, EngineError> {
+    let Some(default) = top.default()? else {
+        return Ok(None);
+    };
+    let fstab = top.rootfs(default).join("etc/fstab");
+    let Ok(text) = std::fs::read_to_string(&fstab) else {
+        return Ok(None);
+    };
+    let uuid = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 1 && f[1] == "/efi")
+        .and_then(|f| f[0].strip_prefix("UUID=").map(str::to_string));
+    let Some(uuid) = uuid else {
+        return Ok(None);
+    };
+    let found = std::process::Command::new("blkid")
+        .args(["-U", &uuid])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|d| !d.is_empty());
+    Ok(found.map(|device| EspAt::Fat {
+        file: PathBuf::from(device),
+        offset: 0,
+    }))
+}
+
 /// What an update of the entries did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EntriesReport {

@@ -213,7 +213,14 @@ mod tests {
             current: false,
             default: true,
             last_good: true,
+            bad: false,
         };
         assert_eq!(g.marks(), ["booted", "default", "last good"]);
+        let bad = Generation {
+            bad: true,
+            booted: false,
+            ..g
+        };
+        assert_eq!(bad.marks(), ["default", "last good", "bad"]);
     }
 }

@@ -119,3 +119,28 @@ fn the_fstab_of_a_directory_generation_mounts_nothing() {
     assert!(text.contains("does not"), "{text}");
     assert!(!text.contains("subvol="), "{text}");
 }
+
+#[test]
+fn boot_marks_decide_the_last_good_and_bad_generations() {
+    let (_dir, top) = machine();
+    top.prepare().expect("prepare");
+    let (a, b, c) = (commit(&top), commit(&top), commit(&top));
+    top.made_default(c).expect("default");
+    // Without the entries read: the newest committed one.
+    assert_eq!(top.last_good().unwrap(), Some(c));
+    let top = top.with_boot_marks(kod_gen::BootMarks {
+        blessed: vec![a, b, 41],
+        bad: vec![c],
+    });
+    // The newest blessed one that exists; a mark of a deleted generation
+    // (41) means nothing.
+    assert_eq!(top.last_good().unwrap(), Some(b));
+    let listing = top.list(&kod_gen::Running::none()).unwrap();
+    assert_eq!(listing.last_good, Some(b));
+    assert_eq!(listing.bad, [c]);
+    let marks: Vec<Vec<&str>> = listing.generations.iter().map(|g| g.marks()).collect();
+    assert_eq!(marks, [vec![], vec!["last good"], vec!["default", "bad"]]);
+    // gc keeps the last good one.
+    let plan = top.gc_plan(&kod_gen::Running::none(), 1).unwrap();
+    assert!(!plan.delete.contains(&b), "{plan:?}");
+}

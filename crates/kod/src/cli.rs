@@ -101,8 +101,12 @@ pub enum Command {
     Rebuild {
         /// The machine's Btrfs top level (mounted with subvolid=5) at TOP,
         /// instead of the running system's at /kod.
-        #[arg(long, value_name = "TOP")]
+        #[arg(long, value_name = "TOP", conflicts_with = "image")]
         target: Option<PathBuf>,
+        /// The machine on this disk image (made by `kod install --image`),
+        /// offline: its root and ESP are opened from the image.
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
         /// Build a new generation instead of changing the running one.
         #[arg(short = 'n', long)]
         new_generation: bool,
@@ -234,8 +238,12 @@ pub enum Command {
 pub struct GenerationsFlags {
     /// The machine's Btrfs top level (mounted with subvolid=5) at TOP,
     /// instead of the running system's at /kod.
-    #[arg(long, value_name = "TOP", global = true)]
+    #[arg(long, value_name = "TOP", global = true, conflicts_with = "image")]
     pub target: Option<PathBuf>,
+    /// The machine on this disk image (made by `kod install --image`),
+    /// offline: its root and ESP are opened from the image.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub image: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -114,6 +114,7 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         install @ Command::Install { .. } => commands::install::run(ctx, install),
         Command::Rebuild {
             target,
+            image,
             new_generation,
             update,
             dry_run,
@@ -122,6 +123,7 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             ctx,
             commands::rebuild::Args {
                 target: target.as_deref(),
+                image: image.as_deref(),
                 new_generation: *new_generation,
                 update: *update,
                 dry_run: dry_run.dry_run,

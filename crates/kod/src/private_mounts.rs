@@ -1,5 +1,6 @@
-//! Machine commands (`install`, `rebuild`) mount things: the shared
-//! store's directories into the generation being built. They run in a
+//! Machine commands (`install`, `rebuild`, `generations --image`) mount
+//! things: the shared store's directories into the generation being
+//! built, an image's root. They run in a
 //! private mount namespace of their own, so nothing they mount is seen
 //! outside and a killed kod leaves no mount behind: kod starts itself
 //! again as a child in a new mount namespace (made in the freshly forked
@@ -15,7 +16,12 @@ const INSIDE: &str = "KOD_PRIVATE_MOUNTS";
 
 /// Whether `command` needs its own mount namespace.
 fn needs(command: &Sub) -> bool {
-    matches!(command, Sub::Install { .. } | Sub::Rebuild { .. })
+    match command {
+        Sub::Install { .. } | Sub::Rebuild { .. } => true,
+        // An image's root is mounted to read or change its generations.
+        Sub::Generations { flags, .. } => flags.image.is_some(),
+        _ => false,
+    }
 }
 
 /// Runs this kod again in a private mount namespace when `command` needs

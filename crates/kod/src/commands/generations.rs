@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use kod_engine::boot_entries::EspAt;
+use kod_engine::image::MachineImage;
 use kod_gen::{GcPlan, Listing, MachineLock, Record, RecordDiff, Running, Top};
 use serde::Serialize;
 
@@ -22,17 +24,37 @@ fn running_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
-/// The top level the command works on, and which of its generations the
-/// running system is.
-pub(crate) fn machine(ctx: &Context, target: Option<&Path>) -> anyhow::Result<(Top, Running)> {
+/// A machine a command works on: its top level, which of its generations
+/// is running, and its ESP where kod can find it.
+pub(crate) struct Machine {
+    /// The top level (with the boot marks of its entries, when read).
+    pub top: Top,
+    /// Which generations the running system is (none for an image).
+    pub running: Running,
+    /// Where its boot entries are: the image's ESP, the running
+    /// system's `/efi`, or the ESP fstab names for `--target`.
+    pub esp: Option<EspAt>,
+    /// The image, mounted while the command runs.
+    _image: Option<MachineImage>,
+}
+
+/// The machine `--target TOP`, `--image FILE` or (with neither) the
+/// running system names.
+pub(crate) fn machine(
+    ctx: &Context,
+    target: Option<&Path>,
+    image: Option<&Path>,
+) -> anyhow::Result<Machine> {
     let root = running_root();
-    let top = match target {
-        Some(t) => Top::open(t)?,
-        None => {
+    let opened = image.map(MachineImage::open).transpose()?;
+    let top = match (target, &opened) {
+        (_, Some(img)) => Top::open(img.top())?,
+        (Some(t), None) => Top::open(t)?,
+        (None, None) => {
             let kod = root.join("kod");
             Top::open(&kod).with_context(|| {
                 format!(
-                    "the running system has no kod top level at {}: name a machine's top level with --target TOP",
+                    "the running system has no kod top level at {}: name a machine's top level with --target TOP or its image with --image FILE",
                     kod.display()
                 )
             })?
@@ -41,12 +63,50 @@ pub(crate) fn machine(ctx: &Context, target: Option<&Path>) -> anyhow::Result<(T
     if !top.generations_dir().is_dir() {
         anyhow::bail!(
             "{} is not a kod machine's top level ({} is missing): name a machine's top level with --target TOP, or install one with `kod install --target`",
-            top.path().display(),
+            image.unwrap_or(top.path()).display(),
             top.generations_dir().display()
         );
     }
-    let running = Running::detect(&top, &root)?;
-    Ok((top.with_report(ctx.report.clone()), running))
+    let running = match opened {
+        Some(_) => Running::none(),
+        None => Running::detect(&top, &root)?,
+    };
+    let esp = match (&opened, target) {
+        (Some(img), _) => img.esp().cloned(),
+        (None, Some(_)) => kod_engine::boot_entries::esp_in_fstab(&top)?,
+        (None, None) => kod_engine::boot_entries::mounted_esp(&root),
+    };
+    let mut top = top.with_report(ctx.report.clone());
+    if let Some(at) = &esp {
+        match kod_engine::boot_entries::boot_marks(at) {
+            Ok(marks) => top = top.with_boot_marks(marks),
+            Err(e) => eprintln!("kod: warning: the boot entries on {at} could not be read: {e}"),
+        }
+    }
+    Ok(Machine {
+        top,
+        running,
+        esp,
+        _image: opened,
+    })
+}
+
+/// Brings the machine's boot entries in step with its generations after
+/// a change (a commit, a rollback, a delete); nothing for a machine whose
+/// ESP kod does not know. The change itself is done already, so a failure
+/// here says so.
+pub(crate) fn sync_entries(ctx: &Context, m: &Machine) -> anyhow::Result<()> {
+    let Some(at) = &m.esp else {
+        return Ok(());
+    };
+    kod_engine::boot_entries::update(&m.top, at, m.running.booted, false, &ctx.report)
+        .with_context(|| {
+            format!(
+                "the generations changed, but the boot entries on {at} could not follow: run \
+                 `kod generations rollback N` (N the default) to write them again"
+            )
+        })?;
+    Ok(())
 }
 
 /// The machine lock for `what`: waiting for another kod unless --no-wait.
@@ -69,21 +129,30 @@ pub fn run(
     action: Option<&GenerationsAction>,
     flags: &GenerationsFlags,
 ) -> anyhow::Result<ExitCode> {
-    let (top, running) = machine(ctx, flags.target.as_deref())?;
+    let m = machine(ctx, flags.target.as_deref(), flags.image.as_deref())?;
+    let (top, running) = (&m.top, &m.running);
     let json = flags.json;
-    match action.unwrap_or(&GenerationsAction::List) {
-        GenerationsAction::List => list(&top, &running, json),
-        GenerationsAction::Diff { a, b } => diff(&top, *a, *b, json),
+    let changed = match action.unwrap_or(&GenerationsAction::List) {
+        GenerationsAction::List => list(top, running, json).map(|()| false),
+        GenerationsAction::Diff { a, b } => diff(top, *a, *b, json).map(|()| false),
         GenerationsAction::Rollback {
             generation,
             dry_run,
-        } => rollback(ctx, &top, &running, *generation, *dry_run, json),
+        } => rollback(ctx, top, running, *generation, *dry_run, json).map(|()| !dry_run.dry_run),
         GenerationsAction::Delete {
             generations,
             dry_run,
-        } => delete(ctx, &top, &running, generations, *dry_run, json),
-        GenerationsAction::Gc { keep, dry_run } => gc(ctx, &top, &running, *keep, *dry_run, json),
+        } => delete(ctx, top, running, generations, *dry_run, json).map(|()| !dry_run.dry_run),
+        GenerationsAction::Gc { keep, dry_run } => {
+            gc(ctx, top, running, *keep, *dry_run, json).map(|()| !dry_run.dry_run)
+        }
     }?;
+    if changed {
+        // Under the machine lock again: no other kod moves the default
+        // while the entries are written.
+        let _lock = lock(ctx, top, "boot entries")?;
+        sync_entries(ctx, &m)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -493,14 +562,17 @@ mod tests {
             current: number == 9,
             default,
             last_good,
+            bad: number == 8,
         };
         let listing = Listing {
             booted: Some(9),
             current: Some(9),
             default: Some(10),
             last_good: Some(10),
+            bad: vec![8],
             previous_defaults: vec![9],
             generations: vec![
+                g(8, None, false, false),
                 g(9, None, false, false),
                 g(
                     10,
@@ -517,6 +589,7 @@ mod tests {
             table(&listing),
             "\
 GEN  COMMITTED (UTC)   PACKAGES  KERNEL                       MARKS
+  8  2024-02-29 12:34       128  -                            bad
   9  2024-02-29 12:34       129  -                            booted, current
  10  2024-02-29 12:34       130  linux-image-amd64 6.1.129-1  default, last good
 "

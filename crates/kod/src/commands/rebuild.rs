@@ -19,6 +19,8 @@ use crate::context::Context;
 pub struct Args<'a> {
     /// `--target TOP`.
     pub target: Option<&'a Path>,
+    /// `--image FILE`.
+    pub image: Option<&'a Path>,
     /// `-n`.
     pub new_generation: bool,
     /// `-u`.
@@ -53,15 +55,16 @@ struct Output<'a> {
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let in_place = !args.new_generation;
-    let (top, running) = super::generations::machine(ctx, args.target)?;
+    let machine = super::generations::machine(ctx, args.target, args.image)?;
+    let (top, running) = (&machine.top, &machine.running);
     // Dry runs take nothing (they change nothing); a rebuild holds the
     // machine lock from planning to the default pointer.
     let lock = if args.dry_run {
         None
     } else {
-        let lock = super::generations::lock(ctx, &top, "rebuild")?;
+        let lock = super::generations::lock(ctx, top, "rebuild")?;
         // Also when this run turns out to change nothing.
-        kod_engine::machine::remove_leftovers(&top, &ctx.report)?;
+        kod_engine::machine::remove_leftovers(top, &ctx.report)?;
         Some(lock)
     };
     let configuration = ctx.configuration()?;
@@ -70,7 +73,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     // the default's); a new generation starts from the default.
     let from = if in_place { running.current } else { None };
     let rebuild = RebuildPlan::new(
-        &top,
+        top,
         from,
         configuration.config.clone(),
         configuration.files.clone(),
@@ -98,7 +101,13 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let options = super::pkg::install_options(ctx);
-    let made = rebuild.build(&top, &lock, in_place, &options, &ctx.report)?;
+    let made = rebuild.build(top, &lock, in_place, &options, &ctx.report)?;
+    if made.committed {
+        // The new generation is the default: its entry goes on the ESP
+        // now, after the commit, never before it.
+        super::generations::sync_entries(ctx, &machine)?;
+    }
+    drop(lock);
     if !made.committed {
         eprintln!(
             "kod: debug run: commands printed, {} untouched",
