@@ -13,6 +13,7 @@ pub mod btrfs;
 pub mod debrepo;
 pub mod debs;
 pub mod fixtures;
+pub mod golden;
 pub mod http;
 pub mod loopfs;
 pub mod tree;
