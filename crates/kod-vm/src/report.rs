@@ -89,17 +89,17 @@ impl Report {
                 }
             }
             "out" => {
-                if let Some((index, text)) = indexed(value) {
-                    if let Some(run) = self.run(index) {
-                        run.output.push(text.to_string());
-                    }
+                if let Some((index, text)) = indexed(value)
+                    && let Some(run) = self.run(index)
+                {
+                    run.output.push(text.to_string());
                 }
             }
             "status" => {
-                if let Some((index, code)) = indexed(value) {
-                    if let Some(run) = self.run(index) {
-                        run.status = code.parse().ok();
-                    }
+                if let Some((index, code)) = indexed(value)
+                    && let Some(run) = self.run(index)
+                {
+                    run.status = code.parse().ok();
                 }
             }
             "end" => self.complete = true,

@@ -598,14 +598,14 @@ mod tests {
             check,
             run,
             timeout,
-            json,
+            json: flags,
         } = vm(&["a.img"])
         else {
             panic!("not vm");
         };
         assert_eq!(image, PathBuf::from("a.img"));
         assert_eq!(
-            (generation, check, timeout, json.json),
+            (generation, check, timeout, flags.json),
             (None, false, 600, false)
         );
         assert!(run.is_empty());
