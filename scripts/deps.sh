@@ -12,6 +12,8 @@ KOD_APT_PACKAGES=(
     uidmap                                 # newuidmap/newgidmap: personal environments without root
     gdisk fdisk util-linux                 # kod-disk: sgdisk/sfdisk (tests), wipefs, blkid, losetup
     dosfstools mtools xfsprogs             # kod-disk: mkfs.vfat, FAT without mounting, mkfs.xfs
+    qemu-system-x86 ovmf                   # kod vm: qemu and its UEFI firmware
+    linux-image-amd64 busybox-static cpio systemd-boot-efi  # kod-vm's vm tests: a tiny guest booted under OVMF
 )
 
 if [ "$(id -u)" -ne 0 ]; then

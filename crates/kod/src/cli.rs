@@ -223,13 +223,32 @@ pub enum Command {
         json: Json,
     },
 
-    /// Boot an installed image (or one of its generations) in qemu.
+    /// Boot an installed image (or one of its generations) in qemu under
+    /// UEFI firmware (OVMF). Without --check the console is on the
+    /// terminal (Ctrl-A X quits); with it, kod waits for the guest's boot
+    /// report and says whether the boot went well (exit status 0), failed
+    /// (1) or did not report in time (3).
     Vm {
         /// The disk image.
         image: PathBuf,
-        /// Boot this generation instead of the default entry.
+        /// Boot this generation once, its kernel directly (no systemd-boot,
+        /// no boot counting), instead of the default entry; the next boot
+        /// is the default again.
         #[arg(long)]
         generation: Option<u32>,
+        /// Wait for the guest's report, print it, and power the guest off.
+        #[arg(long)]
+        check: bool,
+        /// Run this shell command in the guest as root after the boot and
+        /// report its output and status (repeatable; implies --check).
+        #[arg(long = "run", value_name = "CMD")]
+        run: Vec<String>,
+        /// Seconds to wait for the report.
+        #[arg(long, value_name = "S", default_value_t = 600)]
+        timeout: u64,
+        /// Print the result as JSON (implies --check).
+        #[command(flatten)]
+        json: Json,
     },
 }
 
@@ -506,7 +525,8 @@ impl Command {
             | Command::Bootstrap { json, .. }
             | Command::Install { json, .. }
             | Command::Rebuild { json, .. }
-            | Command::OsStatus { json } => json.json,
+            | Command::OsStatus { json }
+            | Command::Vm { json, .. } => json.json,
             Command::Pkg { action } => match action {
                 PkgAction::Update { .. } => false,
                 PkgAction::Search { json, .. }
@@ -572,5 +592,54 @@ mod tests {
         assert!(!json(&["plan"]));
         assert!(!json(&["pkg", "install", "--root", "/r", "hello"]));
         assert!(!json(&["env", "create", "e", "--distro", "debian:sid"]));
+    }
+
+    fn vm(args: &[&str]) -> Command {
+        Cli::parse_from(["kod", "vm"].into_iter().chain(args.iter().copied())).command
+    }
+
+    #[test]
+    fn vm_flags() {
+        let Command::Vm {
+            image,
+            generation,
+            check,
+            run,
+            timeout,
+            json: flags,
+        } = vm(&["a.img"])
+        else {
+            panic!("not vm");
+        };
+        assert_eq!(image, PathBuf::from("a.img"));
+        assert_eq!(
+            (generation, check, timeout, flags.json),
+            (None, false, 600, false)
+        );
+        assert!(run.is_empty());
+        let Command::Vm {
+            generation,
+            run,
+            timeout,
+            ..
+        } = vm(&[
+            "a.img",
+            "--generation",
+            "2",
+            "--run",
+            "echo a b",
+            "--run",
+            "true",
+            "--timeout",
+            "90",
+        ])
+        else {
+            panic!("not vm");
+        };
+        assert_eq!((generation, timeout), (Some(2), 90));
+        assert_eq!(run, ["echo a b", "true"]);
+        assert!(json(&["vm", "a.img", "--json"]));
+        assert!(Cli::try_parse_from(["kod", "vm"]).is_err());
+        assert!(Cli::try_parse_from(["kod", "vm", "a.img", "--timeout", "soon"]).is_err());
     }
 }

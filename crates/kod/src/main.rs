@@ -138,6 +138,24 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         Command::Generations { action, flags } => {
             commands::generations::run(ctx, action.as_ref(), flags)
         }
+        Command::Vm {
+            image,
+            generation,
+            check,
+            run,
+            timeout,
+            json,
+        } => commands::vm::run(
+            ctx,
+            commands::vm::Args {
+                image,
+                generation: *generation,
+                check: *check,
+                run,
+                timeout: *timeout,
+                json: json.json,
+            },
+        ),
         other => Ok(commands::not_implemented(other.name())),
     }
 }

@@ -111,7 +111,6 @@ fn unbuilt_commands_exit_2_without_panicking() {
         &["snapshot", "list"],
         &["switch-os", "other"],
         &["os-status"],
-        &["vm", "disk.img"],
     ] {
         let out = kod().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -119,6 +118,18 @@ fn unbuilt_commands_exit_2_without_panicking() {
         assert!(err.contains("not implemented yet"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn vm_of_a_missing_image_names_it() {
+    let out = kod()
+        .args(["vm", "/nonexistent/vm.img", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_contains(&err, "/nonexistent/vm.img");
+    assert!(!err.contains("booting"), "{err}");
 }
 
 #[test]
