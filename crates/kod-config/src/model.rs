@@ -294,6 +294,29 @@ pub struct Kernel {
     /// Options added to the kernel command line of every entry
     /// (`console=ttyS0`, `resume=...`).
     pub options: Vec<String>,
+    /// The tool that builds the initramfs; the distribution's default
+    /// when absent.
+    pub initramfs: Option<InitramfsTool>,
+}
+
+/// A tool that builds an initramfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitramfsTool {
+    /// Debian's initramfs-tools (`update-initramfs`).
+    InitramfsTools,
+    /// dracut.
+    Dracut,
+}
+
+impl InitramfsTool {
+    /// Its package (Debian's name), which is also its configuration name.
+    pub fn package(self) -> &'static str {
+        match self {
+            InitramfsTool::InitramfsTools => "initramfs-tools",
+            InitramfsTool::Dracut => "dracut",
+        }
+    }
 }
 
 /// The boot loader.

@@ -95,6 +95,17 @@ pub fn esp_in_fstab(top: &Top) -> Result<Option<EspAt>, EngineError> {
     }))
 }
 
+/// Where the running firmware's EFI variables are.
+pub const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
+/// Whether the firmware whose variables are in `efivars` enforces Secure
+/// Boot: its `SecureBoot` variable (a 4-byte attribute header, then one
+/// byte) is 1. No variable (BIOS, or no efivarfs) means no.
+pub fn secure_boot_on(efivars: &Path) -> bool {
+    let var = efivars.join("SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    std::fs::read(var).is_ok_and(|b| b.len() == 5 && b[4] == 1)
+}
+
 /// What an update of the entries did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EntriesReport {
@@ -324,4 +335,60 @@ fn strings(plan: &serde_json::Value, pointer: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_boot_is_read_from_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!secure_boot_on(dir.path()), "no variable: off");
+        let var = dir
+            .path()
+            .join("SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+        std::fs::write(&var, [6, 0, 0, 0, 1]).unwrap();
+        assert!(secure_boot_on(dir.path()));
+        std::fs::write(&var, [6, 0, 0, 0, 0]).unwrap();
+        assert!(!secure_boot_on(dir.path()));
+    }
+
+    #[test]
+    fn the_root_uuid_comes_from_the_generations_fstab() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/fstab"),
+            "# / was here\nUUID=abc /kod btrfs subvolid=5 0 0\n\
+             UUID=1234-5678 / btrfs subvol=generations/3/rootfs 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(root_uuid(dir.path()).unwrap(), "1234-5678");
+        std::fs::write(
+            dir.path().join("etc/fstab"),
+            "/dev/vda2 / btrfs defaults 0 0\n",
+        )
+        .unwrap();
+        assert!(
+            root_uuid(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("UUID=")
+        );
+    }
+
+    #[test]
+    fn the_newest_kernel_is_taken_in_debian_order() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest_kernel(&dir.path().join("none")).unwrap(), None);
+        for v in ["6.1.0-9-amd64", "6.1.0-28-amd64", "6.1.0-10-amd64"] {
+            std::fs::write(dir.path().join(format!("vmlinuz-{v}")), "").unwrap();
+        }
+        std::fs::write(dir.path().join("config-6.1.0-99-amd64"), "").unwrap();
+        assert_eq!(
+            newest_kernel(dir.path()).unwrap().as_deref(),
+            Some("6.1.0-28-amd64")
+        );
+    }
 }

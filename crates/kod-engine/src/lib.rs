@@ -12,6 +12,7 @@ mod error;
 pub mod fault;
 pub mod image;
 pub mod in_place;
+mod initramfs;
 pub mod machine;
 pub mod packages;
 pub mod rebuild;

@@ -19,7 +19,7 @@ use kod_config::{Config, SourceFile};
 use kod_gen::{InstalledPackages, LockedPackage, Record, Top};
 use kod_plan::Plan;
 use kod_repo::{Freshness, Index};
-use kod_report::{Report, Stage, Work};
+use kod_report::Report;
 use kod_root::Root;
 use kod_solve::{Request, Resolution};
 use serde::Serialize;
@@ -344,11 +344,13 @@ impl MachinePlan {
         kod_system::apply(t.fs(), t.runner(), &settlement.changes, report)?;
         fault::point("settled");
         if self.plan.boot.kernel_package.is_some() {
-            let modules_changed = settlement
-                .changes
-                .iter()
-                .any(|c| c.key == kod_system::boot::KEY);
-            initramfs(t.fs(), t.runner(), modules_changed, report)?;
+            crate::initramfs::build(
+                t.fs(),
+                t.runner(),
+                self.plan.boot.initramfs,
+                &t.packages(),
+                report,
+            )?;
         }
 
         let fs = t.fs();
@@ -509,6 +511,14 @@ pub enum DiskError {
         "no configured disk has the Btrfs root that holds the generations: add a partition with type = \"btrfs\" and mountpoint = \"/\" to `devices`"
     )]
     NoRoot,
+    /// The firmware here enforces Secure Boot, which kod's loader cannot pass.
+    #[error(
+        "Secure Boot is on in this machine's firmware, and kod boots generations with \
+         systemd-boot, which Debian bookworm does not ship signed: the disk would not boot. \
+         Turn Secure Boot off in the firmware settings, or install onto an image (`--image`) \
+         for another machine"
+    )]
+    SecureBoot,
     /// The caller did not confirm.
     #[error("the disks were not confirmed: nothing was written to them")]
     NotConfirmed,
@@ -602,6 +612,16 @@ impl MachinePlan {
         media: &'a BTreeMap<String, Medium>,
     ) -> Result<Vec<PlannedDisk<'a>>, DiskError> {
         let chosen = chosen_media(&self.plan, media)?;
+        // A device is a disk this machine may boot: refuse what its
+        // firmware would refuse to start.
+        if self.plan.boot.kernel_package.is_some()
+            && chosen
+                .iter()
+                .any(|(_, _, m)| matches!(m, Medium::Device(_)))
+            && boot_entries::secure_boot_on(Path::new(boot_entries::EFIVARS))
+        {
+            return Err(DiskError::SecureBoot);
+        }
         let allow = kod_disk::AllowList::new(chosen.iter().filter_map(|(_, _, m)| match m {
             Medium::Device(p) => Some(p),
             Medium::Image { .. } => None,
@@ -922,55 +942,6 @@ pub(crate) fn new_generation(
         let _ = top.forget_unused_numbers();
     }
     result
-}
-
-/// The initramfs of the root's kernels, built once with the
-/// distribution's tool (its hooks were held back during configure): made
-/// for each kernel that has none (a new machine's, a new kernel's), and
-/// every existing one updated when the configured modules changed.
-fn initramfs(
-    fs: &Root,
-    runner: &dyn kod_db::Runner,
-    modules_changed: bool,
-    report: &Report,
-) -> Result<(), EngineError> {
-    let mut kernels = Vec::new();
-    let boot = fs.path().join("boot");
-    // Names only; a /boot that is no directory (a link out) has none.
-    if std::fs::symlink_metadata(&boot).is_ok_and(|m| m.is_dir()) {
-        for entry in std::fs::read_dir(&boot).map_err(|e| EngineError::io(&boot, e))? {
-            let name = entry.map_err(|e| EngineError::io(&boot, e))?.file_name();
-            if let Some(v) = name.to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
-                kernels.push(v.to_string());
-            }
-        }
-    }
-    kernels.sort();
-    let has_initrd = |v: &str| fs.exists(format!("boot/initrd.img-{v}")).unwrap_or(false);
-    let missing: Vec<&String> = kernels.iter().filter(|v| !has_initrd(v)).collect();
-    let update = modules_changed && missing.len() < kernels.len();
-    if missing.is_empty() && !update {
-        return Ok(());
-    }
-    let mut runs: Vec<Vec<&str>> = Vec::new();
-    if update {
-        runs.push(vec!["update-initramfs", "-u", "-k", "all"]);
-    }
-    for v in &missing {
-        runs.push(vec!["update-initramfs", "-c", "-k", v.as_str()]);
-    }
-    let stage = report.stage(Stage::Initramfs, Work::items(runs.len() as u64));
-    for argv in runs {
-        let ran = runner.run("build the initramfs", &argv, &[])?;
-        if !ran.success {
-            return Err(EngineError::Initramfs {
-                status: ran.status,
-                output: ran.tail.join("\n"),
-            });
-        }
-        stage.advance(Work::items(1), argv[3]);
-    }
-    Ok(())
 }
 
 /// The running kod binary in the root, unless the same build is there

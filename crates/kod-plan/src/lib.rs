@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kod_config::{
-    Action, Config, Disk, Distribution, Effect, Environment, IpConfig, KeyPath, LoaderKind, Locale,
-    PartitionKind, Repo, Stage,
+    Action, Config, Disk, Distribution, Effect, Environment, InitramfsTool, IpConfig, KeyPath,
+    LoaderKind, Locale, PartitionKind, Repo, Stage,
 };
 use serde::Serialize;
 
@@ -62,6 +62,9 @@ pub struct BootPlan {
     pub kernel_package: Option<String>,
     /// Modules for the initramfs.
     pub kernel_modules: Vec<String>,
+    /// The tool that builds the initramfs (the configured one, else the
+    /// distribution's default).
+    pub initramfs: InitramfsTool,
     /// The loader.
     pub loader: LoaderKind,
     /// Menu timeout in seconds.
@@ -351,6 +354,9 @@ fn boot(config: &Config, packages: &mut Packages) -> BootPlan {
     BootPlan {
         kernel_package: kernel,
         kernel_modules: b.kernel.modules.clone(),
+        // Dracut where asked for; initramfs-tools is Debian's own (the
+        // other families' defaults come with their backends).
+        initramfs: b.kernel.initramfs.unwrap_or(InitramfsTool::InitramfsTools),
         loader: b.loader.kind,
         timeout: b.loader.timeout,
         extra_entries: b.loader.include.clone(),
@@ -462,9 +468,21 @@ fn settings_support(config: &Config, boot: &BootPlan, packages: &mut Packages) {
     // enabled with the target's systemctl.
     needs.push(("systemd", "network"));
     if boot.kernel_package.is_some() {
-        needs.push(("initramfs-tools", "boot.kernel"));
-        // initramfs-tools compresses with zstd (its default) only when it
-        // is there, gzip otherwise: several times slower to build.
+        // A machine that boots: networkd hands the DNS servers it is given
+        // (by DHCP, or `dns`) to systemd-resolved only; without it the
+        // machine resolves no names. (One without a kernel lives in a
+        // container, which has its host's resolv.conf.)
+        needs.push(("systemd-resolved", "network"));
+    }
+    if boot.kernel_package.is_some() {
+        let why = if config.boot.kernel.initramfs.is_some() {
+            "boot.kernel.initramfs"
+        } else {
+            "boot.kernel"
+        };
+        needs.push((boot.initramfs.package(), why));
+        // The tools compress with zstd (their default) only when it is
+        // there, gzip otherwise: several times slower to build.
         needs.push(("zstd", "boot.kernel"));
         if boot.loader == LoaderKind::SystemdBoot {
             needs.push(("systemd-boot", "boot.loader"));

@@ -1,6 +1,9 @@
 //! The initramfs's extra modules: `boot.kernel.modules` in
 //! initramfs-tools' `/etc/initramfs-tools/modules` (KodOS ignores them),
-//! so the initramfs kod builds loads them at boot.
+//! so the initramfs kod builds loads them at boot; with dracut, in a
+//! configuration file of kod's own that also makes the image generic
+//! (`hostonly="no"`: an image boots on other machines than the one that
+//! built it).
 //!
 //! kod's lines are a block of their own after the distribution's: planning
 //! again replaces the block, so a module taken out of the configuration
@@ -16,6 +19,8 @@ use crate::planner::Planner;
 pub const KEY: &str = "boot.kernel.modules";
 /// initramfs-tools' list of modules to add.
 pub const MODULES_FILE: &str = "/etc/initramfs-tools/modules";
+/// dracut's configuration file of kod's (read after the distribution's).
+pub const DRACUT_FILE: &str = "/etc/dracut.conf.d/90-kod.conf";
 /// The line that opens kod's block; everything after it is kod's.
 const BLOCK: &str = "# Added by kod (boot.kernel.modules); kod rewrites what follows:";
 
@@ -46,6 +51,18 @@ pub fn with_modules(text: &str, modules: &[String]) -> String {
     out
 }
 
+/// kod's dracut configuration: a generic image with `modules` added.
+pub fn dracut_conf(modules: &[String]) -> String {
+    let mut out = String::from(
+        "# Written by kod (boot.kernel); kod rewrites this file.\n\
+         # A generic image, not one for the machine that built it.\nhostonly=\"no\"\n",
+    );
+    if !modules.is_empty() {
+        out.push_str(&format!("add_drivers+=\" {} \"\n", modules.join(" ")));
+    }
+    out
+}
+
 /// Plans the modules file: only when the configuration names modules or
 /// an earlier generation's block is there to take out.
 pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(), Error> {
@@ -56,6 +73,13 @@ pub(crate) fn plan(p: &mut Planner, input: &Input) -> Result<(), Error> {
             value: bad.clone(),
             reason: "is no kernel module name (letters, digits, `_` and `-`)".into(),
         });
+    }
+    if input.plan.boot.kernel_package.is_some()
+        && input.plan.boot.initramfs == kod_config::InitramfsTool::Dracut
+    {
+        p.dirs(KEY, Path::new("/etc/dracut.conf.d"), 0o755, (0, 0))?;
+        p.write(KEY, DRACUT_FILE, dracut_conf(modules), 0o644, (0, 0))?;
+        return Ok(());
     }
     let path = Path::new(MODULES_FILE);
     let Some(text) = p.read_text(path)? else {

@@ -25,6 +25,7 @@ pub mod accounts;
 
 mod apply;
 pub mod boot;
+mod boot_report;
 mod change;
 pub mod effects;
 mod error;
@@ -147,6 +148,7 @@ pub fn plan(root: &Root, input: &Input) -> Result<Settlement, Error> {
     services::plan_settings(&mut p, input)?;
     boot::plan(&mut p, input)?;
     loader::plan(&mut p, input)?;
+    boot_report::plan(&mut p, input)?;
     effects::plan_files(&mut p, input, &accounts)?;
     effects::plan_removed_files(&mut p, input)?;
     let enabled_services = services::plan_units(&mut p, input)?;

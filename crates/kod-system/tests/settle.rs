@@ -54,6 +54,10 @@ fn read(root: &Path, rel: &str) -> String {
     fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o7777
+}
+
 fn runs(changes: &[kod_system::Change]) -> Vec<Vec<String>> {
     changes
         .iter()
@@ -545,6 +549,18 @@ fn the_targets_boot_loader_automation_stays_off_the_esp_and_boot_counting_is_che
     assert_eq!(
         fs::read_link(&check).unwrap(),
         Path::new("/lib/systemd/system/systemd-boot-check-no-failures.service")
+    );
+
+    // kod vm's boot report: its files as kod-vm has them, enabled.
+    for (path, content, mode) in kod_vm::guest::FILES {
+        let rel = path.trim_start_matches('/');
+        assert_eq!(read(&dir, rel), *content, "{path}");
+        assert_eq!(mode_of(&dir.join(rel)), *mode, "{path}");
+    }
+    assert_eq!(
+        fs::read_link(dir.join("etc/systemd/system/multi-user.target.wants/kod-report.service"))
+            .unwrap(),
+        Path::new("/usr/lib/systemd/system/kod-report.service")
     );
 
     // Counting turned off: the check is unlinked, the rest stays.

@@ -56,7 +56,17 @@ impl Machine {
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-        push(&["-nodefaults", "-display", "none", "-nic", "none"]);
+        push(&["-nodefaults", "-display", "none"]);
+        // User-mode networking (NAT through the host): the guest reaches
+        // what the host reaches, e.g. its mirror for `kod rebuild` inside.
+        // No option ROM: OVMF drives virtio-net itself, and a PXE ROM would
+        // only slow the firmware down.
+        push(&[
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0,romfile=",
+        ]);
         push(&["-machine", "q35", "-smp", "2", "-m", "1024"]);
         match self.accel {
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -153,7 +163,7 @@ mod tests {
     fn a_checked_boot_under_tcg() {
         assert_eq!(
             line(&machine()),
-            "-nodefaults -display none -nic none -machine q35 -smp 2 -m 1024 -accel tcg \
+            "-nodefaults -display none -netdev user,id=net0 -device virtio-net-pci,netdev=net0,romfile= -machine q35 -smp 2 -m 1024 -accel tcg \
              -device pvpanic -action panic=exit-failure -no-reboot \
              -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
              -drive if=pflash,format=raw,unit=1,file=/var/tmp/vm.img.efivars \

@@ -150,11 +150,17 @@ fn vm_the_example_boots_blessed_and_can_rebuild_itself() {
         "kod generations list",
         "--run",
         "bootctl list --no-pager",
+        "--run",
+        "/lib/systemd/systemd-networkd-wait-online --timeout=60",
+        "--run",
+        "kod rebuild -n --dry-run",
     ]);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(report["generation"], 0, "{report:#}");
     assert_eq!(report["blessed"], true, "{report:#}");
     assert_eq!(report["failed_units"], Value::Array(vec![]), "{report:#}");
+    // systemd-boot booted generation 0's new entry, counting its tries.
+    assert_eq!(report["entry"], "kod-0_1+3.conf", "{report:#}");
     // Inside, the machine knows its generations and its entries.
     let listing = run_output(&report, 0);
     assert!(
@@ -163,6 +169,13 @@ fn vm_the_example_boots_blessed_and_can_rebuild_itself() {
     );
     let entries = run_output(&report, 1);
     assert!(entries.contains("kod generation 0"), "{entries}");
+    // It can rebuild itself from the configuration it keeps in /etc/kod
+    // (through the host's network): nothing changed, nothing to do.
+    assert_eq!(report["runs"][3]["status"], 0, "{report:#}");
+    assert!(
+        run_output(&report, 3).contains("nothing to do"),
+        "{report:#}"
+    );
     // The boot was blessed: generation 0 is the last good one now.
     assert_eq!(vm.generations()["last_good"], 0);
 }
@@ -213,8 +226,9 @@ fn vm_a_generation_that_fails_its_boot_falls_back_by_itself() {
         return;
     }
     let vm = Vm::new();
-    // A bind mount of a path that does not exist: a unit that fails at
-    // every boot, before boot-complete.target; one try.
+    // A mount of a filesystem type no kernel has: a unit that fails at
+    // every boot, at once (no device to wait for), before
+    // boot-complete.target; one try.
     let failing = vm.config("failing", |t| {
         t.replace(
             "local tools = require(\"tools\")",
@@ -228,7 +242,7 @@ fn vm_a_generation_that_fails_its_boot_falls_back_by_itself() {
             "    services = {",
             "    services = {\n        broken = { services = { m = configs.mount({ name = \
              \"mnt-kodfail\", what = \"/nonexistent-kod-source\", where = \"/mnt/kodfail\", \
-             type = \"none\", options = \"bind\" }) } },",
+             type = \"kodnofs\" }) } },",
         )
     });
     vm.rebuild(&failing);
@@ -294,7 +308,7 @@ fn esp_files(image: &Path) -> Vec<String> {
 }
 
 #[test]
-fn net_max_entries_keeps_the_newest_entries_and_only_their_files() {
+fn net_max_entries_keeps_the_newest_entries_extras_and_only_their_files() {
     if !tiers(&[Tier::Root, Tier::Net]) {
         return;
     }
@@ -305,7 +319,8 @@ fn net_max_entries_keeps_the_newest_entries_and_only_their_files() {
         let config = vm.config(&format!("c{i}"), |t| {
             add_packages(t, &packages).replace(
                 "            timeout = 3,",
-                "            timeout = 3,\n            max_entries = 2,",
+                "            timeout = 3,\n            max_entries = 2,\n            \
+                 include = { \"memtest86+\" },",
             )
         });
         vm.rebuild(&config);
@@ -315,7 +330,12 @@ fn net_max_entries_keeps_the_newest_entries_and_only_their_files() {
         .iter()
         .filter(|f| f.starts_with("/loader/entries/"))
         .collect();
-    assert_eq!(entries.len(), 2, "{files:#?}");
+    assert_eq!(entries.len(), 3, "{files:#?}");
+    // memtest86+'s entry (boot.loader.include), not counted as kod's.
+    assert!(
+        entries.contains(&&"/loader/entries/kodextra-memtest86+.conf".to_string()),
+        "{files:#?}"
+    );
     // The default (3) and the one before it, both still counting.
     assert!(
         entries
@@ -347,6 +367,7 @@ fn net_max_entries_keeps_the_newest_entries_and_only_their_files() {
                 .filter_map(|l| {
                     l.strip_prefix("linux ")
                         .or_else(|| l.strip_prefix("initrd "))
+                        .or_else(|| l.strip_prefix("efi "))
                         .map(str::to_string)
                 })
                 .collect::<Vec<_>>()
@@ -360,5 +381,15 @@ fn net_max_entries_keeps_the_newest_entries_and_only_their_files() {
         .cloned()
         .collect();
     assert_eq!(boot_files, named, "{files:#?}");
-    assert_eq!(named.len(), 2, "one kernel, one initramfs: {named:?}");
+    assert_eq!(
+        named.len(),
+        3,
+        "one kernel, one initramfs, memtest86+: {named:?}"
+    );
+    assert!(
+        named
+            .iter()
+            .any(|f| f.starts_with("/kod/memtest86+/memtest86+-") && f.ends_with(".efi")),
+        "{named:?}"
+    );
 }

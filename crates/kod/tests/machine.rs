@@ -234,6 +234,49 @@ fn net_root_install_target_makes_generation_0_as_configured() {
     assert_eq!(manifest(top), before);
 }
 
+/// `boot.kernel.initramfs = "dracut"`: dracut instead of initramfs-tools
+/// (they conflict), a generic image with the configured modules in it.
+#[test]
+fn net_root_install_target_with_dracut_builds_its_initramfs() {
+    if !tiers(&[Tier::Root, Tier::Net]) {
+        return;
+    }
+    let (fs, cache) = new_machine(6 << 30);
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/debian-vm");
+    for f in ["configuration.lua", "tools.lua"] {
+        std::fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    let file = dir.path().join("configuration.lua");
+    let lua = std::fs::read_to_string(&file).unwrap().replace(
+        "package = \"linux-image-amd64\",",
+        "package = \"linux-image-amd64\",\n            initramfs = \"dracut\",",
+    );
+    assert!(lua.contains("initramfs = \"dracut\""));
+    std::fs::write(&file, lua).unwrap();
+    kod_ok(cache.path(), install_args(dir.path(), fs.path()));
+    let root = fs.path().join("generations/0/rootfs");
+    let packages = in_root(&root, &["dpkg-query", "-W", "-f", "${Package}\\n"]);
+    assert!(packages.lines().any(|p| p == "dracut"), "{packages}");
+    assert!(
+        !packages.lines().any(|p| p == "initramfs-tools"),
+        "{packages}"
+    );
+    let conf = text(&root, "etc/dracut.conf.d/90-kod.conf");
+    assert!(conf.contains("hostonly=\"no\""), "{conf}");
+    assert!(
+        conf.contains("add_drivers+=\" virtio_pci virtio_blk virtio_scsi btrfs \""),
+        "{conf}"
+    );
+    // dracut's own listing of the image it built: the modules are in it.
+    let listing = in_root(&root, &["sh", "-c", "lsinitrd /boot/initrd.img-*"]);
+    for m in ["virtio_blk.ko", "btrfs.ko"] {
+        assert!(listing.contains(m), "{m} missing from the initramfs");
+    }
+    let inputs = in_root(&root, &["sh", "-c", "cat /boot/.kod-initramfs-*"]);
+    assert!(inputs.starts_with("tool dracut\n"), "{inputs}");
+}
+
 /// The one test with a kernel: the example CI boots later, installed with
 /// its kernel and initramfs.
 #[test]

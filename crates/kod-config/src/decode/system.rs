@@ -26,6 +26,20 @@ pub(super) fn boot(node: &Node, path: &KeyPath, pkgs: &PackageCheck) -> Result<B
                 none,
                 modules: k.strings("modules")?,
                 options: k.strings("options")?,
+                initramfs: match k.string("initramfs")?.as_deref() {
+                    None => None,
+                    Some("initramfs-tools") => Some(InitramfsTool::InitramfsTools),
+                    Some("dracut") => Some(InitramfsTool::Dracut),
+                    Some(other) => {
+                        return Err(ConfigError::invalid(
+                            p.key("initramfs").to_string(),
+                            format!(
+                                "unknown initramfs tool {other:?}; expected \"initramfs-tools\" \
+                                 or \"dracut\""
+                            ),
+                        ));
+                    }
+                },
             };
             if let Some(bad) = kernel.options.iter().find(|o| !kernel_option(o)) {
                 return Err(ConfigError::invalid(
