@@ -28,4 +28,6 @@ echo
 $kod generations list --image "$image"
 echo
 echo "booting $image (about a minute without KVM):"
-$kod vm "$image" --check --run "kod generations list" --run "kod rebuild -n --dry-run"
+$kod vm "$image" --check --run "kod generations list" \
+    --run "/lib/systemd/systemd-networkd-wait-online --timeout=60" \
+    --run "kod rebuild -n --dry-run"

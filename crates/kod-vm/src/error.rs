@@ -58,7 +58,7 @@ pub enum VmError {
         /// The image.
         image: PathBuf,
         /// Why.
-        source: gpt::GptError,
+        source: std::io::Error,
     },
     /// The image has no EFI system partition.
     #[error("{} has no EFI system partition (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B): it does not boot under UEFI", image.display())]

@@ -13,24 +13,17 @@ use crate::{DirectBoot, VmError};
 
 /// The byte offset of the image's EFI system partition.
 pub fn esp_offset(image: &Path) -> Result<u64, VmError> {
-    let table = |source| VmError::Table {
+    let parts = kod_disk::read_gpt(image).map_err(|source| VmError::Table {
         image: image.to_path_buf(),
         source,
-    };
-    let disk = gpt::GptConfig::new()
-        .writable(false)
-        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
-        .open(image)
-        .map_err(table)?;
-    let lb = *disk.logical_block_size();
-    let esp = disk
-        .partitions()
-        .values()
-        .find(|p| p.part_type_guid == gpt::partition_types::EFI)
+    })?;
+    parts
+        .iter()
+        .find(|p| p.type_guid == kod_disk::layout::gpt_types::ESP)
+        .map(|p| p.offset)
         .ok_or_else(|| VmError::NoEsp {
             image: image.to_path_buf(),
-        })?;
-    esp.bytes_start(lb).map_err(|e| table(e.into()))
+        })
 }
 
 /// What a Boot Loader Specification entry boots.

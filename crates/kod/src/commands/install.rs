@@ -147,7 +147,21 @@ pub fn run(ctx: &Context, install: &Command) -> anyhow::Result<ExitCode> {
                     boot.operations.len() + boot.loader_files.len()
                 );
             }
-            done.generation
+            // The root was mounted privately and is gone now: name it by
+            // its disk.
+            let on = done
+                .disks
+                .iter()
+                .find(|d| d.partitions.iter().any(|p| p.is_root()));
+            let mut report = done.generation;
+            if let Some(d) = on {
+                report.rootfs = PathBuf::from(format!(
+                    "generations/{}/rootfs on {}",
+                    report.generation,
+                    d.image.as_deref().unwrap_or(&d.device).display()
+                ));
+            }
+            report
         }
     };
     if json {

@@ -121,27 +121,29 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", text(&out));
         let elapsed = started.elapsed().as_secs_f64();
+        // An image's top level was mounted privately: name the root by
+        // the image.
+        let rootfs = match args.image {
+            Some(image) => format!(
+                "generations/{}/rootfs on {}",
+                made.generation,
+                image.display()
+            ),
+            None => made.rootfs.display().to_string(),
+        };
         if in_place {
             eprintln!(
                 "kod: generation {} with {} packages ({elapsed:.1} s), the default: the root of \
                  generation {} changed in place, now at {}; generation {} is kept as it was, \
                  bootable under its number",
-                made.generation,
-                made.packages,
-                rebuild.from,
-                made.rootfs.display(),
-                rebuild.from,
+                made.generation, made.packages, rebuild.from, rootfs, rebuild.from,
             );
         } else {
             eprintln!(
                 "kod: generation {} with {} packages in {} ({elapsed:.1} s), the default; \
                  generation {} is unchanged (changes made to its /etc from now on will not \
                  reach {})",
-                made.generation,
-                made.packages,
-                made.rootfs.display(),
-                rebuild.from,
-                made.generation,
+                made.generation, made.packages, rootfs, rebuild.from, made.generation,
             );
         }
         if !top.boots() {
