@@ -392,4 +392,26 @@ fn net_max_entries_keeps_the_newest_entries_extras_and_only_their_files() {
             .any(|f| f.starts_with("/kod/memtest86+/memtest86+-") && f.ends_with(".efi")),
         "{named:?}"
     );
+
+    // Deleting generation 2 gives its room to the newest one left, 1.
+    vm.kod_ok([
+        "generations".as_ref(),
+        "delete".as_ref(),
+        "2".as_ref(),
+        "--image".as_ref(),
+        vm.image.as_os_str(),
+    ]);
+    let kod_entries: Vec<String> = esp_files(&vm.image)
+        .into_iter()
+        .filter(|f| f.starts_with("/loader/entries/kod-"))
+        .collect();
+    assert_eq!(kod_entries.len(), 2, "{kod_entries:?}");
+    for (n, kept) in [(1, true), (2, false), (3, true)] {
+        let prefix = format!("/loader/entries/kod-{n}_");
+        assert_eq!(
+            kod_entries.iter().any(|e| e.starts_with(&prefix)),
+            kept,
+            "generation {n}: {kod_entries:?}"
+        );
+    }
 }
