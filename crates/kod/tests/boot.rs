@@ -138,7 +138,7 @@ fn run_output(report: &Value, i: usize) -> String {
 }
 
 #[test]
-fn vm_the_example_boots_blessed_and_can_rebuild_itself() {
+fn vm_the_example_boots_blessed_and_rebuilds_itself() {
     if !tiers(&[Tier::Root, Tier::Net, Tier::Vm]) {
         return;
     }
@@ -154,6 +154,10 @@ fn vm_the_example_boots_blessed_and_can_rebuild_itself() {
         "/lib/systemd/systemd-networkd-wait-online --timeout=60",
         "--run",
         "kod rebuild -n --dry-run",
+        "--run",
+        "sed -i 's/\"sudo\" }/\"sudo\", \"hello\" }/' /etc/kod/configuration.lua && kod rebuild",
+        "--run",
+        "ls /efi/loader/entries && hello",
     ]);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(report["generation"], 0, "{report:#}");
@@ -176,6 +180,14 @@ fn vm_the_example_boots_blessed_and_can_rebuild_itself() {
         run_output(&report, 3).contains("nothing to do"),
         "{report:#}"
     );
+    // And rebuild itself in place, on the running system, with its ESP
+    // mounted at /efi: generation 1's entry is there, hello runs.
+    assert_eq!(report["runs"][4]["status"], 0, "{report:#}");
+    assert_eq!(report["runs"][5]["status"], 0, "{report:#}");
+    let after = run_output(&report, 5);
+    assert!(after.contains("kod-1_2+3.conf"), "{after}");
+    assert!(after.contains("kod-0_1.conf"), "{after}");
+    assert!(after.ends_with("Hello, world!"), "{after}");
     // The boot was blessed: generation 0 is the last good one now.
     assert_eq!(vm.generations()["last_good"], 0);
 }
