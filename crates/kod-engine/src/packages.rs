@@ -122,12 +122,14 @@ impl InstallPlan {
     /// Installs the changes into a throwaway overlay on the root
     /// ([`Transaction::ephemeral`], its work directory in `work_dir`) and
     /// keeps its upper layer, configured, at `layer` (absent, on
-    /// `work_dir`'s file system): what `kod shell` runs on. The root is
-    /// never written.
+    /// `work_dir`'s file system): what `kod shell` runs on. `unpacked` is
+    /// called between unpacking and configuring, when there are changes.
+    /// The root is never written.
     pub fn run_into_layer(
         &self,
         work_dir: &Path,
         layer: &Path,
+        unpacked: impl FnOnce(&Transaction) -> Result<(), EngineError>,
         options: &kod_install::Options,
         report: &Report,
     ) -> Result<Vec<PlannedChange>, EngineError> {
@@ -136,6 +138,7 @@ impl InstallPlan {
         let mut t = Transaction::ephemeral(&self.root, work_dir, Some(layer), options)?;
         if !changes.is_empty() {
             self.install_into(&mut t, &debs, &changes)?;
+            unpacked(&t)?;
         }
         t.commit()?;
         Ok(changes)

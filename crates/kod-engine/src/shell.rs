@@ -13,6 +13,8 @@
 //! mount namespace, and the command dies with kod. The run's directory is
 //! removed when the shell ends (its layer moved to `--keep DIR` first if
 //! asked); the directories of killed runs are removed by the next shell.
+//! Triggers that only refresh caches are switched off in the layer
+//! ([`CACHE_TRIGGERS`]).
 
 use std::ffi::OsString;
 use std::fs;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use kod_env::EnvError;
 use kod_env::run::RunPlan;
+use kod_install::Transaction;
 use kod_report::Report;
 use kod_sandbox::{Ids, Overlay, OverlayMarks, Sandbox, Workdir};
 
@@ -65,7 +68,8 @@ impl Shell {
             lower: plan.root.clone(),
             changes: Vec::new(),
         };
-        shell.changes = plan.run_into_layer(&shell.dir, &shell.layer(), options, report)?;
+        let skip = |t: &Transaction| skip_cache_triggers(t, report);
+        shell.changes = plan.run_into_layer(&shell.dir, &shell.layer(), skip, options, report)?;
         Ok(shell)
     }
 
@@ -117,6 +121,39 @@ impl Shell {
             r => r.map_err(|e| EngineError::io(to, e)),
         }
     }
+}
+
+/// Triggers that only refresh caches, each with the file whose absence
+/// makes it skip its work (as the package's own configuration switch
+/// does): a throwaway shell does without them (man-db's alone takes
+/// seconds). The file is removed in the layer only.
+const CACHE_TRIGGERS: [(&str, &str); 1] = [(
+    "man-db's index of manual pages",
+    "var/lib/man-db/auto-update",
+)];
+
+/// Switches off [`CACHE_TRIGGERS`] in the layer before it is configured,
+/// saying which with `-v`.
+fn skip_cache_triggers(t: &Transaction, report: &Report) -> Result<(), EngineError> {
+    for (what, switch) in CACHE_TRIGGERS {
+        let shown = Path::new("/").join(switch);
+        let found = t
+            .fs()
+            .stat(switch)
+            .map_err(|e| EngineError::io(&shown, e))?;
+        if found.is_some() {
+            t.fs()
+                .remove_file(switch)
+                .map_err(|e| EngineError::io(&shown, e))?;
+            report.verbose(|| {
+                format!(
+                    "kod: skipping {what} (its trigger): {} removed in the shell",
+                    shown.display()
+                )
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An I/O error of the run's set-up, as kod-env reports them.

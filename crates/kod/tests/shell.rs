@@ -272,9 +272,20 @@ fn net_root_shell_on_the_host_leaves_it_as_it_was() {
         .unwrap()
         .lines()
         .count();
-    let o = kod(cache.path(), ["shell", "-p", "hello", "--", "hello"]);
+    let man_db = Path::new("/var/lib/man-db/auto-update");
+    let had_man_db = man_db.exists();
+    let o = kod(cache.path(), ["-v", "shell", "-p", "hello", "--", "hello"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "Hello, world!\n");
+    // hello has a manual page: man-db's trigger is skipped, and says so.
+    if had_man_db {
+        assert!(
+            stderr(&o).contains("skipping man-db's index"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(man_db.exists(), "only the shell's layer loses the switch");
+    }
     assert!(!Path::new("/usr/bin/hello").exists());
     assert!(
         std::fs::read(status).unwrap() == db_before,
