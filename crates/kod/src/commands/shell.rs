@@ -91,7 +91,20 @@ pub fn run(ctx: &Context, args: Args<'_>) -> anyhow::Result<ExitCode> {
     let code = match ran {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kod shell: {e}");
+            match &e {
+                // Its root is the overlay's private mount point: name the
+                // root it shows instead.
+                kod_env::EnvError::Sandbox(kod_sandbox::SandboxError::Exec {
+                    program,
+                    source,
+                    ..
+                }) => eprintln!(
+                    "kod shell: cannot run {program} in the shell on {}: {source}; is it in one \
+                     of the packages (-p)?",
+                    args.root.display()
+                ),
+                e => eprintln!("kod shell: {e}"),
+            }
             envrun::exit_code_for(&e)
         }
     };
