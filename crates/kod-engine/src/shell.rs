@@ -10,7 +10,8 @@
 //! through kod-env's [`RunPlan`] in a sandbox whose overlay has the root
 //! below that layer, with the host's `/dev`, `/proc`, `/sys`, `/home`,
 //! `/tmp` and `/run` bound in: the overlay exists only in the command's
-//! mount namespace, and the command dies with kod. The run's directory is
+//! mount namespace, the command dies with kod, and what it starts runs in
+//! a PID namespace that ends with it. The run's directory is
 //! removed when the shell ends (its layer moved to `--keep DIR` first if
 //! asked); the directories of killed runs are removed by the next shell.
 //! Triggers that only refresh caches are switched off in the layer
@@ -104,7 +105,8 @@ impl Shell {
             .workdir(Workdir::Inherit {
                 home: std::env::var_os("HOME").map(PathBuf::from),
             })
-            .die_with_parent(true);
+            .die_with_parent(true)
+            .pid_namespace(true);
         let lower = kod_root::Root::open(&self.lower).map_err(io("open", &self.lower))?;
         RunPlan::new(&sandbox, &lower, command)
     }
