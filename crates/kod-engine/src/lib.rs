@@ -16,6 +16,7 @@ mod initramfs;
 pub mod machine;
 pub mod packages;
 pub mod rebuild;
+pub mod shell;
 pub mod sources;
 
 pub use error::EngineError;

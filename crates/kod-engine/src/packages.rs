@@ -112,15 +112,59 @@ impl InstallPlan {
         if changes.is_empty() {
             return Ok(changes);
         }
+        let debs = self.fetch(report)?;
+        let mut t = Transaction::begin(&self.root, options)?;
+        self.install_into(&mut t, &debs, &changes)?;
+        t.commit()?;
+        Ok(changes)
+    }
+
+    /// Installs the changes into a throwaway overlay on the root
+    /// ([`Transaction::ephemeral`], its work directory in `work_dir`) and
+    /// keeps its upper layer, configured, at `layer` (absent, on
+    /// `work_dir`'s file system): what `kod shell` runs on. `unpacked` is
+    /// called between unpacking and configuring, when there are changes.
+    /// The root is never written.
+    pub fn run_into_layer(
+        &self,
+        work_dir: &Path,
+        layer: &Path,
+        unpacked: impl FnOnce(&Transaction) -> Result<(), EngineError>,
+        options: &kod_install::Options,
+        report: &Report,
+    ) -> Result<Vec<PlannedChange>, EngineError> {
+        let changes = self.changes();
+        let debs = self.fetch(report)?;
+        let mut t = Transaction::ephemeral(&self.root, work_dir, Some(layer), options)?;
+        if !changes.is_empty() {
+            self.install_into(&mut t, &debs, &changes)?;
+            unpacked(&t)?;
+        }
+        t.commit()?;
+        Ok(changes)
+    }
+
+    /// The archives of the changes, from the shared cache (downloaded
+    /// there first when missing).
+    fn fetch(&self, report: &Report) -> Result<Vec<PathBuf>, EngineError> {
         let downloads: Vec<Download> = self
             .resolution
             .changes()
             .filter_map(|p| p.record)
             .map(|id| download(&self.index, id))
             .collect();
-        let debs = fetch(&downloads, report)?;
-        let mut t = Transaction::begin(&self.root, options)?;
-        t.install(&debs)?;
+        fetch(&downloads, report)
+    }
+
+    /// Installs `debs` in `t` and tells apt which of `changes` were asked
+    /// for and which were pulled in.
+    fn install_into(
+        &self,
+        t: &mut Transaction,
+        debs: &[PathBuf],
+        changes: &[PlannedChange],
+    ) -> Result<(), EngineError> {
+        t.install(debs)?;
         let requested: Vec<&str> = changes
             .iter()
             .filter(|c| c.requested)
@@ -133,8 +177,7 @@ impl InstallPlan {
             .collect();
         t.mark_auto_installed(&requested, false)?;
         t.mark_auto_installed(&pulled, true)?;
-        t.commit()?;
-        Ok(changes)
+        Ok(())
     }
 }
 

@@ -86,8 +86,6 @@ fn shell(root: &Root, caller: Caller, notes: &mut Vec<String>) -> PathBuf {
 pub fn plan(env: &Env, volumes: &[PathBuf], command: &[OsString]) -> Result<RunPlan, EnvError> {
     let root = env.root();
     let rootdir = Root::open(&root).map_err(EnvError::io("open", &root))?;
-    let caller = Caller::current();
-    let mut notes = Vec::new();
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let mut sandbox = Sandbox::new(&root)
         .share_host_dirs()
@@ -103,19 +101,29 @@ pub fn plan(env: &Env, volumes: &[PathBuf], command: &[OsString]) -> Result<RunP
         };
         sandbox = sandbox.bind(Bind::same(abs));
     }
-    let prepared = sandbox.prepare()?;
-    notes.extend(prepared.notes().iter().cloned());
-    let cmd = match command.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args);
-            c
-        }
-        None => Command::new(shell(&rootdir, caller, &mut notes)),
-    };
-    Ok(RunPlan {
-        prepared,
-        command: cmd,
-        notes,
-    })
+    RunPlan::new(&sandbox, &rootdir, command)
+}
+
+impl RunPlan {
+    /// Plans running `command` (empty: the caller's shell, if `root`, the
+    /// root the command sees, has it) in a sandbox set up by the caller:
+    /// what `kod run` does for an environment and `kod shell` for an
+    /// overlay.
+    pub fn new(sandbox: &Sandbox, root: &Root, command: &[OsString]) -> Result<RunPlan, EnvError> {
+        let prepared = sandbox.prepare()?;
+        let mut notes: Vec<String> = prepared.notes().to_vec();
+        let cmd = match command.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+            None => Command::new(shell(root, Caller::current(), &mut notes)),
+        };
+        Ok(RunPlan {
+            prepared,
+            command: cmd,
+            notes,
+        })
+    }
 }

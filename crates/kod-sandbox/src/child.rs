@@ -49,6 +49,9 @@ pub(crate) enum Op {
     SetSigmask(libc::sigset_t),
     /// Be killed (SIGKILL) when the parent dies.
     DieWithParent,
+    /// Put what the command starts into a new PID namespace whose init is
+    /// a reaper forked here (see [`reaper`]).
+    PidNamespace,
 }
 
 // SAFETY: `sigset_t` is plain data; every other field is owned data.
@@ -147,6 +150,22 @@ impl Op {
             Op::DieWithParent => rustix::process::set_parent_process_death_signal(Some(
                 rustix::process::Signal::KILL,
             )),
+            Op::PidNamespace => {
+                // SAFETY: as for `Unshare`; CLONE_NEWPID changes only the
+                // namespace of the children made from now on.
+                unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWPID) }?;
+                // A raw fork: glibc's fork would run its atfork handlers,
+                // which take locks other threads of kod may have held.
+                // SAFETY: clone with SIGCHLD only is fork; the child runs
+                // `reaper`, which makes system calls only.
+                match unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) } {
+                    -1 => Err(Errno::from_raw_os_error(
+                        io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                    )),
+                    0 => reaper(),
+                    _ => Ok(()),
+                }
+            }
             Op::SetSigmask(set) => {
                 // SAFETY: `set` is a valid, initialised signal set.
                 let r =
@@ -157,6 +176,31 @@ impl Op {
                     Err(Errno::from_raw_os_error(r))
                 }
             }
+        }
+    }
+}
+
+/// The init of the command's PID namespace: the first process in it, a
+/// copy of the child before it runs the command. It dies (SIGKILL) with
+/// the command, and the kernel then kills everything the command started,
+/// so nothing outlives the command or a killed kod; meanwhile it reaps
+/// the orphans of the namespace. It closes every descriptor (the spawn's
+/// pipes among them, which would hold the spawn open) and blocks every
+/// signal but the kill.
+fn reaper() -> ! {
+    // SAFETY: plain system calls on local, initialised data.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        let mut chld: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut chld);
+        libc::sigaddset(&mut chld, libc::SIGCHLD);
+        loop {
+            while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+            libc::sigwaitinfo(&chld, std::ptr::null_mut());
         }
     }
 }

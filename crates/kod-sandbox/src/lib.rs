@@ -22,6 +22,9 @@
 //!   subordinate ids (/etc/subuid, /etc/subgid) are mapped by the system's
 //!   `newuidmap`/`newgidmap`, so a package manager can chown files in a
 //!   personal environment (mmdebstrap's unshare mode);
+//! - optionally ([`Sandbox::pid_namespace`]) a PID namespace for what the
+//!   command starts, whose init (forked in the child) dies with the
+//!   command, so nothing it started outlives it;
 //! - the caller's environment, working directory (at the same path inside
 //!   the root, else `$HOME`, else `/`, with a note), terminal and process
 //!   group; the command is a direct child whose exit status kod passes on

@@ -66,6 +66,7 @@ pub struct Sandbox {
     nosuid: bool,
     workdir: Workdir,
     die_with_parent: bool,
+    pid_namespace: bool,
 }
 
 impl Sandbox {
@@ -81,6 +82,7 @@ impl Sandbox {
             nosuid: true,
             workdir: Workdir::Inherit { home: None },
             die_with_parent: false,
+            pid_namespace: false,
         }
     }
 
@@ -124,6 +126,18 @@ impl Sandbox {
     /// with it.
     pub fn die_with_parent(mut self, yes: bool) -> Sandbox {
         self.die_with_parent = yes;
+        self
+    }
+
+    /// Whether everything the command starts runs in a PID namespace of
+    /// its own, whose init dies with the command: then nothing the command
+    /// started outlives it (or a killed kod, with [`die_with_parent`]).
+    /// The command itself stays a direct child of kod, which passes
+    /// signals on to it as before.
+    ///
+    /// [`die_with_parent`]: Sandbox::die_with_parent
+    pub fn pid_namespace(mut self, yes: bool) -> Sandbox {
+        self.pid_namespace = yes;
         self
     }
 
@@ -227,6 +241,14 @@ impl Sandbox {
             }
             None => None,
         };
+        if self.pid_namespace {
+            plan.push(
+                Op::PidNamespace,
+                "put what the command starts in a new PID namespace (unshare CLONE_NEWPID) \
+                 with an init that dies with the command",
+                userns,
+            );
+        }
         plan.push(
             Op::MakeSlave,
             "make the mounts of the new namespace slaves of the host's",

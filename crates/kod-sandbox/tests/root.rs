@@ -344,3 +344,33 @@ fn root_an_overlay_mount_made_in_a_pre_exec_keeps_user_marks() {
     assert_eq!(std::fs::read_dir(&merged).unwrap().count(), 0);
     assert_eq!(mountinfo(), before, "the host's mounts changed");
 }
+
+#[test]
+fn root_what_the_command_starts_ends_with_it_in_its_pid_namespace() {
+    let Some(dir) = root_tier() else { return };
+    // The background sleep is pid 2 of the new namespace (its init is 1);
+    // the command itself is the host's.
+    let out = output(
+        sandbox(dir.path()).pid_namespace(true),
+        sh("sleep 30 >/dev/null 2>&1 & echo $!; grep ^NSpid: /proc/$!/status | wc -w"),
+    );
+    assert_eq!(exit_code(out.status), 0);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let bg: u32 = lines.next().unwrap().parse().unwrap();
+    assert_eq!(
+        lines.next(),
+        Some("3"),
+        "NSpid names two namespaces: {text}"
+    );
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{bg}/cmdline"))
+        .is_ok_and(|c| c.starts_with("sleep"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the background sleep outlived the command"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

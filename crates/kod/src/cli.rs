@@ -131,15 +131,27 @@ pub enum Command {
         dry_run: DryRun,
     },
 
-    /// Open a shell on a throwaway overlay of the running system with extra
-    /// packages; the overlay is discarded on exit.
+    /// Open a shell on a throwaway overlay of the running system (or of
+    /// --root DIR) with extra packages; the overlay is discarded on exit.
+    /// Needs root; under sudo the command runs as root.
     Shell {
         /// A package to add (repeatable; `aur:` and `flatpak:` prefixes allowed).
         #[arg(short, long = "package", value_name = "PKG")]
         packages: Vec<String>,
-        /// Command to run instead of an interactive shell.
+        /// The root to overlay instead of the running system's `/`.
+        #[arg(long, value_name = "DIR", default_value = "/", conflicts_with = "env")]
+        root: PathBuf,
+        /// One of your environments instead (not available yet).
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+        /// Keep the overlay's upper layer (the packages and what the command
+        /// changed) at DIR, which must not exist, instead of discarding it.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        /// Command to run instead of your shell; any bytes, as the shell
+        /// passes them.
         #[arg(last = true)]
-        command: Vec<String>,
+        command: Vec<std::ffi::OsString>,
     },
 
     /// List, compare, roll back, delete and garbage-collect a machine's

@@ -135,6 +135,22 @@ fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             volume,
             command,
         } => commands::env::run_in(ctx, name, volume, command),
+        Command::Shell {
+            packages,
+            root,
+            env,
+            keep,
+            command,
+        } => commands::shell::run(
+            ctx,
+            commands::shell::Args {
+                packages,
+                root,
+                env: env.as_deref(),
+                keep: keep.as_deref(),
+                command,
+            },
+        ),
         Command::Generations { action, flags } => {
             commands::generations::run(ctx, action.as_ref(), flags)
         }

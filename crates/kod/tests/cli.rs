@@ -107,7 +107,6 @@ fn changing_commands_take_dry_run_and_listing_commands_json() {
 fn unbuilt_commands_exit_2_without_panicking() {
     for args in [
         &["rebuild-user"][..],
-        &["shell", "-p", "htop"],
         &["snapshot", "list"],
         &["switch-os", "other"],
         &["os-status"],
@@ -258,4 +257,27 @@ fn a_grub_machine_is_refused_naming_the_key() {
         0,
         "nothing written"
     );
+}
+
+#[test]
+fn shell_refuses_backends_and_environments_it_does_not_have_yet() {
+    for (args, says) in [
+        (
+            &["shell", "-p", "hello", "-p", "aur:yay"][..],
+            "aur:yay: the aur backend is not available yet",
+        ),
+        (
+            &["shell", "-p", "flatpak:org.gnome.Maps"],
+            "the flatpak backend is not available yet",
+        ),
+        (
+            &["shell", "--env", "mine", "-p", "cowsay"],
+            "--env mine: shells on environments are not available yet",
+        ),
+    ] {
+        let out = kod().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod install;
 pub mod pkg;
 pub mod plan;
 pub mod rebuild;
+pub mod shell;
 pub mod vm;
 
 use std::process::ExitCode;
