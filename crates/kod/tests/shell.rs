@@ -39,6 +39,17 @@ fn shell(cache: &Path, root: &Path, args: &[&str]) -> Output {
     kod(cache, all)
 }
 
+/// [`shell`] started in the working directory `cwd`.
+fn shell_in(cache: &Path, root: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Process::new(env!("CARGO_BIN_EXE_kod"))
+        .env("KOD_CACHE_DIR", cache)
+        .current_dir(cwd)
+        .args(["shell".as_ref(), "--root".as_ref(), root.as_os_str()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -113,30 +124,37 @@ fn net_root_shell_adds_packages_on_a_bootstrapped_root_and_leaves_it_as_it_was()
     );
 
     // /proc, /dev, /tmp work inside; the command is the caller (root here)
-    // in the caller's working directory.
-    let o = shell(
+    // in the caller's working directory, which is there inside when it is
+    // under a directory the shell shares (/tmp), and else the caller's
+    // home in the root.
+    let script = "grep ^Name: /proc/self/status; test -c /dev/null && echo dev; \
+                  touch /tmp/kod-shell-test-$$ && echo tmp; rm -f /tmp/kod-shell-test-$$; pwd; id -u";
+    let shared = tempfile::tempdir_in("/tmp").unwrap();
+    let o = shell_in(
         &cache,
         &root,
-        &[
-            "-p",
-            "hello",
-            "--",
-            "sh",
-            "-c",
-            "grep ^Name: /proc/self/status; test -c /dev/null && echo dev; \
-             touch /tmp/kod-shell-test-$$ && echo tmp; rm -f /tmp/kod-shell-test-$$; pwd; id -u",
-        ],
+        shared.path(),
+        &["-p", "hello", "--", "sh", "-c", script],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let cwd = std::env::current_dir().unwrap();
-    let expected_cwd = if root.join(cwd.strip_prefix("/").unwrap()).is_dir() {
-        cwd.display().to_string()
-    } else {
-        std::env::var("HOME")
-            .ok()
-            .filter(|h| root.join(h.trim_start_matches('/')).is_dir())
-            .unwrap_or_else(|| "/".into())
-    };
+    assert_eq!(
+        stdout(&o),
+        format!("Name:\tgrep\ndev\ntmp\n{}\n0\n", shared.path().display()),
+        "{}",
+        stderr(&o)
+    );
+    let unshared = tempfile::tempdir_in("/var/tmp").unwrap();
+    let o = shell_in(
+        &cache,
+        &root,
+        unshared.path(),
+        &["-p", "hello", "--", "sh", "-c", script],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let expected_cwd = std::env::var("HOME")
+        .ok()
+        .filter(|h| root.join(h.trim_start_matches('/')).is_dir())
+        .unwrap_or_else(|| "/".into());
     assert_eq!(
         stdout(&o),
         format!("Name:\tgrep\ndev\ntmp\n{expected_cwd}\n0\n"),
