@@ -74,16 +74,11 @@ pub fn esp_in_fstab(top: &Top) -> Result<Option<EspAt>, EngineError> {
     let Ok(text) = std::fs::read_to_string(&fstab) else {
         return Ok(None);
     };
-    let uuid = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 1 && f[1] == "/efi")
-        .and_then(|f| f[0].strip_prefix("UUID=").map(str::to_string));
-    let Some(uuid) = uuid else {
+    let Some(uuid) = uuid_mounted_at(&text, "/efi") else {
         return Ok(None);
     };
     let found = std::process::Command::new("blkid")
-        .args(["-U", &uuid])
+        .args(["-U", uuid])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -237,18 +232,7 @@ fn describe(top: &Top, n: u64) -> Result<Option<Generation>, EngineError> {
 /// The newest kernel version in `boot` (`vmlinuz-VERSION`), by Debian's
 /// version order.
 fn newest_kernel(boot: &Path) -> Result<Option<String>, EngineError> {
-    let entries = match std::fs::read_dir(boot) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EngineError::io(boot, e)),
-    };
-    let mut versions = Vec::new();
-    for entry in entries {
-        let name = entry.map_err(|e| EngineError::io(boot, e))?.file_name();
-        if let Some(v) = name.to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
-            versions.push(v.to_string());
-        }
-    }
+    let mut versions = crate::initramfs::kernel_versions(boot)?;
     // Kernel versions are dpkg versions (`6.1.0-28-amd64`); one that is not
     // sorts first.
     let order =
@@ -257,14 +241,21 @@ fn newest_kernel(boot: &Path) -> Result<Option<String>, EngineError> {
     Ok(versions.pop())
 }
 
+/// The UUID of the filesystem an fstab's `UUID=…` line mounts at `at`.
+fn uuid_mounted_at<'t>(fstab: &'t str, at: &str) -> Option<&'t str> {
+    fstab
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 1 && f[1] == at && !f[0].starts_with('#'))
+        .and_then(|f| f[0].strip_prefix("UUID="))
+}
+
 /// The root filesystem's UUID, from the generation's fstab line for `/`.
 fn root_uuid(root: &Path) -> Result<String, EngineError> {
     let fstab = root.join("etc/fstab");
     let text = std::fs::read_to_string(&fstab).map_err(|e| EngineError::io(&fstab, e))?;
-    text.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 1 && f[1] == "/" && !f[0].starts_with('#'))
-        .and_then(|f| f[0].strip_prefix("UUID=").map(str::to_string))
+    uuid_mounted_at(&text, "/")
+        .map(str::to_string)
         .ok_or_else(|| EngineError::Machine {
             path: fstab,
             reason: "has no `UUID=… /` line for the root: the entry could not name its root".into(),

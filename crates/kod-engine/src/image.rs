@@ -10,7 +10,7 @@ use std::path::Path;
 use kod_disk::layout::gpt_types;
 
 use crate::boot_entries::EspAt;
-use crate::machine::{DiskError, Mounted, private_namespace};
+use crate::machine::{DiskError, Mounted, private_namespace, temporary_mount_point};
 
 /// An opened image: its top level mounted at [`MachineImage::top`].
 pub struct MachineImage {
@@ -60,14 +60,7 @@ impl MachineImage {
                 source,
             }
         })?;
-        let dir = tempfile::Builder::new()
-            .prefix("kod-image-")
-            .tempdir()
-            .map_err(|source| DiskError::Mount {
-                what: "making a temporary mount point in",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = temporary_mount_point("kod-image-")?;
         let mounted = Mounted::btrfs(lo.path(), dir.path())?;
         Ok(MachineImage {
             esp,

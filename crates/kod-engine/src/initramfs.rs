@@ -87,7 +87,7 @@ pub(crate) fn build(
     report: &Report,
 ) -> Result<(), EngineError> {
     let tool = Tool::of(tool);
-    let kernels = kernels(fs)?;
+    let kernels = kernel_versions(&fs.path().join("boot"))?;
     let mut todo = Vec::new();
     for v in &kernels {
         let want = inputs(fs, tool, v, packages)?;
@@ -130,14 +130,14 @@ fn record_path(version: &str) -> String {
     format!("boot/.kod-initramfs-{version}")
 }
 
-/// The kernel versions in the root's `/boot` (`vmlinuz-VERSION`), sorted.
-fn kernels(fs: &Root) -> Result<Vec<String>, EngineError> {
+/// The kernel versions in a root's `boot` directory (`vmlinuz-VERSION`),
+/// sorted by name.
+pub(crate) fn kernel_versions(boot: &Path) -> Result<Vec<String>, EngineError> {
     let mut kernels = Vec::new();
-    let boot = fs.path().join("boot");
     // Names only; a /boot that is no directory (a link out) has none.
-    if std::fs::symlink_metadata(&boot).is_ok_and(|m| m.is_dir()) {
-        for entry in std::fs::read_dir(&boot).map_err(|e| EngineError::io(&boot, e))? {
-            let name = entry.map_err(|e| EngineError::io(&boot, e))?.file_name();
+    if std::fs::symlink_metadata(boot).is_ok_and(|m| m.is_dir()) {
+        for entry in std::fs::read_dir(boot).map_err(|e| EngineError::io(boot, e))? {
+            let name = entry.map_err(|e| EngineError::io(boot, e))?.file_name();
             if let Some(v) = name.to_str().and_then(|n| n.strip_prefix("vmlinuz-")) {
                 kernels.push(v.to_string());
             }

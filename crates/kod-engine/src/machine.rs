@@ -736,14 +736,7 @@ impl MachinePlan {
         let at = match mount_point {
             Some(p) => p,
             None => {
-                temporary = tempfile::Builder::new()
-                    .prefix("kod-install-")
-                    .tempdir()
-                    .map_err(|source| DiskError::Mount {
-                        what: "making a temporary mount point in",
-                        path: std::env::temp_dir(),
-                        source,
-                    })?;
+                temporary = temporary_mount_point("kod-install-")?;
                 temporary.path()
             }
         };
@@ -813,6 +806,18 @@ fn chosen_media<'a>(
         chosen.push((key.as_str(), disk, medium));
     }
     Ok(chosen)
+}
+
+/// A new private directory to mount a disk's root at, removed when dropped.
+pub(crate) fn temporary_mount_point(prefix: &str) -> Result<tempfile::TempDir, DiskError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| DiskError::Mount {
+            what: "making a temporary mount point in",
+            path: std::env::temp_dir(),
+            source,
+        })
 }
 
 /// Refuses to mount unless this process has a mount namespace of its own,

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use kod_testkit::{Tier, golden, tiers};
+use kod_testkit::{Tier, golden, run_ok, tiers};
 use serde_json::Value;
 
 const KOD: &str = env!("CARGO_BIN_EXE_kod");
@@ -281,12 +281,8 @@ fn vm_a_generation_that_fails_its_boot_falls_back_by_itself() {
 
 /// The ESP's byte offset in `image`, as sfdisk finds it.
 fn esp_offset(image: &Path) -> u64 {
-    let table = Command::new("sfdisk")
-        .arg("--json")
-        .arg(image)
-        .output()
-        .unwrap();
-    let t: Value = serde_json::from_slice(&table.stdout).unwrap();
+    let table = run_ok(Command::new("sfdisk").arg("--json").arg(image));
+    let t: Value = serde_json::from_str(&table).unwrap();
     let esp = t["partitiontable"]["partitions"]
         .as_array()
         .unwrap()
@@ -299,24 +295,17 @@ fn esp_offset(image: &Path) -> u64 {
 /// The ESP's files (`mdir -b -/` through mtools), as `/path` lines.
 fn esp_files(image: &Path) -> Vec<String> {
     let offset = esp_offset(image);
-    let out = Command::new("mdir")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .args(["-b", "-/", "-i"])
-        .arg(format!("{}@@{offset}", image.display()))
-        .arg("::/")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.ends_with('/'))
-        .map(|l| l.trim_start_matches("::").to_string())
-        .collect()
+    run_ok(
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-b", "-/", "-i"])
+            .arg(format!("{}@@{offset}", image.display()))
+            .arg("::/"),
+    )
+    .lines()
+    .filter(|l| !l.ends_with('/'))
+    .map(|l| l.trim_start_matches("::").to_string())
+    .collect()
 }
 
 #[test]
@@ -363,26 +352,25 @@ fn net_max_entries_keeps_the_newest_entries_extras_and_only_their_files() {
     );
     // Exactly the kernel and initramfs the entries name: the rebuilds
     // changed no kernel input, so one of each.
+    let esp = format!("{}@@{}", vm.image.display(), esp_offset(&vm.image));
     let named: Vec<String> = entries
         .iter()
         .flat_map(|e| {
-            let out = Command::new("mtype")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .arg("-i")
-                .arg(format!("{}@@{}", vm.image.display(), esp_offset(&vm.image)))
-                .arg(format!("::{e}"))
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .lines()
-                .filter_map(|l| {
-                    l.strip_prefix("linux ")
-                        .or_else(|| l.strip_prefix("initrd "))
-                        .or_else(|| l.strip_prefix("efi "))
-                        .map(str::to_string)
-                })
-                .collect::<Vec<_>>()
+            run_ok(
+                Command::new("mtype")
+                    .env("MTOOLS_SKIP_CHECK", "1")
+                    .arg("-i")
+                    .arg(&esp)
+                    .arg(format!("::{e}")),
+            )
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("linux ")
+                    .or_else(|| l.strip_prefix("initrd "))
+                    .or_else(|| l.strip_prefix("efi "))
+                    .map(str::to_string)
+            })
+            .collect::<Vec<_>>()
         })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
